@@ -1,0 +1,315 @@
+"""The training loop: CUDA with AMP when present, CPU otherwise; atomic, resumable, deterministic.
+
+What the loop needs from a model family is a *task* (``forward(model, batch)
+-> outputs`` and ``loss(outputs, batch) -> (loss, parts)``); what it needs
+from the user is a recipe (optimizer, schedule, epochs). Everything else is
+here: seeding, the progress bar, checkpoints written atomically every epoch
+and every ``checkpoint_every`` steps, and resumption from the last one (a
+killed run continues where its last checkpoint left it, down to the batch,
+and reaches the same weights as an uninterrupted run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..core.atomic import atomic_file
+from ..zoo.checkpoints import read_checkpoint, save_checkpoint
+
+
+class Task(Protocol):
+    def forward(self, model: torch.nn.Module, batch: dict) -> dict: ...
+
+    def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adamw"  # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # cosine | step | constant
+    milestones: tuple[float, ...] = (0.8, 0.95)  # fractions of training for "step"
+    gamma: float = 0.1
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool | None = None  # None: on for CUDA
+    num_workers: int = 0
+    checkpoint_every: int = 0  # steps; 0 = only at epoch ends
+    val_metric: str = ""  # key of the validation dict to select best.pt; "" = none
+    val_mode: str = "max"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps done in total
+    step_in_epoch: int = 0  # batches of the current epoch already consumed
+    best: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        # norms, biases, tokens and position tables are not decayed (the ViT papers' recipes)
+        (no_decay if p.ndim <= 1 or n.endswith(("token", "tokens", "pos_embed", "pos_embedding")) else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    makers = {
+        "adam": lambda: torch.optim.Adam(groups, lr=cfg.lr),
+        "adamw": lambda: torch.optim.AdamW(groups, lr=cfg.lr),
+        "sgd": lambda: torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True),
+    }
+    if cfg.optimizer not in makers:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose from {sorted(makers)}")
+    return makers[cfg.optimizer]()
+
+
+def _lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    frac = step / max(total, 1)
+    schedules: dict[str, Callable[[], float]] = {
+        "constant": lambda: 1.0,
+        "cosine": lambda: 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))),
+        "step": lambda: cfg.gamma ** sum(frac >= m for m in cfg.milestones),
+    }
+    if cfg.schedule not in schedules:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose from {sorted(schedules)}")
+    return schedules[cfg.schedule]()
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "python": json.dumps(random.getstate()),
+    }
+
+
+def _set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(("MT19937", s["numpy_keys"].numpy().astype(np.uint32), s["numpy_pos"], 0, 0.0))
+    st = json.loads(s["python"])
+    random.setstate((st[0], tuple(st[1]), st[2]))
+
+
+class Trainer:
+    """Runs ``task`` on ``model`` over ``train_data``; writes ``out/last.pt``, ``best.pt``, ``history.json``."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        task: Task,
+        train_data: Dataset,
+        config: TrainConfig,
+        out_dir: str | Path,
+        evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+        progress: bool = True,
+        meta: dict | None = None,
+    ):
+        self.model, self.task, self.data, self.cfg = model, task, train_data, config
+        self.out = Path(out_dir)
+        self.evaluate = evaluate
+        self.progress = progress
+        self.meta = dict(meta or {})
+        self.device = resolve_device(config.device)
+        self.amp = (self.device.type == "cuda") if config.amp is None else bool(config.amp)
+        if self.amp and self.device.type != "cuda":
+            raise ValueError("AMP needs a CUDA device here; leave amp unset on CPU")
+        self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.state = TrainState()
+        self.interrupt_after_steps: int | None = None  # tests use this to simulate a kill
+
+    @property
+    def steps_per_epoch(self) -> int:
+        if len(self.data) < self.cfg.batch_size:
+            raise ValueError(f"{len(self.data)} training samples are fewer than one batch of {self.cfg.batch_size}")
+        return len(self.data) // self.cfg.batch_size
+
+    def _loader(self, epoch: int, start_batch: int) -> DataLoader:
+        """The epoch's batches from ``start_batch`` on: a seeded permutation sliced, not replayed,
+        so resuming loads no skipped samples and draws no extra random numbers."""
+        if hasattr(self.data, "set_epoch"):
+            self.data.set_epoch(epoch)  # datasets derive augmentation from (seed, epoch, index)
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.data), generator=g)[: self.steps_per_epoch * self.cfg.batch_size]
+        return DataLoader(
+            self.data,
+            batch_size=self.cfg.batch_size,
+            sampler=order[start_batch * self.cfg.batch_size :].tolist(),
+            num_workers=self.cfg.num_workers,
+            worker_init_fn=_seed_worker if self.cfg.num_workers else None,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    # -- checkpoints ---------------------------------------------------------
+    def _save(self, name: str) -> None:
+        s = self.state
+        save_checkpoint(
+            self.model,
+            self.out / name,
+            meta={**self.meta, "epoch": s.epoch, "step": s.step},
+            train={
+                "config": self.cfg.to_dict(),
+                "state": {k: v for k, v in asdict(s).items() if k != "history"},
+                "history": json.dumps(s.history),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+                "rng": _rng_state(),
+            },
+        )
+
+    def _resume(self) -> bool:
+        path = self.out / "last.pt"
+        if not path.exists():
+            return False
+        ck = read_checkpoint(path)
+        if "train" not in ck:
+            raise ValueError(f"{path} has no training state; remove it or choose another --out")
+        self.model.load_state_dict(ck["state_dict"])
+        tr = ck["train"]
+        self.optimizer.load_state_dict(tr["optimizer"])
+        if self.scaler is not None and tr["scaler"]:
+            self.scaler.load_state_dict(tr["scaler"])
+        self.state = TrainState(**tr["state"], history=json.loads(tr["history"]))
+        _set_rng_state(tr["rng"])
+        return True
+
+    # -- loop ------------------------------------------------------------------
+    def fit(self, resume: bool = True) -> TrainState:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        self.model.to(self.device)
+        self.optimizer = _make_optimizer(cfg, self.model)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp and self.amp_dtype == torch.float16 else None
+        self.out.mkdir(parents=True, exist_ok=True)
+        resumed = resume and self._resume()
+        total = cfg.epochs * self.steps_per_epoch
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("{task.fields[info]}"))
+        with Progress(*columns, disable=not self.progress, transient=False) as bar:
+            job = bar.add_task("train", total=total, completed=self.state.step, info="resumed" if resumed else "")
+            while self.state.epoch < cfg.epochs:
+                epoch = self.state.epoch
+                self.model.train()
+                t0, sums, n = time.perf_counter(), {}, 0
+                start = self.state.step_in_epoch
+                for i, batch in enumerate(self._loader(epoch, start), start=start):
+                    parts = self._step(_to_device(batch, self.device), total)
+                    for k, v in parts.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    n += 1
+                    self.state.step += 1
+                    self.state.step_in_epoch = i + 1
+                    bar.update(job, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs}",
+                               info=f"loss {parts['loss']:.4f}")
+                    if cfg.checkpoint_every and self.state.step % cfg.checkpoint_every == 0:
+                        self._save("last.pt")
+                    if self.interrupt_after_steps is not None and self.state.step >= self.interrupt_after_steps:
+                        raise KeyboardInterrupt("interrupted on request")
+                record = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 2)}
+                record.update({f"train_{k}": v / max(n, 1) for k, v in sums.items()})
+                if self.evaluate is not None:
+                    self.model.eval()
+                    with torch.no_grad():
+                        record.update({f"val_{k}": v for k, v in self.evaluate(self.model).items()})
+                self.state.history.append(record)
+                self.state.epoch, self.state.step_in_epoch = epoch + 1, 0
+                key = f"val_{cfg.val_metric}"
+                if cfg.val_metric and key in record:
+                    better = self.state.best is None or (
+                        record[key] > self.state.best if cfg.val_mode == "max" else record[key] < self.state.best
+                    )
+                    if better:
+                        self.state.best = record[key]
+                        self._save("best.pt")
+                self._save("last.pt")
+                with atomic_file(self.out / "history.json", "w") as f:
+                    json.dump(self.state.history, f, indent=1)
+                bar.console.log(_format_record(record)) if self.progress else None
+        return self.state
+
+    def _step(self, batch: dict, total: int) -> dict[str, float]:
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.cfg.lr * _lr_factor(self.cfg, self.state.step, total)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            outputs = self.task.forward(self.model, batch)
+            loss, parts = self.task.loss(outputs, batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss became {loss.item()} at step {self.state.step}; lower the learning rate or check the data"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _format_record(r: dict) -> str:
+    return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items())
