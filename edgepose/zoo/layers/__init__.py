@@ -1,0 +1,1 @@
+"""Layers shared by zoo architectures, one small module per kind of layer."""
