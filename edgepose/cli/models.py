@@ -37,8 +37,10 @@ def register(app: typer.Typer) -> None:
                         "family": spec.family,
                         "params_m": round(cost.params / 1e6, 3),
                         "gflops": {k: round(v.gflops, 4) for k, v in cost.stages.items()},
+                        "gflops_mmcv": {k: round(v.gflops_mmcv, 4) for k, v in cost.stages.items()},
                         "stage_params_m": {k: round(v.params / 1e6, 3) for k, v in cost.stages.items()},
                         "gflops_per_frame": round(cost.steady_state_gflops, 4),
+                        "gflops_per_frame_mmcv": round(cost.steady_state_gflops_mmcv, 4),
                         "input_size": list(spec.input_size),
                         "keypoints": spec.layout,
                         "frames": len(spec.frame_offsets),
@@ -56,17 +58,23 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(rows)
             return
-        table = Table(title="edgepose zoo (ours measured by torch.utils.flop_counter; GFLOPs = GMACs as in the papers)")
-        for col in ("model", "params M (paper)", "GFLOPs per stage (paper)", "GFLOPs/frame", "input", "kpts", "frames", "paper accuracy"):
+        table = Table(
+            title="edgepose zoo: measured at batch 1 (GFLOPs = GMACs). torch = every conv/linear/matmul; "
+            "mmcv = the papers' counter convention. [paper]"
+        )
+        for col in ("model", "params M [paper]", "GFLOPs per stage: torch / mmcv [paper]",
+                    "GFLOPs/frame torch / mmcv [paper]", "input", "kpts", "frames", "paper accuracy"):
             table.add_column(col)
         for r in rows:
             p = r["paper"]
             stage_txt = "\n".join(
-                f"{k}: {v:.3f}" + (f" [{p['gflops'][k]}]" if k in p["gflops"] else "") for k, v in r["gflops"].items()
+                f"{k}: {v:.3f} / {r['gflops_mmcv'][k]:.3f}"
+                + (f" [{p['gflops'][k]}]{_pct(r['gflops_mmcv'][k], p['gflops'][k])}" if k in p["gflops"] else "")
+                for k, v in r["gflops"].items()
             )
             total_paper = p["gflops"].get("total")
-            per_frame = f"{r['gflops_per_frame']:.3f}" + (
-                f" [{total_paper}]{_pct(r['gflops_per_frame'], total_paper)}" if total_paper else ""
+            per_frame = f"{r['gflops_per_frame']:.3f} / {r['gflops_per_frame_mmcv']:.3f}" + (
+                f" [{total_paper}]{_pct(r['gflops_per_frame_mmcv'], total_paper)}" if total_paper else ""
             )
             params = f"{r['params_m']:.2f}" + (
                 f" [{p['params_m']}]{_pct(r['params_m'], p['params_m'])}" if p["params_m"] else ""

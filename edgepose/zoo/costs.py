@@ -1,9 +1,18 @@
 """Measured costs of a model: parameters and FLOPs per stage.
 
-FLOPs are counted by ``torch.utils.flop_counter`` on the real stage graphs at
-batch 1 and reported as GFLOPs in the papers' convention, which is
-multiply-accumulates (mmcv's counter, used by all four papers, counts one MAC
-as one FLOP). Parameters are attributed to a stage when the stage's forward
+Two counts per stage, both at batch 1 and both in the papers' unit (one
+multiply-accumulate = one FLOP):
+
+* ``gflops``: ``torch.utils.flop_counter`` on the real stage graph: every
+  conv, linear and matmul, attention included. This is what the hardware does.
+* ``gflops_mmcv``: the convention of mmcv's module counter, which all four
+  papers used: forward hooks on Conv/Linear/deconv modules plus one FLOP per
+  element of norms, ReLU-family activations, pooling and upsampling, and
+  nothing for functional ops (so attention matmuls written as ``@``/einsum
+  are not counted). Comparing the papers' figures with this count compares
+  like with like; the difference between the two is itself informative.
+
+Parameters are attributed to a stage when the stage's forward
 touches them, found by watching torch function calls, so shared weights
 (SHaRPose's one ViT for both passes) count in each stage that uses them and
 once in the total.
@@ -38,6 +47,7 @@ class StageCost:
     name: str
     params: int
     gflops: float  # MACs / 1e9, per call at batch 1
+    gflops_mmcv: float = 0.0  # the papers' counter convention (see module docstring)
 
 
 @dataclass
@@ -46,11 +56,70 @@ class ModelCost:
     params: int
     stages: dict[str, StageCost] = field(default_factory=dict)
     steady_state_gflops: float = 0.0  # per frame per person with the ring buffer
+    steady_state_gflops_mmcv: float = 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["stages"] = {k: asdict(v) for k, v in self.stages.items()}
         return d
+
+
+def _numel(t) -> int:
+    return int(t.numel()) if isinstance(t, torch.Tensor) else 0
+
+
+def _first(x):
+    return x[0] if isinstance(x, (tuple, list)) else x
+
+
+def _conv_macs(m, inp, out) -> int:
+    out = _first(out)
+    per_position = int(torch.tensor(m.kernel_size).prod()) * m.in_channels * m.out_channels // m.groups
+    positions = out.numel() // out.shape[1]
+    return per_position * positions + (m.out_channels * positions if m.bias is not None else 0)
+
+
+def _deconv_macs(m, inp, out) -> int:
+    x = _first(inp)
+    per_position = int(torch.tensor(m.kernel_size).prod()) * m.in_channels * m.out_channels // m.groups
+    positions = x.numel() // x.shape[1]
+    bias = m.out_channels * (_first(out).numel() // m.out_channels) if m.bias is not None else 0
+    return per_position * positions + bias
+
+
+def _norm_macs(m, inp, out) -> int:
+    affine = getattr(m, "affine", False) or getattr(m, "elementwise_affine", False)
+    return _numel(_first(inp)) * (2 if affine else 1)
+
+
+# Module type -> MACs, after mmcv's counter: what it hooks and how it counts.
+_MMCV_HOOKS = (
+    ((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv_macs),
+    ((nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d), _deconv_macs),
+    ((nn.Linear,), lambda m, i, o: _numel(_first(i)) * _first(o).shape[-1]),
+    ((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
+      nn.LayerNorm), _norm_macs),
+    ((nn.ReLU, nn.ReLU6, nn.PReLU, nn.ELU, nn.LeakyReLU), lambda m, i, o: _numel(_first(o))),
+    ((nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
+      nn.AdaptiveMaxPool2d), lambda m, i, o: _numel(_first(i))),
+    ((nn.Upsample,), lambda m, i, o: _numel(_first(o))),
+)
+
+
+def _mmcv_style_macs(module: nn.Module, inputs: tuple) -> int:
+    total = [0]
+    handles = []
+    for m in module.modules():
+        for types, count in _MMCV_HOOKS:
+            if isinstance(m, types):
+                handles.append(m.register_forward_hook(lambda mod, i, o, c=count: total.__setitem__(0, total[0] + c(mod, i, o))))
+                break
+    try:
+        module(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0]
 
 
 @torch.no_grad()
@@ -61,7 +130,8 @@ def stage_cost(model, stage: str) -> StageCost:
     counter = FlopCounterMode(display=False)
     with watcher, counter:
         module(*inputs)
-    return StageCost(stage, sum(watcher.seen.values()), counter.get_total_flops() / 2 / 1e9)
+    mmcv = _mmcv_style_macs(module, inputs)
+    return StageCost(stage, sum(watcher.seen.values()), counter.get_total_flops() / 2 / 1e9, mmcv / 1e9)
 
 
 def measure(model, name: str | None = None) -> ModelCost:
@@ -73,5 +143,10 @@ def measure(model, name: str | None = None) -> ModelCost:
     finally:
         model.train(was_training)
     total_params = sum(p.numel() for p in model.parameters())
-    steady = sum(c.gflops for c in stages.values())
-    return ModelCost(name or getattr(model, "spec_name", type(model).__name__), total_params, stages, steady)
+    return ModelCost(
+        name or getattr(model, "spec_name", type(model).__name__),
+        total_params,
+        stages,
+        sum(c.gflops for c in stages.values()),
+        sum(c.gflops_mmcv for c in stages.values()),
+    )

@@ -14,7 +14,15 @@ import torch
 from torch import nn
 
 # (expand ratio, output channels, blocks, stride of the first block), Sandler et al. Table 2.
-ARCH = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+ARCH = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 def make_divisible(value: float, divisor: int = 8, min_ratio: float = 0.9) -> int:
@@ -26,7 +34,7 @@ def make_divisible(value: float, divisor: int = 8, min_ratio: float = 0.9) -> in
 class ConvBNAct(nn.Module):
     """conv (no bias) -> BatchNorm -> optional ReLU6, named like mmcv's ``ConvModule``."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: bool = True):
+    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1, act=True):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(cout)
