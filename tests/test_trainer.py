@@ -20,7 +20,7 @@ class Pairs(Dataset):
         self.y = self.x @ self.w
         self.epochs_seen = []
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch, seed=None):
         self.epochs_seen.append(epoch)
 
     def __len__(self):

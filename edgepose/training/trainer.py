@@ -178,7 +178,7 @@ class Trainer:
         """The epoch's batches from ``start_batch`` on: a seeded permutation sliced, not replayed,
         so resuming loads no skipped samples and draws no extra random numbers."""
         if hasattr(self.data, "set_epoch"):
-            self.data.set_epoch(epoch)  # datasets derive augmentation from (seed, epoch, index)
+            self.data.set_epoch(epoch, seed=self.cfg.seed)  # augmentation keyed by (seed, epoch, index)
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.data), generator=g)[: self.steps_per_epoch * self.cfg.batch_size]
         return DataLoader(

@@ -1,0 +1,1 @@
+"""Evaluation: COCO OKS AP (pycocotools), PoseTrack mAP (poseval's protocol), PCK, tables."""
