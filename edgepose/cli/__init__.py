@@ -18,6 +18,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the edgepose version and exit.", is_eager=True),
+):
+    """Video pose models for edge devices."""
+    if version:
+        from .. import __version__
+
+        typer.echo(f"edgepose {__version__}")
+        raise typer.Exit()
+
+
 # Each module defines ``register(app)``; the table is the CLI.
 COMMAND_MODULES = ("models",)
 
