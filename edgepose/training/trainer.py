@@ -82,18 +82,32 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
+_NO_DECAY_NAMES = ("token", "pos_embed", "pos_embedding")
+
+
+def _make_optimizer(
+    cfg: TrainConfig,
+    named_params: list[tuple[str, torch.nn.Parameter]],
+    lr_scale: Callable[[str], float] | None = None,
+) -> torch.optim.Optimizer:
+    """Parameter groups by (weight decay or not, lr scale); ``lr_scale(name)`` gives layer-wise decay."""
+    groups: dict[tuple[bool, float], dict] = {}
+    for n, p in named_params:
         if not p.requires_grad:
             continue
         # norms, biases, tokens and position tables are not decayed (the ViT papers' recipes)
-        (no_decay if p.ndim <= 1 or n.endswith(("token", "tokens", "pos_embed", "pos_embedding")) else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        last = n.rsplit(".", 1)[-1]
+        no_decay = p.ndim <= 1 or any(k in last for k in _NO_DECAY_NAMES)
+        scale = float(lr_scale(n)) if lr_scale is not None else 1.0
+        key = (no_decay, scale)
+        if key not in groups:
+            groups[key] = {"params": [], "weight_decay": 0.0 if no_decay else cfg.weight_decay, "lr_scale": scale}
+        groups[key]["params"].append(p)
+    param_groups = [groups[k] for k in sorted(groups)]
     makers = {
-        "adam": lambda: torch.optim.Adam(groups, lr=cfg.lr),
-        "adamw": lambda: torch.optim.AdamW(groups, lr=cfg.lr),
-        "sgd": lambda: torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True),
+        "adam": lambda: torch.optim.Adam(param_groups, lr=cfg.lr),
+        "adamw": lambda: torch.optim.AdamW(param_groups, lr=cfg.lr),
+        "sgd": lambda: torch.optim.SGD(param_groups, lr=cfg.lr, momentum=0.9, nesterov=True),
     }
     if cfg.optimizer not in makers:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose from {sorted(makers)}")
@@ -154,11 +168,15 @@ class Trainer:
         evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
         progress: bool = True,
         meta: dict | None = None,
+        lr_scale: Callable[[str], float] | None = None,
+        on_epoch: Callable[[str], None] | None = None,
     ):
         self.model, self.task, self.data, self.cfg = model, task, train_data, config
+        self.lr_scale = lr_scale  # parameter name ("task." prefix for the task's) -> lr multiplier
         self.out = Path(out_dir)
         self.evaluate = evaluate
         self.progress = progress
+        self.on_epoch = on_epoch  # receives each epoch's summary line when the progress bar is off
         self.meta = dict(meta or {})
         self.device = resolve_device(config.device)
         self.amp = (self.device.type == "cuda") if config.amp is None else bool(config.amp)
@@ -190,6 +208,17 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
         )
 
+    @property
+    def _task_module(self) -> torch.nn.Module | None:
+        """The task when it holds training-only parameters (e.g. RLE's flow): optimised and checkpointed."""
+        return self.task if isinstance(self.task, torch.nn.Module) else None
+
+    def _named_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+        named = list(self.model.named_parameters())
+        if self._task_module is not None:
+            named += [(f"task.{n}", p) for n, p in self._task_module.named_parameters()]
+        return named
+
     # -- checkpoints ---------------------------------------------------------
     def _save(self, name: str) -> None:
         s = self.state
@@ -202,6 +231,7 @@ class Trainer:
                 "state": {k: v for k, v in asdict(s).items() if k != "history"},
                 "history": json.dumps(s.history),
                 "optimizer": self.optimizer.state_dict(),
+                "task": self._task_module.state_dict() if self._task_module is not None else {},
                 "scaler": self.scaler.state_dict() if self.scaler is not None else {},
                 "rng": _rng_state(),
             },
@@ -216,6 +246,8 @@ class Trainer:
             raise ValueError(f"{path} has no training state; remove it or choose another --out")
         self.model.load_state_dict(ck["state_dict"])
         tr = ck["train"]
+        if self._task_module is not None:
+            self._task_module.load_state_dict(tr.get("task", {}))
         self.optimizer.load_state_dict(tr["optimizer"])
         if self.scaler is not None and tr["scaler"]:
             self.scaler.load_state_dict(tr["scaler"])
@@ -230,7 +262,9 @@ class Trainer:
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.model.to(self.device)
-        self.optimizer = _make_optimizer(cfg, self.model)
+        if self._task_module is not None:
+            self._task_module.to(self.device)
+        self.optimizer = _make_optimizer(cfg, self._named_parameters(), self.lr_scale)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp and self.amp_dtype == torch.float16 else None
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = resume and self._resume()
@@ -242,6 +276,10 @@ class Trainer:
             while self.state.epoch < cfg.epochs:
                 epoch = self.state.epoch
                 self.model.train()
+                if self._task_module is not None:
+                    self._task_module.train()
+                if hasattr(self.task, "set_epoch"):
+                    self.task.set_epoch(epoch, cfg.epochs)  # e.g. SHaRPose's late quality-loss weight
                 t0, sums, n = time.perf_counter(), {}, 0
                 start = self.state.step_in_epoch
                 for i, batch in enumerate(self._loader(epoch, start), start=start):
@@ -276,12 +314,15 @@ class Trainer:
                 self._save("last.pt")
                 with atomic_file(self.out / "history.json", "w") as f:
                     json.dump(self.state.history, f, indent=1)
-                bar.console.log(_format_record(record)) if self.progress else None
+                if self.progress:
+                    bar.console.log(_format_record(record))
+                elif self.on_epoch is not None:
+                    self.on_epoch(_format_record(record))
         return self.state
 
     def _step(self, batch: dict, total: int) -> dict[str, float]:
         for g in self.optimizer.param_groups:
-            g["lr"] = self.cfg.lr * _lr_factor(self.cfg, self.state.step, total)
+            g["lr"] = self.cfg.lr * g.get("lr_scale", 1.0) * _lr_factor(self.cfg, self.state.step, total)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             outputs = self.task.forward(self.model, batch)
             loss, parts = self.task.loss(outputs, batch)
@@ -296,7 +337,7 @@ class Trainer:
         else:
             loss.backward()
         if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for _, p in self._named_parameters()], self.cfg.grad_clip)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()

@@ -1,0 +1,183 @@
+"""``edgepose train``: train a zoo model with its paper's recipe on a dataset directory or the synthetic set."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+
+from ._common import console, err_console, friendly_errors, print_json
+
+
+def _init_weights(model, path: str) -> str:
+    """Load initial weights non-strictly (e.g. a COCO ViTPose into TAR-ViTPose) and say what was left out."""
+    from ..zoo.checkpoints import load_weights
+
+    before = set(model.state_dict())
+    report = load_weights(model, path, strict=False)
+    note = f"initialised from {path}: {report.loaded} tensors ({report.source})"
+    missing = len(before) - report.loaded
+    if missing > 0:
+        note += f", {missing} model tensors not in it keep their random init"
+    if report.ignored:
+        note += f", {len(report.ignored)} training-only keys ignored"
+    return note
+
+
+def _check_resumable(out: Path, name: str, resume: bool) -> None:
+    from ..zoo.checkpoints import read_checkpoint
+
+    last = out / "last.pt"
+    if not (resume and last.is_file()):
+        return
+    ck_model = read_checkpoint(last).get("model")
+    if ck_model and ck_model != name:
+        raise ValueError(f"{last} is a run of {ck_model}, not {name}; choose another --out or pass --no-resume")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train(
+        model_name: str = typer.Argument(..., metavar="MODEL", help="Zoo model, e.g. dsta_mnv2 (see `edgepose models`)."),
+        data: str = typer.Option(..., "--data", help="Dataset directory (PoseTrack and/or COCO form), or 'synthetic'."),
+        out: Path = typer.Option(..., "--out", "-o", help="Run directory: checkpoints, history, cached synthetic data."),
+        epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default: the recipe's)."),
+        recipe_name: str = typer.Option(None, "--recipe", help="Recipe (default: the family's paper recipe, or its "
+                                        "_synthetic variant with --data synthetic)."),
+        batch_size: int = typer.Option(None, "--batch-size", min=1, help="Batch size (default: the recipe's)."),
+        lr: float = typer.Option(None, "--lr", help="Base learning rate (default: the recipe's; not batch-scaled)."),
+        device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+        weights: str = typer.Option(None, "--weights", help="Initial weights (ours or an official checkpoint)."),
+        teacher: str = typer.Option(None, "--teacher", help="DistilPose teacher: MODEL, CHECKPOINT or MODEL:CHECKPOINT."),
+        frames: int = typer.Option(None, "--frames", help="Window length for temporal models (3 or 5)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of init, data order, augmentation, synthetic data."),
+        resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from OUT/last.pt if present."),
+        val_every: int = typer.Option(1, "--val-every", min=0, help="Validate every N epochs (0: never; the "
+                                      "last epoch always when N > 0)."),
+        flip_test: bool = typer.Option(False, "--flip-test/--no-flip-test", help="Flip test during validation."),
+        data_format: str = typer.Option("auto", "--format", help="auto | posetrack | coco."),
+        checkpoint_every: int = typer.Option(0, "--checkpoint-every", min=0, help="Also checkpoint every N steps."),
+        workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
+        synthetic_videos: int = typer.Option(6, "--synthetic-videos", min=2, help="Videos in the synthetic set."),
+        synthetic_frames: int = typer.Option(24, "--synthetic-frames", min=1, help="Frames per synthetic video."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+        as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+    ):
+        """Train MODEL with its paper's losses and recipe; atomic checkpoints, exact resume."""
+        from ..training import datasets as D
+        from ..training.recipes import get_recipe, layer_decay, recipe_for
+        from ..training.tasks import build_task
+        from ..training.trainer import Trainer, resolve_device, seed_everything
+        from ..training.validate import PRIMARY_METRIC, evaluate
+        from ..zoo import create_model, get_spec
+
+        with friendly_errors():
+            logging.getLogger("edgepose.training").setLevel(logging.WARNING)
+            spec = get_spec(model_name)
+            synthetic = data == "synthetic"
+            if synthetic:
+                data_dir = D.synthetic_dataset(out, seed=seed, videos=synthetic_videos, frames=synthetic_frames)
+                err_console.print(f"synthetic data: {data_dir}")
+            else:
+                data_dir = Path(data)
+            recipe = get_recipe(recipe_name) if recipe_name else recipe_for(spec, synthetic)
+            _check_resumable(out, model_name, resume)
+            overrides = {}
+            if frames is not None:
+                if "frames" not in spec.config:
+                    raise ValueError(f"{model_name} is not a temporal model; --frames does not apply")
+                overrides["frames"] = frames
+            resolve_device(device)  # fail early on a missing GPU
+            seed_everything(seed)
+            model = create_model(model_name, **overrides)
+            spec = _spec_with_offsets(spec, model)
+            notes = [f"recipe {recipe.name}: {recipe.source}"]
+            if weights:
+                notes.append(_init_weights(model, weights))
+            options = dict(recipe.task_options)
+            if teacher:
+                if spec.family != "distilpose":
+                    raise ValueError(f"--teacher applies to DistilPose students; {model_name} is {spec.family}")
+                from ..training.teacher import build_teacher
+
+                options["teacher"], desc = build_teacher(teacher, spec)
+                notes.append(f"teacher: {desc}")
+            task = build_task(spec, model, **options)
+            notes += task.notes
+
+            train_split = D.load_split(data_dir, "train", spec, data_format)
+            train_set = D.topdown_dataset(spec, train_split, train=True, heatmap_size=task.heatmap_size(), seed=seed,
+                                          **recipe.dataset_options(spec.layout))
+            val_split = val_set = None
+            if val_every:
+                try:
+                    val_split = D.load_split(data_dir, "val", spec, train_split.format)
+                    val_set = D.topdown_dataset(spec, val_split, train=False)
+                except FileNotFoundError as e:
+                    notes.append(f"no validation: {e}")
+            bs = batch_size or recipe.batch_size
+            config = recipe.config(
+                epochs=epochs, batch_size=bs, lr=lr, steps_per_epoch=len(train_set) // bs, seed=seed,
+                device=device, checkpoint_every=checkpoint_every, num_workers=workers,
+                val_metric=PRIMARY_METRIC[train_split.format] if val_set is not None else "",
+            )
+            lr_scale = layer_decay(model, spec.family, recipe.layer_decay) if recipe.layer_decay else None
+
+            def validate(m):
+                epoch = trainer.state.epoch + 1
+                if val_set is None or (epoch % val_every and epoch != config.epochs):
+                    return {}
+                dev = next(m.parameters()).device
+                return evaluate(m, spec, val_split, val_set, batch_size=min(bs, 64), device=dev, flip=flip_test)
+
+            meta = {"recipe": recipe.name, "data": str(data_dir), "format": train_split.format, "seed": seed}
+            trainer = Trainer(model, task, train_set, config, out, evaluate=validate if val_set is not None else None,
+                              progress=progress, meta=meta, lr_scale=lr_scale,
+                              on_epoch=lambda line: err_console.print(line, highlight=False))
+            for n in notes:
+                err_console.print(f"[dim]{n}[/]")
+            err_console.print(
+                f"train {model_name}: {len(train_set)} crops ({train_split.format}, {train_split.path}), "
+                f"{config.epochs} epochs x {len(train_set) // config.batch_size} steps, batch {config.batch_size}, "
+                f"lr {config.lr:g}, device {trainer.device}"
+                + (f", val {len(val_set)} crops" if val_set is not None else "")
+            )
+            _write_run(out, model_name, recipe, config, meta, notes)
+            state = trainer.fit(resume=resume)
+        summary = {
+            "model": model_name,
+            "out": str(out),
+            "epochs": state.epoch,
+            "steps": state.step,
+            "best": state.best,
+            "val_metric": config.val_metric or None,
+            "history": state.history,
+        }
+        if as_json:
+            print_json(summary)
+            return
+        last = state.history[-1] if state.history else {}
+        line = f"[bold green]done[/] {model_name}: {state.epoch} epochs, loss {last.get('train_loss', float('nan')):.4f}"
+        if config.val_metric:
+            line += f", best val {config.val_metric} {state.best if state.best is not None else float('nan'):.2f}"
+        console.print(line + f"; checkpoints in {out}")
+
+
+def _spec_with_offsets(spec, model):
+    """The spec with the built model's window (``--frames 5`` changes the offsets)."""
+    import dataclasses
+
+    if tuple(spec.frame_offsets) == tuple(model.frame_offsets):
+        return spec
+    return dataclasses.replace(spec, frame_offsets=tuple(model.frame_offsets))
+
+
+def _write_run(out: Path, name: str, recipe, config, meta: dict, notes: list[str]) -> None:
+    from ..core.atomic import atomic_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out / "run.json", "w") as f:
+        json.dump({"model": name, "recipe": recipe.to_dict(), "config": config.to_dict(), "meta": meta,
+                   "notes": notes}, f, indent=1, default=str)
