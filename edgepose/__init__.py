@@ -1,7 +1,40 @@
 """edgepose: video pose models for edge devices.
 
-The top level stays light (no torch import) so device-side code can
-``import edgepose`` with numpy, opencv and one runtime installed.
+The top level imports nothing heavy: names resolve on first use, so device-side
+code (``edgepose.load``, ``PoseEstimator``, ``VideoPipeline``) runs with numpy,
+opencv and one runtime installed, and torch loads only for the zoo, training
+and export.
 """
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+# public name -> "module:attribute"
+_PUBLIC = {
+    "list_models": "edgepose.zoo.registry:list_models",
+    "get_spec": "edgepose.zoo.registry:get_spec",
+    "create_model": "edgepose.zoo.registry:create_model",
+    "load_weights": "edgepose.zoo.checkpoints:load_weights",
+    "export": "edgepose.export:export",
+    "load": "edgepose.runtimes.bundle:load",
+    "PoseEstimator": "edgepose.sdk.estimator:PoseEstimator",
+    "VideoPipeline": "edgepose.sdk.pipeline:VideoPipeline",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'edgepose' has no attribute {name!r}")
+    module, attr = _PUBLIC[name].split(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

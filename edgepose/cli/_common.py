@@ -27,5 +27,5 @@ def friendly_errors():
         if os.environ.get("EDGEPOSE_DEBUG"):
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        err_console.print(f"[bold red]error:[/] {msg}")
+        err_console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)  # one line, however long
         raise typer.Exit(2) from None

@@ -1,0 +1,413 @@
+"""``export()``: a zoo model -> one verified bundle per format, written atomically.
+
+Layout on disk: with one format, ``out`` *is* the bundle (``out/manifest.json``,
+``out/<stage><suffix>``). With several (``format="all"`` or a list), ``out``
+holds one bundle per format: ``out/onnx/``, ``out/openvino/``, ``out/tflite/``,
+``out/coreml/``; ``edgepose.load(out)`` then picks the first whose runtime is
+installed. Every bundle is staged in a hidden sibling directory and swapped in
+only when all formats converted and verified, so a failed export leaves no half
+bundle and does not touch an existing one. ``out`` may be new, empty, or a
+previous export; anything else is refused rather than replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .. import __version__
+from ..core.atomic import atomic_dir
+from ..core.manifest import MANIFEST_NAME, KeypointInfo, Manifest, StageEntry, write_manifest
+from ..runtimes.bundle import IMAGE_INPUTS, bundle_root_formats, is_bundle
+from ..zoo import get_spec
+from . import source as source_mod
+from .formats import (
+    PRECISIONS,
+    ExportError,
+    Format,
+    check_combination,
+    default_batch,
+    parse_batch,
+    resolve_formats,
+)
+from .stages import EXPORT_BATCH_DYNAMIC, Artifact, QuantizationHook, StageJob, file_size
+from .verify import VERIFY_SEED, BundleCheck, check_bundle, raise_on_failure
+
+
+@dataclass
+class BundleResult:
+    format: str
+    path: Path
+    manifest: Manifest
+    check: BundleCheck | None
+    seconds: float
+    stage_seconds: dict[str, float]
+    size_bytes: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": self.format,
+            "path": str(self.path),
+            "precision": self.manifest.precision,
+            "batch": self.manifest.extra.get("batch"),
+            "layout": self.manifest.layout,
+            "stages": {
+                s.name: {
+                    "files": list(s.files),
+                    "inputs": [t.to_dict() for t in s.inputs],
+                    "outputs": [t.to_dict() for t in s.outputs],
+                }
+                for s in self.manifest.stages
+            },
+            "export_seconds": round(self.seconds, 2),
+            "stage_seconds": {k: round(v, 2) for k, v in self.stage_seconds.items()},
+            "size_bytes": self.size_bytes,
+            "verification": [v.to_dict() for v in self.manifest.verification],
+            "verified": self.check.passed if self.check else None,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class ExportResult:
+    model: str
+    out: Path
+    source: str
+    bundles: list[BundleResult]
+
+    def __getitem__(self, fmt: str) -> BundleResult:
+        for b in self.bundles:
+            if b.format == fmt:
+                return b
+        raise KeyError(f"no {fmt} bundle in this export; formats: {[b.format for b in self.bundles]}")
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "out": str(self.out),
+            "source": self.source,
+            "bundles": [b.to_dict() for b in self.bundles],
+        }
+
+
+# ----------------------------------------------------------------------------- out dir
+
+
+def _check_out(out: Path, formats: list[Format]) -> dict[str, Path]:
+    """{format: bundle dir}; refuses an ``out`` that holds anything but edgepose bundles."""
+    single = len(formats) == 1
+    targets = {f.name: (out if single else out / f.name) for f in formats}
+    if not out.exists():
+        return targets
+    if not out.is_dir():
+        raise ExportError(f"--out {str(out)!r} is a file, not a directory")
+    entries = [p for p in out.iterdir() if not p.name.startswith(".")]
+    if not entries:
+        return targets
+    if single and is_bundle(out):
+        return targets
+    if not single and bundle_root_formats(out) and all(is_bundle(p) for p in entries):
+        return targets
+    what = "a bundle directory" if single else "a directory of bundles (one per format)"
+    found = ", ".join(sorted(p.name for p in entries)[:5])
+    raise ExportError(
+        f"--out {str(out)!r} exists and is not {what} (found {found}); "
+        "refusing to replace it: choose a new or empty directory"
+    )
+
+
+# ----------------------------------------------------------------------------- manifest
+
+
+def _metadata(src, spec, fmt: Format, precision: str, batch, stage: str, inputs, outputs) -> dict[str, str]:
+    """Flat string metadata embedded in every artifact: a stray file still says what it is."""
+    model = src.model
+    return {
+        "edgepose.version": __version__,
+        "edgepose.model": src.name,
+        "edgepose.family": spec.family,
+        "edgepose.stage": stage,
+        "edgepose.stages": json.dumps(list(model.stage_names)),
+        "edgepose.format": fmt.name,
+        "edgepose.precision": precision,
+        "edgepose.batch": "dynamic" if batch is None else str(batch),
+        "edgepose.layout": fmt.layout,
+        "edgepose.inputs": json.dumps(list(inputs)),
+        "edgepose.outputs": json.dumps(list(outputs)),
+        "edgepose.codec": spec.codec,
+        "edgepose.keypoints": spec.layout,
+        "edgepose.input_size": json.dumps(list(model.input_size)),
+        "edgepose.mean": json.dumps(list(spec.mean)),
+        "edgepose.std": json.dumps(list(spec.std)),
+        "edgepose.color": spec.color,
+        "edgepose.frame_offsets": json.dumps(list(model.frame_offsets)),
+        "edgepose.weights_sha256": src.weights_sha256 or "",
+        "edgepose.state_sha256": src.state_sha256,
+    }
+
+
+def _versions(fmt: Format) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"torch": torch.__version__, "python": platform.python_version()}
+    dists = {
+        "onnx": ("onnx", "onnxscript", "onnxruntime"),
+        "openvino": ("openvino",),
+        "tflite": ("litert-torch", "ai-edge-litert", "ai-edge-quantizer"),
+        "coreml": ("coremltools",),
+    }
+    for d in dists.get(fmt.name, ()):
+        with contextlib.suppress(PackageNotFoundError):
+            out[d] = version(d)
+    return out
+
+
+def _manifest(
+    src,
+    spec,
+    fmt: Format,
+    precision: str,
+    batch,
+    artifacts: dict[str, Artifact],
+    stage_seconds: dict[str, float],
+    sizes: dict[str, int],
+    notes: list[str],
+) -> Manifest:
+    model = src.model
+    extra: dict[str, Any] = {
+        "batch": "dynamic" if batch is None else batch,
+        "image_inputs": [
+            n for n in IMAGE_INPUTS if any(n in [t.name for t in a.inputs] for a in artifacts.values())
+        ],
+        "source": src.to_manifest(),
+        "exporter": {**{s: a.info for s, a in artifacts.items()}, "versions": _versions(fmt)},
+        "export_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
+        "size_bytes": sizes,
+        "notes": notes,
+    }
+    static = {s: a.batch for s, a in artifacts.items() if a.batch != batch}
+    if static:
+        extra["stage_batch"] = static  # stages whose converter had to fix the batch (see notes)
+    if "quality_threshold" in src.config:  # SHaRPose: the runtime gates the fine stage on coarse quality
+        extra["quality_threshold"] = src.config["quality_threshold"]
+    if any("patch_index" in [t.name for t in a.inputs] for a in artifacts.values()):
+        extra["derived_inputs"] = {
+            "patch_index": {
+                "op": "topk",
+                "of": "relevance",
+                "axis": 1,
+                "note": "indices of the k most relevant patches (k = the "
+                "input's last dim), from the coarse stage",
+            }
+        }
+    return Manifest(
+        model=src.name,
+        family=spec.family,
+        format=fmt.name,
+        precision=precision,
+        keypoints=KeypointInfo.from_layout(spec.layout),
+        input_size=tuple(model.input_size),
+        mean=tuple(spec.mean),
+        std=tuple(spec.std),
+        color=spec.color,
+        layout=fmt.layout,
+        frame_offsets=tuple(model.frame_offsets),
+        codec=spec.codec,
+        stages=tuple(StageEntry(s, a.files, a.inputs, a.outputs) for s, a in artifacts.items()),
+        weights_sha256=src.weights_sha256,
+        extra=extra,
+    )
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export(
+    model: str | Any,
+    *,
+    out: str | os.PathLike,
+    format: str | list[str] = "onnx",  # noqa: A002 - the CLI's word
+    precision: str = "fp32",
+    batch: int | str | None = "auto",
+    frames: int | None = None,
+    weights: str | os.PathLike | None = None,
+    verify: bool = True,
+    verify_seed: int = VERIFY_SEED,
+    init_seed: int = source_mod.DEFAULT_INIT_SEED,
+    onnx_exporter: str = "auto",
+    hook: QuantizationHook | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export ``model`` (a zoo name, or a model from ``edgepose.zoo.create_model``) to verified bundles.
+
+    ``batch``: ``"auto"`` (dynamic where the format can, else 1), ``"dynamic"``/None, or a
+    fixed N (a static shape, e.g. for NPUs). ``frames``: window size of a temporal model (3|5).
+    ``verify=False`` skips the parity check (the manifest then records it as skipped).
+    ``hook``: a quantiser for precisions that need one (INT8, a later issue).
+    """
+    say = progress or (lambda msg: None)
+    formats = resolve_formats(format)
+    want = "auto" if batch == "auto" else parse_batch(batch)
+    for fmt in formats:
+        check_combination(fmt, precision, default_batch(fmt, want))
+        fmt.require()
+    if PRECISIONS[precision].needs_hook and hook is None:
+        raise ExportError(f"precision {precision} needs a quantiser (hook=...) with calibration data")
+    if hook is not None and hook.precision != precision:
+        raise ExportError(f"the hook quantises to {hook.precision}, but precision {precision} was asked for")
+    out = Path(out)
+    targets = _check_out(out, formats)
+    created_out = not out.exists()
+    t_build = time.perf_counter()
+    src = source_mod.build(model, weights, frames, init_seed)
+    spec = get_spec(src.name)
+    say(f"model {src.name}: {src.describe()} ({time.perf_counter() - t_build:.1f}s)")
+    results: list[BundleResult] = []
+    cache: dict = {}
+    work = Path(tempfile.mkdtemp(prefix="edgepose-export-"))
+    try:
+        with contextlib.ExitStack() as stack:  # every bundle is swapped in only if all formats succeed
+            for fmt in formats:
+                staging = stack.enter_context(atomic_dir(targets[fmt.name]))
+                result = _export_format(
+                    src,
+                    spec,
+                    fmt,
+                    precision,
+                    default_batch(fmt, want),
+                    staging,
+                    targets[fmt.name],
+                    work,
+                    cache,
+                    verify,
+                    verify_seed,
+                    onnx_exporter,
+                    hook,
+                    say,
+                )
+                results.append(result)
+                if result.check is not None:
+                    try:
+                        raise_on_failure([result.check])
+                    except ExportError as e:
+                        raise ExportError(
+                            f"{e}\nNo bundle was written (an existing one is untouched); "
+                            "--no-verify / verify=False keeps an unverified export."
+                        ) from None
+    except BaseException:
+        if created_out and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # made only as the parent of the staged bundles
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ExportResult(src.name, out, src.describe(), results)
+
+
+def _export_format(
+    src,
+    spec,
+    fmt: Format,
+    precision: str,
+    batch: int | None,
+    staging: Path,
+    final: Path,
+    work: Path,
+    cache: dict,
+    verify: bool,
+    verify_seed: int,
+    onnx_exporter: str,
+    hook: QuantizationHook | None,
+    say,
+) -> BundleResult:
+    model = src.model
+    t0 = time.perf_counter()
+    module = fmt.module()
+    artifacts: dict[str, Artifact] = {}
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+    for stage in model.stage_names:
+        ins, outs = model.stage_io(stage)
+        ex_batch = EXPORT_BATCH_DYNAMIC if batch is None else batch
+        job = StageJob(
+            model_name=src.name,
+            stage=stage,
+            module=model.stage(stage),
+            input_names=tuple(ins),
+            output_names=tuple(outs),
+            example=model.example_inputs(stage, ex_batch, seed=0),
+            batch=batch,
+            precision=precision,
+            fmt=fmt,
+            out_dir=staging,
+            work_dir=work,
+            metadata=_metadata(src, spec, fmt, precision, batch, stage, ins, outs),
+            cache=cache,
+            options={"onnx_exporter": onnx_exporter},
+            hook=hook,
+        )
+        t = time.perf_counter()
+        try:
+            artifacts[stage] = module.convert(job)
+        except ExportError:
+            raise
+        except Exception as e:  # converter internals raise anything; name the format and stage
+            msg = str(e).strip() or type(e).__name__
+            raise ExportError(
+                f"{fmt.name} conversion of {src.name} stage {stage!r} failed: "
+                f"{type(e).__name__}: {msg[:2000]}"
+            ) from e
+        seconds[stage] = time.perf_counter() - t
+        notes += artifacts[stage].notes
+        say(f"{fmt.name}: {stage} converted in {seconds[stage]:.1f}s")
+    sizes = {s: sum(file_size(staging / f) for f in a.files) for s, a in artifacts.items()}
+    manifest = _manifest(src, spec, fmt, precision, batch, artifacts, seconds, sizes, notes)
+    write_manifest(staging, manifest)
+    check = None
+    if verify:
+        t = time.perf_counter()
+        check = check_bundle(staging, manifest, model, seed=verify_seed)
+        check.source = src.describe()
+        check.path = final
+        manifest = manifest.replace(
+            verification=tuple(check.verifications),
+            extra={**manifest.extra, "verification_detail": check.detail},
+        )
+        say(
+            f"{fmt.name}: verified in {time.perf_counter() - t:.1f}s: "
+            + ", ".join(_short(v) for v in check.verifications)
+        )
+    else:
+        from ..core.manifest import Verification
+
+        manifest = manifest.replace(
+            verification=tuple(
+                Verification(stage=s, passed=None, reason="verification skipped on request (--no-verify)")
+                for s in model.stage_names
+            )
+        )
+    write_manifest(staging, manifest)
+    return BundleResult(
+        fmt.name, final, manifest, check, time.perf_counter() - t0, seconds, sum(sizes.values()), notes
+    )
+
+
+def _short(v) -> str:
+    if v.passed is None:
+        return f"{v.stage} structural"
+    err = f"{v.max_abs_error:.2g}" if v.max_abs_error is not None else "-"
+    kp = f", {v.keypoint_error_px:.2g} px" if v.keypoint_error_px is not None else ""
+    return f"{v.stage} {'ok' if v.passed else 'FAILED'} (max err {err}{kp})"
+
+
+__all__ = ["export", "ExportResult", "BundleResult", "MANIFEST_NAME"]

@@ -1,0 +1,215 @@
+"""What every converter gets (a ``StageJob``) and gives back (an ``Artifact``), plus shared helpers.
+
+A job is one stage of one model for one format: the stage as a torch module,
+example inputs at the export batch, the precision, where to write, and the
+metadata to embed in the file. Converters stay small because the naming of
+graph inputs, batch axes, layouts and tensor records is done once here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import keyword
+import os
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+import torch
+from torch import nn
+
+from ..core.manifest import TensorInfo
+from .formats import ExportError, Format
+
+EXPORT_BATCH_DYNAMIC = 2  # a dynamic batch is exported from batch 2: batch 1 can be baked silently into ViTs
+IMAGE_INPUTS = ("image",)  # inputs whose axis order follows the format's layout (NCHW/NHWC)
+
+
+class QuantizationHook(Protocol):
+    """How a quantiser (INT8, a later issue) plugs into any converter without new converter arguments.
+
+    ``before_convert`` may replace the torch module (e.g. a PT2E-quantised one for TFLite);
+    ``after_convert`` may rewrite the float artifact in place (e.g. ORT ``quantize_static``,
+    NNCF) and return the updated Artifact (with quantised I/O scales in its TensorInfos).
+    """
+
+    precision: str
+
+    def before_convert(self, job: "StageJob", module: nn.Module) -> nn.Module: ...
+
+    def after_convert(self, job: "StageJob", artifact: "Artifact") -> "Artifact": ...
+
+
+@dataclass
+class StageJob:
+    model_name: str
+    stage: str
+    module: nn.Module  # the zoo Stage: positional tensors in, tuple out
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    example: dict[str, torch.Tensor]  # at the export batch
+    batch: int | None  # None: symbolic batch axis
+    precision: str
+    fmt: Format
+    out_dir: Path  # the bundle being staged
+    work_dir: Path  # scratch for intermediates (shared by the formats of one export)
+    metadata: dict[str, str]
+    cache: dict = field(default_factory=dict)  # intermediates shared across formats (the fp32 ONNX graph)
+    options: dict[str, Any] = field(default_factory=dict)
+    hook: QuantizationHook | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def file(self) -> Path:
+        return self.out_dir / self.fmt.stage_files(self.stage)[0]
+
+    @property
+    def image_inputs(self) -> tuple[str, ...]:
+        return tuple(n for n in self.input_names if n in IMAGE_INPUTS and self.example[n].dim() == 4)
+
+    def torch_module(self) -> nn.Module:
+        module = self.module.eval()
+        if self.hook is not None:
+            module = self.hook.before_convert(self, module)
+        return module
+
+    def finish(self, artifact: "Artifact") -> "Artifact":
+        return self.hook.after_convert(self, artifact) if self.hook is not None else artifact
+
+    def reference_outputs(self) -> dict[str, torch.Tensor]:
+        key = ("outputs", self.model_name, self.stage, self.batch)
+        if key not in self.cache:
+            with torch.no_grad():
+                out = self.module.eval()(*self.example.values())
+            self.cache[key] = dict(zip(self.output_names, out))
+        return self.cache[key]
+
+    def tensor_infos(self, int64_as: str = "int64") -> tuple[tuple[TensorInfo, ...], tuple[TensorInfo, ...]]:
+        """Manifest records of the graph I/O: batch symbolic or fixed, image inputs in the format layout."""
+        batch_dim: int | str = "batch" if self.batch is None else self.batch
+
+        def info(name: str, t: torch.Tensor, image: bool) -> TensorInfo:
+            shape = [batch_dim, *t.shape[1:]]
+            if image and self.fmt.layout == "NHWC":
+                shape = [shape[0], *shape[2:], shape[1]]
+            dtype = str(t.dtype).replace("torch.", "")
+            if dtype == "int64":
+                dtype = int64_as
+            return TensorInfo(name, tuple(shape), dtype)
+
+        ins = tuple(info(n, self.example[n], n in self.image_inputs) for n in self.input_names)
+        outs = tuple(info(n, t, False) for n, t in self.reference_outputs().items())
+        return ins, outs
+
+
+@dataclass
+class Artifact:
+    """A converted stage: its files (relative to the bundle), I/O records and what to tell the user."""
+
+    files: tuple[str, ...]
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    batch: int | None
+    notes: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)  # converter facts for the manifest's extra
+
+
+def named_module(
+    stage: nn.Module,
+    input_names: tuple[str, ...],
+    output_names: tuple[str, ...],
+    nhwc_inputs: tuple[str, ...] = (),
+    dict_outputs: bool = False,
+) -> nn.Module:
+    """Wrap a positional Stage in a module whose ``forward`` has the stage's input names as parameters.
+
+    Exporters name graph inputs after ``forward``'s parameters (litert-torch's signature,
+    torch.export's dynamic shapes), so the names must be real parameters. ``nhwc_inputs``
+    arrive channel-last and are permuted to the NCHW the model computes in (the transpose is
+    then folded into the first convolution by the converter).
+    """
+    for n in (*input_names, *output_names):
+        if not n.isidentifier() or keyword.iskeyword(n):
+            raise ExportError(
+                f"stage tensor name {n!r} is not a Python identifier; rename it in the zoo model"
+            )
+    args = ", ".join(input_names)
+    body = [f"def forward(self, {args}):"]
+    for n in nhwc_inputs:
+        body.append(f"    {n} = {n}.permute(0, 3, 1, 2)")
+    body.append(f"    out = self.stage({args})")
+    body.append("    return dict(zip(self.output_names, out))" if dict_outputs else "    return tuple(out)")
+    namespace: dict[str, Any] = {}
+    exec("\n".join(body), namespace)  # noqa: S102 - generated from validated identifiers only
+    cls = type(f"Named_{type(stage).__name__}", (nn.Module,), {"forward": namespace["forward"]})
+    wrapper = cls()
+    wrapper.stage = stage
+    wrapper.output_names = tuple(output_names)
+    return wrapper.eval()
+
+
+def to_nhwc(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+@contextlib.contextmanager
+def quiet(enabled: bool = True) -> Iterator[Path | None]:
+    """Silence converter chatter (progress bars, C++ logs on fd 1/2, warnings) while converting.
+
+    The text is kept in a log file; on failure its tail is appended to the error so nothing
+    useful is lost. ``EDGEPOSE_VERBOSE=1`` shows everything.
+    """
+    if not enabled or os.environ.get("EDGEPOSE_VERBOSE"):
+        yield None
+        return
+    log = tempfile.NamedTemporaryFile(prefix="edgepose-export-", suffix=".log", delete=False)
+    saved = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        for fd in (1, 2):
+            saved.append(os.dup(fd))
+            os.dup2(log.fileno(), fd)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield Path(log.name)
+    except BaseException as e:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _restore(saved)
+        saved = []
+        tail = _tail(Path(log.name))
+        if tail and isinstance(e, Exception) and e.args and isinstance(e.args[0], str):
+            e.args = (f"{e.args[0]}\n--- converter log (last lines) ---\n{tail}", *e.args[1:])
+        raise
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _restore(saved)
+        log.close()
+        with contextlib.suppress(OSError):
+            os.unlink(log.name)
+
+
+def _restore(saved: list[int]) -> None:
+    for fd, dup in zip((1, 2), saved):
+        os.dup2(dup, fd)
+        os.close(dup)
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    keep = [ln for ln in text.splitlines() if ln.strip() and "Warning" not in ln][-lines:]
+    return "\n".join(keep)
+
+
+def file_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
