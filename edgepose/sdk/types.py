@@ -1,0 +1,81 @@
+"""Small value types the SDK's parts pass between them (torch-free).
+
+Frames are OpenCV's convention everywhere in the SDK: ``(H, W, 3)`` uint8 BGR.
+Boxes are ``[x1, y1, x2, y2]`` in frame pixels. Keeping one convention lets a
+detector, the tracker, drawing and the sinks be combined in any order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One decoded frame: ``index`` is its position in the stream (gaps mark skipped frames)."""
+
+    index: int
+    image: np.ndarray
+    timestamp: float  # seconds since the start of the stream
+
+
+@dataclass
+class Detections:
+    """Person boxes of one frame: ``boxes`` (N, 4) float32 xyxy in frame pixels, ``scores`` (N,)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray | None = None  # (N, J, 3) x, y, score when the boxes came from poses
+
+    def __post_init__(self):
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if len(self.scores) != len(self.boxes):
+            raise ValueError(f"{len(self.boxes)} boxes but {len(self.scores)} scores")
+        if self.keypoints is not None:
+            self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
+            if self.keypoints.ndim != 3 or len(self.keypoints) != len(self.boxes):
+                raise ValueError(
+                    f"keypoints must be (N, J, 3) with N={len(self.boxes)}, got {self.keypoints.shape}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+
+@dataclass
+class Pose:
+    """One person in one frame, in frame pixels.
+
+    ``keypoints`` (J, 2) x, y; ``scores`` (J,) in [0, 1]; ``track_id`` -1 when untracked.
+    """
+
+    box: np.ndarray
+    keypoints: np.ndarray
+    scores: np.ndarray
+    track_id: int = -1
+    box_score: float = 1.0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self, frame: int | None = None, time: float | None = None) -> dict:
+        """JSON-ready record: plain lists of floats, 2 decimals for pixels, 4 for scores."""
+        rec: dict = {}
+        if frame is not None:
+            rec["frame"] = int(frame)
+        if time is not None:
+            rec["time"] = round(float(time), 4)
+        rec["track_id"] = int(self.track_id)
+        rec["box"] = [round(float(v), 2) for v in np.asarray(self.box).reshape(4)]
+        rec["box_score"] = round(float(self.box_score), 4)
+        kp = np.asarray(self.keypoints, dtype=np.float64).reshape(-1, 2)
+        sc = np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        rec["keypoints"] = [
+            [round(x, 2), round(y, 2), round(s, 4)] for (x, y), s in zip(kp.tolist(), sc.tolist())
+        ]
+        return rec
