@@ -1,0 +1,326 @@
+"""``edgepose run``: pose tracking on a video, camera or stream with a bundle (or a zoo model, exported once).
+
+``--model NAME`` exports the model to a verified bundle in the cache directory
+(``edgepose.bench.bundles``; later runs reuse it) and runs that, so what runs is
+always the device path (a runtime session per stage, no torch in the loop).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from ._common import console, err_console, friendly_errors, print_json
+from ._timing import RunStats, TotalsTimer, timing_rows, timing_table
+
+MODES = ("auto", "online", "offline")
+
+
+def _detector_hog(arg: str | None):
+    from ..sdk.detectors import HogDetector
+
+    return HogDetector()
+
+
+def _detector_onnx(arg: str | None):
+    from ..sdk.detectors import OnnxDetector
+
+    if not arg:
+        raise ValueError("--detector onnx:PATH needs the path of your ONNX person detector")
+    return OnnxDetector(arg)
+
+
+def _detector_boxes(arg: str | None):
+    from ..sdk.detectors import GivenBoxes
+
+    if not arg:
+        raise ValueError("--detector boxes:PATH needs a JSON-lines file with 'frame' and 'box' per line")
+    return GivenBoxes.from_jsonl(arg)
+
+
+# --detector KIND[:ARG] -> factory(ARG)
+DETECTOR_SPECS = {"hog": _detector_hog, "onnx": _detector_onnx, "boxes": _detector_boxes}
+
+
+def make_cli_detector(spec: str):
+    """``hog``, ``onnx:PATH`` or ``boxes:JSONL`` (a bare ``*.onnx`` path also means an ONNX detector)."""
+    kind, _, arg = spec.partition(":")
+    if kind not in DETECTOR_SPECS and spec.lower().endswith(".onnx"):
+        kind, arg = "onnx", spec
+    if kind not in DETECTOR_SPECS:
+        raise ValueError(f"unknown --detector {spec!r}: use hog, onnx:PATH or boxes:JSONL")
+    return DETECTOR_SPECS[kind](arg or None)
+
+
+def backend_format(backend: str | None) -> str | None:
+    """The bundle format a runtime backend runs (``onnxruntime`` -> ``onnx``)."""
+    if backend is None:
+        return None
+    from ..runtimes.bundle import FORMAT_BACKENDS
+    from ..runtimes.registry import get_backend
+
+    name = get_backend(backend).name
+    formats = [f for f, b in FORMAT_BACKENDS.items() if b == name and f != "torch"]
+    if not formats:
+        raise ValueError(
+            f"backend {name!r} runs no exported bundle format; use one of "
+            f"{sorted(b for f, b in FORMAT_BACKENDS.items() if f != 'torch')}"
+        )
+    return formats[0]
+
+
+def resolve_bundle(
+    bundle: Path | None, model: str | None, weights: str | None, frames: int | None, fmt: str | None, say
+) -> tuple[Path, str]:
+    """(bundle dir, how it was obtained) from --bundle or --model [--weights]."""
+    if (bundle is None) == (model is None):
+        raise ValueError(
+            "pass exactly one of --bundle DIR (an exported bundle) or --model NAME (a zoo model)"
+        )
+    if bundle is not None:
+        if not bundle.exists():
+            raise FileNotFoundError(f"bundle directory {str(bundle)!r} does not exist")
+        if weights or frames:
+            raise ValueError("--weights and --frames apply to --model; a bundle already holds its weights")
+        return bundle, f"bundle {bundle}"
+    try:
+        from ..bench.bundles import cached_bundle
+        from ..zoo import get_spec
+    except ImportError as e:  # a device-only install (no torch) can only run bundles
+        raise RuntimeError(
+            f"--model needs the workstation side of edgepose (torch): {e}; or pass --bundle DIR "
+            "exported elsewhere"
+        ) from None
+    get_spec(model)  # unknown names fail with the list of known ones
+    fmt = fmt or "onnx"
+    if weights == "pretrained":
+        from ..zoo.pretrained import load_pretrained
+
+        net = load_pretrained(model)
+        path = cached_bundle(net, format=fmt, progress=say)
+        return (
+            path,
+            f"{model} with the shipped demo weights (trained on synthetic video only), {fmt} bundle {path}",
+        )
+    if weights is None:
+        err_console.print(
+            f"[yellow]warning:[/] no --weights for {model}: random weights, so the poses are "
+            "meaningless (fine for testing the loop and its speed). Pass --weights CKPT, or "
+            "--weights pretrained for the shipped demo weights."
+        )
+    elif not Path(weights).is_file():
+        raise FileNotFoundError(f"--weights {weights!r} does not exist (a checkpoint file, or 'pretrained')")
+    path = cached_bundle(model, weights=weights, frames=frames, format=fmt, progress=say)
+    return path, f"{model} ({'random init' if weights is None else weights}), {fmt} bundle {path}"
+
+
+def open_estimator(path: Path, fmt: str | None, device: str, threads: int | None):
+    from ..runtimes.bundle import load
+    from ..sdk.estimator import PoseEstimator
+
+    opts = {"threads": threads} if threads else {}
+    return PoseEstimator(load(path, device=device, format=fmt, **opts))
+
+
+def check_display() -> None:
+    """--show needs a GUI-enabled OpenCV and a display; say which is missing."""
+    import cv2
+
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise RuntimeError("--show needs a display (no $DISPLAY here): write a video with --out instead")
+    try:
+        cv2.namedWindow("edgepose", cv2.WINDOW_NORMAL)
+    except cv2.error:
+        raise RuntimeError(
+            "--show needs an OpenCV with GUI support (opencv-python, not -headless; JetPack's "
+            "OpenCV has it): write a video with --out instead"
+        ) from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run_cmd(
+        source: str = typer.Argument(
+            ...,
+            help="Video file, image folder, camera index (0) or /dev/videoN, "
+            "RTSP/HTTP URL, or a GStreamer pipeline ending in appsink.",
+        ),
+        bundle: Path = typer.Option(None, "--bundle", help="Exported bundle directory (or an export root)."),
+        model: str = typer.Option(None, "--model", help="Zoo model: exported once to the cache, then run."),
+        weights: str = typer.Option(
+            None,
+            "--weights",
+            help="With --model: a checkpoint, or 'pretrained' for the "
+            "shipped demo weights. Without: random weights (a warning says so).",
+        ),
+        frames: int = typer.Option(
+            None, "--frames", help="With --model: window of a temporal model (3 or 5)."
+        ),
+        backend: str = typer.Option(
+            None,
+            "--backend",
+            help="onnxruntime | openvino | tflite | coreml (picks the "
+            "bundle format; default: the bundle's, or onnx for --model).",
+        ),
+        device: str = typer.Option(
+            "auto", "--device", help="auto | cpu | gpu | npu | a runtime's device name."
+        ),
+        mode: str = typer.Option(
+            "auto",
+            "--mode",
+            help="online (causal, cameras) | offline (look-ahead, files) | auto (online for live sources).",
+        ),
+        detect_every: int = typer.Option(
+            1, "--detect-every", help="Run the detector every N frames; follow the poses in between."
+        ),
+        detector: str = typer.Option("hog", "--detector", help="hog | onnx:PATH | boxes:JSONL."),
+        out: Path = typer.Option(None, "--out", help="Annotated video (.mp4 or .avi)."),
+        json_out: Path = typer.Option(None, "--json", help="Poses as JSON lines (one per person per frame)."),
+        max_frames: int = typer.Option(None, "--max-frames", help="Stop after N frames."),
+        no_smooth: bool = typer.Option(False, "--no-smooth", help="Turn off One-Euro keypoint smoothing."),
+        show: bool = typer.Option(False, "--show", help="Show the annotated frames in a window (q quits)."),
+        threads: int = typer.Option(None, "--threads", help="Runtime threads."),
+        summary_json: bool = typer.Option(
+            False, "--summary-json", help="Print the end-of-run summary as JSON."
+        ),
+    ):
+        """Track people and estimate their poses through SOURCE; ends with a per-stage timing table."""
+
+        say = None if summary_json else (lambda m: err_console.print(f"[dim]{m}[/]"))
+        with friendly_errors(), _import_errors(), json_stdout(summary_json):
+            if mode not in MODES:
+                raise ValueError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+            if detect_every < 1:
+                raise ValueError(f"--detect-every must be >= 1, got {detect_every}")
+            if max_frames is not None and max_frames < 1:
+                raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
+            if out is not None and out.suffix.lower() not in (".mp4", ".avi"):
+                raise ValueError(f"--out {str(out)!r}: use a .mp4 or .avi file name")
+            if show:
+                check_display()
+            from ..sdk.pipeline import VideoPipeline
+            from ..sdk.sources import open_source
+
+            src = open_source(int(source) if source.isdigit() else source)
+            try:
+                fmt = backend_format(backend)
+                path, how = resolve_bundle(bundle, model, weights, frames, fmt, say)
+                est = open_estimator(path, fmt, device, threads)
+                det = make_cli_detector(detector)
+                pipe = VideoPipeline(
+                    est, detector=det, mode=mode, detect_every=detect_every, smoothing=not no_smooth
+                )
+            except BaseException:
+                src.close()
+                raise
+            pipe.timer = TotalsTimer()
+            stats, tracks = _loop(pipe, src, out, json_out, max_frames, show, quiet=summary_json)
+            if stats.frames == 0:
+                raise RuntimeError(
+                    f"no frames could be read from {source!r}"
+                    + (
+                        f": {src.error}"
+                        if getattr(src, "error", None)
+                        else " (an empty or undecodable video?)"
+                    )
+                )
+        sessions = {n: f"{s.backend}/{s.device}" for n, s in est.bundle.sessions.items()}
+        summary = {
+            "source": source,
+            "bundle": str(est.bundle.path),
+            "model": est.name,
+            "how": how,
+            "format": est.bundle.format,
+            "precision": est.manifest.precision,
+            "sessions": sessions,
+            "mode": pipe.mode,
+            "frames": stats.frames,
+            "seconds": round(stats.wall_s, 3),
+            "fps": round(stats.fps, 2),
+            "poses": stats.poses,
+            "tracks": len(tracks),
+            "stages": timing_rows(pipe.timer, stats),
+            "outputs": {"video": str(out) if out else None, "json": str(json_out) if json_out else None},
+        }
+        if getattr(src, "skipped", 0):
+            summary["skipped_frames"] = src.skipped
+        est.close()
+        if summary_json:
+            print_json(summary)
+            return
+        console.print(f"[dim]{how}; sessions {sessions}; mode {pipe.mode}[/]")
+        console.print(timing_table(pipe.timer, stats))
+        for kind, p in (("video", out), ("poses", json_out)):
+            if p is not None:
+                console.print(f"{kind}: {p}")
+
+
+def _loop(pipe, src, out, json_out, max_frames, show, quiet=False):
+    """Run the pipeline with a progress bar; returns (RunStats, track ids seen)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    total = getattr(src, "frame_count", 0) or None
+    if max_frames:
+        total = min(total, max_frames) if total else max_frames
+    frames = poses = 0
+    tracks: set[int] = set()
+    t0 = time.perf_counter()
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err_console,
+        disable=quiet,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("edgepose run", total=total, info="")
+        results = pipe.run(
+            src, video_out=out, jsonl_out=json_out, draw=bool(out or show), max_frames=max_frames
+        )
+        try:
+            for res in results:
+                frames += 1
+                poses += len(res.poses)
+                tracks.update(p.track_id for p in res.poses)
+                progress.update(task, advance=1, info=f"{res.fps:5.1f} fps, {len(res.poses)} people")
+                if show:
+                    import cv2
+
+                    cv2.imshow("edgepose", res.image)
+                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                        break
+        finally:
+            results.close()  # closes the source and finalises the sinks, also on Ctrl-C
+            if show:
+                import cv2
+
+                cv2.destroyAllWindows()
+    return RunStats(frames, time.perf_counter() - t0, poses, len(tracks)), tracks
+
+
+def json_stdout(active: bool):
+    """While a command's JSON goes to stdout, send everything else printed there (converters' progress
+    during an export, for instance) to stderr, so stdout stays one parseable document."""
+    return contextlib.redirect_stdout(sys.stderr) if active else contextlib.nullcontext()
+
+
+class _import_errors:
+    """A runtime package that fails to import is a one-line error (exit 2) too."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, ImportError):
+            raise RuntimeError(str(exc)) from None
+        return False
