@@ -158,6 +158,17 @@ def test_openvino_session_matches_torch_and_reads_onnx_too(net, onnx_file, ir_fi
         assert _max_err(s.run({"image": x}), _ref(net, x)) < 1e-4
 
 
+def test_openvino_fp16_computes_in_f16_only_where_the_device_has_native_fp16(ir_file):
+    """OpenVINO maps an f16 hint to bf16 on CPUs without fp16 arithmetic (this AMD EPYC has
+    AVX512-BF16), which lost SHaRPose-S 5.4 px; an fp16 bundle must then compute in f32."""
+    import openvino as ov
+
+    native = "FP16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    with open_session(ir_file, precision="fp16") as s:
+        hint = str(s._compiled.get_property("INFERENCE_PRECISION_HINT"))
+    assert ("f16" in hint) == native and "bf16" not in hint
+
+
 def test_tflite_session_matches_torch_and_loops_a_static_batch(net, tflite_file):
     with open_session(tflite_file) as s:
         assert (s.backend, s.device) == ("tflite", "XNNPACK")
