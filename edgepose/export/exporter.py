@@ -254,7 +254,7 @@ def export(
     ``batch``: ``"auto"`` (dynamic where the format can, else 1), ``"dynamic"``/None, or a
     fixed N (a static shape, e.g. for NPUs). ``frames``: window size of a temporal model (3|5).
     ``verify=False`` skips the parity check (the manifest then records it as skipped).
-    ``hook``: a quantiser for precisions that need one (INT8, a later issue).
+    ``hook``: a quantiser for precisions that need one (INT8: ``edgepose.quantization``).
     """
     say = progress or (lambda msg: None)
     formats = resolve_formats(format)
@@ -263,7 +263,10 @@ def export(
         check_combination(fmt, precision, default_batch(fmt, want))
         fmt.require()
     if PRECISIONS[precision].needs_hook and hook is None:
-        raise ExportError(f"precision {precision} needs a quantiser (hook=...) with calibration data")
+        raise ExportError(
+            f"precision {precision} needs a quantiser with calibration data: use `edgepose quantize` "
+            "(edgepose.quantization.quantize), which passes one to export as hook=..."
+        )
     if hook is not None and hook.precision != precision:
         raise ExportError(f"the hook quantises to {hook.precision}, but precision {precision} was asked for")
     out = Path(out)

@@ -42,6 +42,9 @@ class QuantizationHook(Protocol):
 
     def after_convert(self, job: "StageJob", artifact: "Artifact") -> "Artifact": ...
 
+    # optional: ``converter_options(job) -> dict`` of extra keyword arguments for the format's
+    # converter call (litert-torch's ``quant_config`` for a PT2E-quantised module)
+
 
 @dataclass
 class StageJob:
@@ -75,6 +78,11 @@ class StageJob:
         if self.hook is not None:
             module = self.hook.before_convert(self, module)
         return module
+
+    def converter_options(self) -> dict[str, Any]:
+        """Extra converter arguments the hook asks for (none without a hook)."""
+        get = getattr(self.hook, "converter_options", None)
+        return dict(get(self)) if get is not None else {}
 
     def finish(self, artifact: "Artifact") -> "Artifact":
         return self.hook.after_convert(self, artifact) if self.hook is not None else artifact

@@ -9,6 +9,9 @@
 * int64 inputs (SHaRPose's ``patch_index``) become int32: LiteRT without x64.
 * fp16: weights cast to float16 with ai-edge-quantizer's ``float_casting``
   (compute stays float32 on CPU, XNNPACK may run it in fp16).
+* int8: the quantisation hook gets the channel-last module the converter traces
+  (``before_convert``: PT2E) and may add converter arguments (litert-torch's
+  ``quant_config``) through ``StageJob.converter_options``.
 * Metadata: a flatbuffer metadata entry ``edgepose`` holding the JSON dict.
 """
 
@@ -43,14 +46,15 @@ def convert(job: StageJob) -> Artifact:
         import litert_torch
         import litert_torch.version as lv
 
-    nhwc = job.image_inputs if job.fmt.layout == "NHWC" else ()
+    nhwc, example = sample_kwargs(job)
     module = named_module(
-        job.torch_module(), job.input_names, job.output_names, nhwc_inputs=nhwc, dict_outputs=True
+        job.module.eval(), job.input_names, job.output_names, nhwc_inputs=nhwc, dict_outputs=True
     )
-    example = {n: (to_nhwc(t) if n in nhwc else t) for n, t in job.example.items()}
+    if job.hook is not None:  # int8: the hook sees exactly what the converter traces (NHWC, named inputs)
+        module = job.hook.before_convert(job, module)
     float_path = job.work_dir / f"{job.stage}.b{job.batch}.float.tflite"
     with quiet():
-        edge = litert_torch.convert(module, (), sample_kwargs=example)
+        edge = litert_torch.convert(module, (), sample_kwargs=example, **job.converter_options())
         edge.export(str(float_path))
         src = float_path
         if job.precision == "fp16":
@@ -65,6 +69,12 @@ def convert(job: StageJob) -> Artifact:
         info={"exporter": f"litert-torch {getattr(lv, '__version__', '?')}"},
     )
     return job.finish(artifact)
+
+
+def sample_kwargs(job: StageJob) -> tuple[tuple[str, ...], dict]:
+    """The NHWC image inputs and the converter's example (image inputs channel-last)."""
+    nhwc = job.image_inputs if job.fmt.layout == "NHWC" else ()
+    return nhwc, {n: (to_nhwc(t) if n in nhwc else t) for n, t in job.example.items()}
 
 
 def _to_fp16(src: Path, dest: Path) -> Path:

@@ -13,6 +13,9 @@ stages with codec outputs also by decoded keypoints in crop pixels. A stage's
 (the largest error relative to its bound); every output's numbers go into the
 manifest's ``extra["verification_detail"]``. Dynamic
 batches are checked at batch 3, which catches a batch baked in at export.
+int8 bundles (``edgepose quantize``) are judged by RMS error relative to each
+output's RMS instead of max abs error (``edgepose.quantization.check``, whose
+real-crop check is the one ``quantize`` records in their manifests).
 
 Core ML cannot predict off macOS: there the check is structural (ML program,
 I/O names and shapes, operation counts, size against the parameter count) and
@@ -82,6 +85,17 @@ def pipeline_inputs(model, batch: int, seed: int = VERIFY_SEED) -> tuple[dict, d
 
 
 # ----------------------------------------------------------------------------- comparisons
+
+
+def _comparer(precision: str):
+    """int8 outputs are judged by their RMS error against the output's RMS (a max-abs bound would
+    be decided by the one element at the edge of a quantisation range); see
+    ``edgepose.quantization.check``."""
+    if precision == "int8":
+        from ..quantization.check import compare
+
+        return compare
+    return compare_output
 
 
 def compare_output(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[str, Any]:
@@ -166,7 +180,7 @@ def _structural(bundle_dir: Path, manifest: Manifest, model, reason: str) -> lis
     from ..zoo.costs import stage_cost
 
     out = []
-    itemsize = 2 if manifest.precision == "fp16" else 4
+    itemsize = {"fp16": 2, "int8": 1}.get(manifest.precision, 4)
     for entry in manifest.stages:
         info = inspect(bundle_dir / entry.file)
         problems = _check_io(manifest, entry.name, info.inputs, info.outputs)
@@ -261,7 +275,8 @@ def check_bundle(
                 problems.append(f"the runtime failed at batch {batch}: {type(e).__name__}: {first}")
                 got = {}
             ref = {k: v.numpy() for k, v in refs.items()}
-            per_out = {n: compare_output(ref[n], got.get(n, np.zeros(0)), tol) for n in entry.output_names}
+            compare = _comparer(manifest.precision)
+            per_out = {n: compare(ref[n], got.get(n, np.zeros(0)), tol) for n in entry.output_names}
             if got:
                 problems += [f"output {n}: {r['problem']}" for n, r in per_out.items() if "problem" in r]
             for n, r in per_out.items():
@@ -271,7 +286,11 @@ def check_bundle(
                             f"output {n}: {r['flips']:.2%} of mask elements flipped > {r['bound']:.2%}"
                         )
                     else:
-                        problems.append(f"output {n}: max abs error {r['max_abs']:.3g} > {r['bound']:.3g}")
+                        problems.append(
+                            f"output {n}: RMS error {r['rel_rms']:.3g} x the output's RMS > {r['bound']:.3g}"
+                            if "rel_rms" in r
+                            else f"output {n}: max abs error {r['max_abs']:.3g} > {r['bound']:.3g}"
+                        )
             kp_px, ties = None, 0
             if set(CODEC_OUTPUTS[manifest.codec]) <= set(entry.output_names) and not problems:
                 kp_px, ties = keypoint_error(ref, got, manifest.codec, tuple(manifest.input_size))
@@ -280,7 +299,9 @@ def check_bundle(
             # the deciding output: the largest error relative to its own bound
             floats = {n: r for n, r in per_out.items() if r.get("kind", "float") == "float"}
             worst = max(
-                floats, key=lambda n: floats[n]["max_abs"] / max(floats[n]["bound"], 1e-30), default=None
+                floats,
+                key=lambda n: floats[n].get("rel_rms", floats[n]["max_abs"]) / max(floats[n]["bound"], 1e-30),
+                default=None,
             )
             detail[entry.name] = {
                 "batch": batch,
@@ -294,7 +315,7 @@ def check_bundle(
                     passed=not problems,
                     max_abs_error=_finite(floats[worst]["max_abs"]) if worst else None,
                     keypoint_error_px=kp_px,
-                    tolerance=floats[worst]["bound"] if worst else None,
+                    tolerance=floats[worst]["bound"] if worst and "rel_rms" not in floats[worst] else None,
                     inputs=f"seed {seed}, batch {batch}: random images, later stages PyTorch's outputs of "
                     "the stage before",
                     backend=sess.backend,
