@@ -119,6 +119,11 @@ class TopDownDataset(Dataset):
     * per-joint flags of the annotation (e.g. ``occluded``, ``blurred``) as (J,)
       float32, NaN where a person lacks a flag that others have;
     * ``inverse`` (2, 3) float64 crop -> frame matrix, ``image_id``, ``index``.
+
+    ``collapse_window``: every slot of the window holds the current frame (the
+    same samples, shapes and targets, no neighbouring frames): the ablation
+    that shows what a temporal model gains from its window, with the
+    architecture unchanged.
     """
 
     def __init__(
@@ -136,6 +141,7 @@ class TopDownDataset(Dataset):
         padding: float = BOX_PADDING,
         min_visible: int = 1,
         image_loader: Callable[[object], np.ndarray] = read_bgr,
+        collapse_window: bool = False,
     ):
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.layout = get_layout(layout) if isinstance(layout, str) else layout
@@ -152,6 +158,7 @@ class TopDownDataset(Dataset):
         self.padding = padding
         self.min_visible = min_visible
         self.image_loader = image_loader
+        self.collapse_window = bool(collapse_window)
         self._valid = self.layout.valid_mask
         self._flip_index = np.asarray(self.layout.flip_index)
         self._lower = np.array([n in LOWER_BODY for n in self.layout.names]) & self._valid
@@ -277,7 +284,8 @@ class TopDownDataset(Dataset):
 
         cache: dict = {}
         crops = []
-        for frame in sample.clip:  # clamped windows repeat frames: read each once
+        clip = (sample.clip[sample.current],) * len(sample.clip) if self.collapse_window else sample.clip
+        for frame in clip:  # clamped (or collapsed) windows repeat frames: read each once
             if frame.image_path not in cache:
                 bgr = warp(self.image_loader(frame.image_path), m, self.input_size)
                 cache[frame.image_path] = normalize(bgr[..., ::-1], self.mean, self.std)

@@ -1,0 +1,162 @@
+"""Small trained weights shipped with the package, for demos and tests.
+
+**What they are.** Reduced builds of zoo models (64x48 crops, narrower and shallower than the
+papers' sizes; each checkpoint records its exact ``config``) trained from scratch for a few
+minutes on CPU on edgepose's *synthetic* video benchmark only (``edgepose.data.synthetic``:
+rendered articulated figures in generated scenes), by ``benchmarks/train_synthetic.py
+--ship-weights edgepose/assets/weights``. They find the joints of synthetic people well
+(the index records each one's held-out PCK) and are meant for demos, examples and tests that
+need a model which really works (SDK loops, export checks, ``edgepose demo``).
+
+**What they are not.** They have never seen a real person: on real footage expect poor, often
+wrong poses. They are not the papers' models and carry none of the papers' accuracy; for real
+use, train on real data (``edgepose train``) or load official checkpoints (``load_weights``).
+
+Storage: tensors in fp16 in our checkpoint format (``edgepose.zoo.checkpoints``), restored to
+fp32 on load; ``index.json`` beside them lists each file's sha256, so a damaged install fails
+with a clear error instead of producing silently wrong poses. Every load uses
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ..core.atomic import atomic_file
+from .checkpoints import FORMAT, VERSION, CheckpointError, file_sha256, load_weights, read_checkpoint
+from .registry import create_model, get_spec
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "assets" / "weights"
+INDEX = "index.json"
+
+
+class PretrainedError(CheckpointError):
+    """Shipped weights that are missing, damaged or unknown."""
+
+
+def _dir(directory: str | os.PathLike | None) -> Path:
+    return Path(directory) if directory is not None else WEIGHTS_DIR
+
+
+def _index(directory: str | os.PathLike | None = None) -> dict[str, dict]:
+    path = _dir(directory) / INDEX
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise PretrainedError(f"the pretrained weights index {path} is unreadable ({e}); "
+                              "reinstall edgepose") from None
+
+
+def list_pretrained(directory: str | os.PathLike | None = None) -> list[str]:
+    """Model names that have shipped weights (e.g. ``['distilpose_s', 'dsta_mnv2', ...]``)."""
+    return sorted(_index(directory))
+
+
+def pretrained_info(name: str, directory: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The index entry of ``name``: file, sha256, config overrides, input size, offsets, layout,
+    what it was trained on and its held-out metrics."""
+    index = _index(directory)
+    if name not in index:
+        known = ", ".join(sorted(index)) or "none"
+        raise PretrainedError(f"no pretrained weights for {name!r}; shipped: {known}")
+    return dict(index[name])
+
+
+def load_pretrained(name: str, directory: str | os.PathLike | None = None, check: bool = True):
+    """Build ``name`` from its shipped checkpoint's recorded config and load the weights (fp32, eval
+    mode). The model's ``input_size`` and ``frame_offsets`` (not the registry spec's) are the crop
+    size and window it was trained for (``model_spec(model)`` gives the matching spec);
+    ``model.pretrained`` holds the index entry."""
+    info = pretrained_info(name, directory)
+    path = _dir(directory) / info["file"]
+    hint = "reinstall edgepose (or re-create them with benchmarks/train_synthetic.py --ship-weights)"
+    if not path.is_file():
+        raise PretrainedError(f"pretrained weights file {path} for {name!r} is missing; {hint}")
+    if check:
+        digest = file_sha256(path)
+        if digest != info["sha256"]:
+            raise PretrainedError(
+                f"pretrained weights file {path} for {name!r} is damaged: sha256 {digest[:16]}... does not "
+                f"match the index's {info['sha256'][:16]}...; {hint}"
+            )
+    try:
+        obj = read_checkpoint(path)
+    except CheckpointError as e:
+        raise PretrainedError(f"{e}; {hint}") from None
+    if obj.get("format") != FORMAT or obj.get("model") != name:
+        raise PretrainedError(
+            f"{path} is not an edgepose checkpoint of {name!r} (model {obj.get('model')!r}); {hint}"
+        )
+    spec = get_spec(name)
+    config = obj.get("config") or {}
+    overrides = {k: v for k, v in config.items() if k in spec.config and v != spec.config[k]}
+    model = create_model(name, **overrides)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in obj["state_dict"].items()}
+    load_weights(model, {**obj, "state_dict": state})
+    model.pretrained = info
+    return model.eval()
+
+
+def model_spec(model):
+    """The registry spec of a built model with *its* crop size and window (a reduced build, such as
+    the shipped weights, differs from the registry's full-size spec there)."""
+    import dataclasses
+
+    spec = get_spec(model.spec_name)
+    return dataclasses.replace(spec, input_size=tuple(model.input_size),
+                               frame_offsets=tuple(model.frame_offsets))
+
+
+def write_pretrained(model, directory: str | os.PathLike, trained_on: str,
+                     metrics: Mapping[str, Any] | None = None, note: str = "") -> Path:
+    """Write ``model`` as ``<name>.pt`` with fp16 tensors and add it to the directory's index."""
+    from .. import __version__
+
+    name = getattr(model, "spec_name", None)
+    if not name:
+        raise ValueError("the model has no spec_name: build it with edgepose.zoo.create_model")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
+             for k, v in model.state_dict().items()}
+    meta = {"dtype": "float16", "trained_on": trained_on, "metrics": dict(metrics or {}), "note": note,
+            "edgepose": __version__}
+    obj = {"format": FORMAT, "version": VERSION, "model": name, "config": dict(model.config),
+           "state_dict": state, "meta": meta}
+    path = directory / f"{name}.pt"
+    with atomic_file(path) as f:
+        torch.save(obj, f)
+    spec = get_spec(name)
+    overrides = {k: v for k, v in model.config.items() if k in spec.config and v != spec.config[k]}
+    index = _index(directory)
+    index[name] = {
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "bytes": path.stat().st_size,
+        "model": name,
+        "overrides": _plain(overrides),
+        "input_size": list(model.input_size),
+        "frame_offsets": list(model.frame_offsets),
+        "layout": spec.layout,
+        "codec": spec.codec,
+        "params": sum(p.numel() for p in model.parameters()),
+        **meta,
+    }
+    with atomic_file(directory / INDEX, "w") as f:
+        json.dump(dict(sorted(index.items())), f, indent=1)
+    return path
+
+
+def _plain(d: Mapping) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+__all__ = ["PretrainedError", "WEIGHTS_DIR", "list_pretrained", "load_pretrained", "model_spec",
+           "pretrained_info", "write_pretrained"]

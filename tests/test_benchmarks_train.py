@@ -1,0 +1,91 @@
+"""benchmarks/train_synthetic.py runs end to end at toy size and writes its table, JSON, plot and
+shippable weights. It asserts the plumbing, not the benchmark's conclusions (tiny models trained
+for a few steps learn little)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "train_synthetic.py"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train_synthetic")
+    cmd = [sys.executable, str(SCRIPT), "--work", str(tmp / "work"), "--results", str(tmp / "results"),
+           "--scale", "tiny", "--videos", "3", "--frames", "4", "--frame-size", "128x96", "--input-size", "64x48",
+           "--epochs", "1", "--batch-size", "4", "--ship-weights", str(tmp / "weights"),
+           "--ship-margin", "-100"]  # toy models do not beat the mean pose: ship anyway to test the plumbing
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return tmp, proc
+
+
+def test_writes_table_json_plot(smoke):
+    tmp, proc = smoke
+    res = json.loads((tmp / "results" / "train_synthetic.json").read_text())
+    assert set(res["baselines"]) == {"posetrack17", "coco17"}
+    expected = {"dsta_mnv2", "dsta_mnv2/collapsed", "tar_vitpose_s", "tar_vitpose_s/collapsed", "sharpose_s",
+                "distilpose_s/no-teacher", "distilpose_s/gt-heatmaps", "distilpose_s/teacher"}
+    assert set(res["runs"]) == expected
+    for key, run in res["runs"].items():
+        assert run["train"]["steps"] >= 1, key
+        assert run["persons"] > 0
+        for metric in ("pckh@0.5", "pck@0.2"):
+            assert set(run[metric]) == {"all", "occluded", "not_occluded", "blurred", "not_blurred"}
+            assert run[metric]["all"] is None or 0 <= run[metric]["all"] <= 100
+        assert run["input_size"] == [64, 48]
+    assert res["runs"]["dsta_mnv2/collapsed"]["collapse_window"] is True
+    assert res["runs"]["distilpose_s/teacher"]["teacher"] == "sharpose_s"
+    comp = res["comparisons"]
+    assert set(comp["b_window_vs_collapsed"]) == {"dsta_mnv2", "tar_vitpose_s"}
+    assert set(comp["c_distillation"]) == {"teacher - no-teacher", "teacher - gt-heatmaps"}
+    md = (tmp / "results" / "train_synthetic.md").read_text()
+    assert "| dsta_mnv2/collapsed |" in md and "## (b)" in md and "## (c)" in md
+    png = (tmp / "results" / "train_synthetic.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert "PCKh@.5" in proc.stdout  # the rich table
+
+
+def test_shipped_weights_load_back(smoke):
+    from edgepose.zoo.pretrained import list_pretrained, load_pretrained
+
+    tmp, _ = smoke
+    names = list_pretrained(tmp / "weights")
+    assert names == ["distilpose_s", "dsta_mnv2", "sharpose_s", "tar_vitpose_s"]
+    model = load_pretrained("dsta_mnv2", tmp / "weights")
+    assert model.input_size == (64, 48) and model.config["width"] == 0.25  # the tiny build, from the file
+
+
+def test_set_changes_a_models_build():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import train_synthetic as bench
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    assert bench.parse_sets(["dsta_mnv2.jfd=pool", "dsta_mnv2.width=0.5", "tar_vitpose_s.depth=2"]) == {
+        "dsta_mnv2": {"jfd": "pool", "width": 0.5}, "tar_vitpose_s": {"depth": 2}}
+    for bad in ("dsta_mnv2=1", "nope.width=1", "dsta_mnv2.width"):
+        with pytest.raises(SystemExit, match="MODEL.KEY=VALUE"):
+            bench.parse_sets([bad])
+
+
+def test_only_runs_that_beat_the_mean_pose_ship():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from train_synthetic import shippable
+
+    def run(model, pckh, layout="posetrack17", collapse=False):
+        return {"model": model, "layout": layout, "collapse_window": collapse, "pckh@0.5": {"all": pckh}}
+
+    res = {"baselines": {"posetrack17": {"pckh@0.5": {"all": 47.0}}, "coco17": {"pckh@0.5": {"all": 47.0}}},
+           "runs": {"dsta_mnv2": run("dsta_mnv2", 59.0), "dsta_mnv2/collapsed": run("dsta_mnv2", 70.0, collapse=True),
+                    "sharpose_s": run("sharpose_s", 49.0, "coco17"),
+                    "distilpose_s/a": run("distilpose_s", 54.0, "coco17"),
+                    "distilpose_s/b": run("distilpose_s", 64.0, "coco17")}}
+    keys, skipped = shippable(res)
+    assert sorted(keys) == ["distilpose_s/b", "dsta_mnv2"]  # best windowed run per model, +5 over the mean pose
+    assert len(skipped) == 1 and skipped[0].startswith("sharpose_s: +2.00")
