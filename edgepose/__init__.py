@@ -19,7 +19,7 @@ _PUBLIC = {
     "create_model": "edgepose.zoo.registry:create_model",
     "load_weights": "edgepose.zoo.checkpoints:load_weights",
     "load_pretrained": "edgepose.zoo.pretrained:load_pretrained",
-    "export": "edgepose.export:export",
+    "export": "edgepose.export",  # the package, callable as its export()
     "quantize": "edgepose.quantization.api:quantize",
     "load": "edgepose.runtimes.bundle:load",
     "PoseEstimator": "edgepose.sdk.estimator:PoseEstimator",
@@ -32,8 +32,9 @@ __all__ = ["__version__", *_PUBLIC]
 def __getattr__(name: str):
     if name not in _PUBLIC:
         raise AttributeError(f"module 'edgepose' has no attribute {name!r}")
-    module, attr = _PUBLIC[name].split(":")
-    value = getattr(importlib.import_module(module), attr)
+    module, _, attr = _PUBLIC[name].partition(":")
+    value = importlib.import_module(module)
+    value = getattr(value, attr) if attr else value
     globals()[name] = value
     return value
 

@@ -19,3 +19,12 @@ def test_device_side_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_export_is_callable_whichever_import_came_first():
+    code = (
+        "import edgepose.export.formats, edgepose, edgepose.export.to_onnx as t; "
+        "assert callable(edgepose.export) and edgepose.export.export is not None and t.convert; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
