@@ -341,3 +341,12 @@ def test_trained_demo_weights_keep_their_accuracy_in_int8(data, tmp_path):
     assert r.verified is True
     assert r.deviation["p90_px"] < 2.0  # measured: about 0.6 px at 64x48
     assert abs(r.metric_drop) < 3.0 and abs(r.fp32_accuracy["pckh@0.5"] - r.accuracy["pckh@0.5"]) < 3.0
+
+
+def test_tflite_ptq_of_a_stage_with_an_integer_input(data, tmp_path):
+    """SHaRPose's fine stage takes an int64 patch index: no observer may sit on integer tensors."""
+    result = quantize("sharpose_s_tiny", out=tmp_path / "s", data=data, calib=8, format="tflite", eval_limit=None,
+                      latency=False, strict=False)
+    row = result["tflite"]
+    assert row.verified is not False and row.size_bytes < row.fp32_size_bytes
+    assert read_manifest(tmp_path / "s").precision == "int8"

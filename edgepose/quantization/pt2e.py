@@ -51,11 +51,27 @@ def _refs(spec) -> list:
     return []
 
 
+def _integer(node, model: torch.fx.GraphModule) -> bool:
+    """A node producing an integer tensor (SHaRPose's patch index, index constants the export
+    lifted into ``get_attr`` nodes): observers cannot histogram it."""
+    if not isinstance(node, torch.fx.Node):
+        return False
+    val = node.meta.get("val")
+    if val is None and node.op == "get_attr":
+        val = getattr(model, str(node.target), None)
+    return isinstance(val, torch.Tensor) and not val.dtype.is_floating_point
+
+
 def strip_annotations(model: torch.fx.GraphModule, scopes: tuple[Scope, ...]) -> list[str]:
-    """Remove quantisation annotations inside ``scopes`` (and those depending on them); return node names."""
+    """Remove quantisation annotations inside ``scopes``, on integer tensors, and those depending on
+    them; return the node names."""
     removed: set = set()
     for node in model.graph.nodes:
-        if ANNOTATION in node.meta and match(fx_node_path(node), scopes):
+        ann = node.meta.get(ANNOTATION)
+        if ann is None:
+            continue
+        if (match(fx_node_path(node), scopes) or _integer(node, model)
+                or any(_integer(a, model) for a in ann.input_qspec_map)):
             removed.add(node)
     changed = True
     while changed:  # drop annotations that share or derive their qparams from a removed one
@@ -164,7 +180,7 @@ def scoped_quantizer(inner, scopes: tuple[Scope, ...], close_outputs: bool = Fal
             model = self.inner.annotate(model)
             if close_outputs:
                 close_fused_outputs(model)
-            self.float_nodes = strip_annotations(model, self.scopes) if self.scopes else []
+            self.float_nodes = strip_annotations(model, self.scopes)
             return model
 
         def validate(self, model):
