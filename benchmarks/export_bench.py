@@ -192,7 +192,9 @@ def main(argv=None) -> int:
                 console.print(f"[dim]{name}: {fmt} exported, verified, timed[/]")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    cpu = _cpu_name()
+    from edgepose.bench.report import cpu_name
+
+    cpu = cpu_name()
     load_end = os.getloadavg()[1] if hasattr(os, "getloadavg") else float("nan")
     header = (
         f"Export benchmark ({args.precision}; {cpu}, {os.cpu_count()} cores, {platform.system()}; torch "
@@ -211,16 +213,6 @@ def main(argv=None) -> int:
         f.write(to_markdown(rows, header))
     console.print(f"markdown table written to {md}")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -273,9 +273,10 @@ def ort_study(model: str, weights: Path, data: str, calib: int, threads_list, ba
 # ------------------------------------------------------------------------------------ writing
 def write(args, weights_info: dict, scopes: dict, reports: dict, study: dict) -> None:
     from edgepose.core.atomic import atomic_file
+    from edgepose.bench.report import cpu_name
     from edgepose.quantization.report import ArtifactReport, markdown
 
-    env = {"python": platform.python_version(), "machine": platform.machine(), "cpu": _cpu(),
+    env = {"python": platform.python_version(), "machine": platform.machine(), "cpu": cpu_name(),
            "cores": os.cpu_count(), "load_avg": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     payload = {"environment": env, "args": {k: v for k, v in vars(args).items() if k != "weights"},
                "weights": weights_info, "scopes": scopes, "reports": reports, "ort_study": study}
@@ -326,16 +327,6 @@ def write(args, weights_info: dict, scopes: dict, reports: dict, study: dict) ->
         lines += ["", Path(args.notes).read_text()]
     with atomic_file(RESULTS / f"{STEM}.md", "w") as f:
         f.write("\n".join(lines) + "\n")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None) -> int:

@@ -86,9 +86,9 @@ def main(argv=None) -> int:
         print(f"[{time.perf_counter() - t0:6.0f}s] {model} ...", flush=True)
         rows += measure(model, args.formats, args.calib, args.threads)
     from edgepose.core.atomic import atomic_file
-    from int8_report import _cpu  # this directory's report script: the CPU model name
+    from edgepose.bench.report import cpu_name
 
-    env = {"cpu": _cpu(), "cores": os.cpu_count(), "threads": args.threads,
+    env = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
            "load_avg": os.getloadavg()[0], "python": platform.python_version(),
            "seconds": round(time.perf_counter() - t0, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
