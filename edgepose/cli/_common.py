@@ -29,3 +29,12 @@ def friendly_errors():
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         err_console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)  # one line, however long
         raise typer.Exit(2) from None
+
+
+@contextlib.contextmanager
+def import_errors():
+    """A runtime or converter package that fails to import is a one-line error (exit 2) too."""
+    try:
+        yield
+    except ImportError as e:
+        raise RuntimeError(str(e)) from None

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from ._common import console, err_console, friendly_errors, print_json
+from ._common import console, err_console, friendly_errors, import_errors, print_json
 from ._timing import RunStats, TotalsTimer, timing_rows, timing_table
-from .run import _import_errors, backend_format, json_stdout
+from .run import backend_format, json_stdout
 
 DEMO_SEED = 7  # the shipped weights trained on generator seed 0: this video is held out
 DEMO_SIZE = (640, 480)
@@ -291,7 +291,7 @@ def register(app: typer.Typer) -> None:
         and accuracy against the video's ground truth.
         """
         say = (lambda m: None) if as_json else (lambda m: err_console.print(f"[dim]{m}[/]"))
-        with friendly_errors(), _import_errors(), json_stdout(as_json):
+        with friendly_errors(), import_errors(), json_stdout(as_json):
             s = run_demo(out, model, 16 if quick else frames, source, backend, device, detector, say)
         timer, stats = s.pop("_timer"), s.pop("_stats")
         if as_json:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ._common import console, err_console, friendly_errors, print_json
+from ._common import console, err_console, friendly_errors, import_errors, print_json
 
 _FRAMES = (3, 5)
 
@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ):
         """Export MODEL to verified stage bundles (graph files + manifest.json), atomically."""
-        with friendly_errors(), _import_errors():
+        with friendly_errors(), import_errors():
             if frames is not None and frames not in _FRAMES:
                 raise ValueError(f"--frames must be 3 or 5, got {frames}")
             from ..export import export
@@ -167,7 +167,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ):
         """Re-run a bundle's parity check against PyTorch in its runtime; exit 1 if it fails."""
-        with friendly_errors(), _import_errors():
+        with friendly_errors(), import_errors():
             from ..export import verify_bundle
 
             checks = verify_bundle(bundle, weights=weights, device=device)
@@ -178,14 +178,3 @@ def register(app: typer.Typer) -> None:
         if any(c.passed is False for c in checks):
             raise typer.Exit(1)
 
-
-class _import_errors:
-    """A runtime or converter package that fails to import is a one-line error too."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type, ImportError):
-            raise RuntimeError(str(exc)) from None
-        return False

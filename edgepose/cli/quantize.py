@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import err_console, friendly_errors, print_json
+from ._common import err_console, friendly_errors, import_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -34,22 +34,17 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ):
         """Quantise MODEL to int8 for each format; report size, accuracy and latency against fp32."""
-        with friendly_errors():
-            try:
-                from ..quantization import quantize
-            except ImportError as e:
-                raise RuntimeError(str(e)) from None
+        with friendly_errors(), import_errors():
+            from ..quantization import quantize
+
             scopes = None if float_scopes is None else [s.strip() for s in float_scopes.split(",") if s.strip()]
             say = None if as_json else (lambda msg: err_console.print(f"[dim]{msg}[/]"))
-            try:
-                result = quantize(
-                    model, out=out, weights=weights, method=method, data=data, calib=calib, epochs=epochs,
-                    format=fmt, float_scopes=scopes, eval_limit=eval_limit, latency=latency, threads=threads,
-                    qat_steps=qat_steps, device=device, options={"coreml_mode": coreml_mode}, strict=strict,
-                    progress=say,
-                )
-            except ImportError as e:
-                raise RuntimeError(str(e)) from None
+            result = quantize(
+                model, out=out, weights=weights, method=method, data=data, calib=calib, epochs=epochs,
+                format=fmt, float_scopes=scopes, eval_limit=eval_limit, latency=latency, threads=threads,
+                qat_steps=qat_steps, device=device, options={"coreml_mode": coreml_mode}, strict=strict,
+                progress=say,
+            )
         if as_json:
             print_json(result.to_dict())
         else:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, err_console, friendly_errors, print_json
+from ._common import console, err_console, friendly_errors, import_errors, print_json
 from ._timing import RunStats, TotalsTimer, timing_rows, timing_table
 
 MODES = ("auto", "online", "offline")
@@ -194,7 +194,7 @@ def register(app: typer.Typer) -> None:
         """Track people and estimate their poses through SOURCE; ends with a per-stage timing table."""
 
         say = None if summary_json else (lambda m: err_console.print(f"[dim]{m}[/]"))
-        with friendly_errors(), _import_errors(), json_stdout(summary_json):
+        with friendly_errors(), import_errors(), json_stdout(summary_json):
             if mode not in MODES:
                 raise ValueError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
             if detect_every < 1:
@@ -313,14 +313,3 @@ def json_stdout(active: bool):
     during an export, for instance) to stderr, so stdout stays one parseable document."""
     return contextlib.redirect_stdout(sys.stderr) if active else contextlib.nullcontext()
 
-
-class _import_errors:
-    """A runtime package that fails to import is a one-line error (exit 2) too."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type, ImportError):
-            raise RuntimeError(str(exc)) from None
-        return False
