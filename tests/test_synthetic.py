@@ -212,6 +212,28 @@ def test_blur_flags_follow_the_blur():
     assert not any(f.blurred or any(p.blurred.any() for p in f.persons) for f in sharp)
 
 
+def _blur_runs(flags):
+    """Lengths of the maximal runs of blurred frames, and whether the last one reaches the end."""
+    runs, n = [], 0
+    for b in flags:
+        if b:
+            n += 1
+        elif n:
+            runs.append(n)
+            n = 0
+    return runs, n
+
+
+def test_camera_blur_episodes_last_blur_frames():
+    cfg = SMALL.replace(frames=60, motion_blur_p=0.3, defocus_p=0.0, person_blur_p=0.0, blur_frames=(3, 3))
+    runs, tail = _blur_runs([f.blurred for f in _frames(cfg, seed=4)])
+    assert runs and all(r % 3 == 0 for r in runs), runs  # back-to-back episodes merge into multiples
+    # the "moderate" preset's one- and two-frame jerks leave sharp neighbours around blurred frames
+    mod = SynthConfig.preset("moderate", width=192, height=144, frames=60, defocus_p=0.0, person_blur_p=0.0)
+    runs, _ = _blur_runs([f.blurred for f in _frames(mod, seed=4)])
+    assert runs and 1 in runs
+
+
 def test_config_presets_and_errors():
     cfg = SynthConfig.preset("hard", width=320)
     assert cfg.width == 320 and cfg.max_people == 8

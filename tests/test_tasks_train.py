@@ -78,6 +78,17 @@ def test_distilpose_without_teacher_uses_ground_truth_heatmaps(synth):
     assert set(parts) == {"reg", "sim_heatmap", "confidence"}
 
 
+def test_heatmap_targets_follow_the_models_grid(synth):
+    """TAR-ViTPose with patch 8 at 64x48 has an 8x6 token map and 32x24 heatmaps: the targets follow."""
+    spec = get_spec("tar_vitpose_s_tiny")
+    model = create_model("tar_vitpose_s_tiny", patch_size=8)
+    task = build_task(spec, model)
+    assert model.grid == (8, 6) and task.heatmap_size() == model.heatmap_size == (32, 24)
+    batch = _batch(spec, task, synth, n=2)
+    loss, _ = task.loss(task.forward(model, batch), batch)
+    assert batch["heatmaps"].shape[-2:] == (32, 24) and torch.isfinite(loss)
+
+
 def test_sharpose_quality_weight_switches_on_late(synth):
     spec, model = get_spec("sharpose_s_tiny"), create_model("sharpose_s_tiny")
     task = build_task(spec, model, quality_from=0.5)

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed: the same seed writes the same dataset."),
         split_val: float = typer.Option(0.25, "--split-val", min=0.0, max=0.99, help="Share of videos in val."),
         layout: str = typer.Option("both", "--layout", help="posetrack17 | coco17 | both (annotation files written)."),
-        preset: str = typer.Option("default", "--preset", help="clean | easy | default | hard."),
+        preset: str = typer.Option("default", "--preset", help="clean | easy | moderate | default | hard."),
         fps: float = typer.Option(25.0, "--fps", min=1.0, help="Frame rate the motion is simulated at."),
         max_people: int = typer.Option(None, "--max-people", min=0, help="Most people on screen (preset's default)."),
         jpeg_quality: int = typer.Option(92, "--jpeg-quality", min=1, max=100, help="JPEG quality of clean videos."),

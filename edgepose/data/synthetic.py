@@ -73,6 +73,7 @@ class SynthConfig:
     shake_px: float = 3.0
     # capture effects
     motion_blur_p: float = 0.02  # chance per frame that a camera-blur episode starts
+    blur_frames: tuple[int, int] = (2, 6)  # a camera-blur episode lasts this many frames (inclusive)
     defocus_p: float = 0.008
     person_blur_p: float = 0.5  # chance a fast-moving person is motion-blurred (per episode)
     noise_sigma: tuple[float, float] = (0.0, 7.0)
@@ -109,6 +110,10 @@ PRESETS: dict[str, dict] = {
                   noise_sigma=(0.0, 0.0), jpeg_p=0.0, tone=False),
     "easy": dict(max_people=3, props=(0, 2), cars_per_s=0.0, motion_blur_p=0.0, defocus_p=0.0,
                  person_blur_p=0.0, noise_sigma=(0.0, 3.0), jpeg_p=0.0, shake_px=1.0),
+    # easy's scenes plus the capture effects a frame window can undo: camera jerks that blur one or
+    # two frames, defocus pulses, motion-blurred fast movers, and props to walk behind
+    "moderate": dict(max_people=3, props=(1, 4), cars_per_s=0.0, motion_blur_p=0.12, blur_frames=(1, 2),
+                     defocus_p=0.03, person_blur_p=0.6, noise_sigma=(0.0, 3.0), jpeg_p=0.0, shake_px=1.0),
     "default": {},
     "hard": dict(max_people=8, spawn_per_s=0.6, props=(3, 8), cars_per_s=0.15, motion_blur_p=0.05,
                  defocus_p=0.025, person_blur_p=0.8, noise_sigma=(2.0, 12.0), jpeg_p=0.6, shake_px=5.0,
@@ -489,7 +494,8 @@ class _Scene:
         cfg, rng = self.cfg, self.rng
         blurred = False
         if self.blur_ep is None and rng.random() < cfg.motion_blur_p:
-            self.blur_ep = [int(rng.integers(2, 7)), rng.uniform(4, 16), rng.uniform(0, math.pi)]
+            lo, hi = cfg.blur_frames
+            self.blur_ep = [int(rng.integers(lo, hi + 1)), rng.uniform(4, 16), rng.uniform(0, math.pi)]
         if self.blur_ep is not None:
             left, length, ang = self.blur_ep
             ker = line_kernel(length * rng.uniform(0.7, 1.1), ang + rng.normal(0, 0.1))

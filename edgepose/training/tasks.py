@@ -49,6 +49,9 @@ class PoseTask(nn.Module):
         super().__init__()
         self.spec = spec
         self.input_size = tuple(spec.input_size)
+        # the model's own heatmap grid where it says (TAR-ViTPose with patch 8, SHaRPose's head), else 1/4 input
+        hm = getattr(model, "heatmap_size", None)
+        self.model_heatmap_size = tuple(hm) if hm is not None else (self.input_size[0] // 4, self.input_size[1] // 4)
         self.notes: list[str] = []
         self.epoch, self.epochs = 0, 1
 
@@ -106,7 +109,7 @@ class HeatmapTask(PoseTask):
     family = "tar_vitpose"
 
     def heatmap_size(self):
-        return (self.input_size[0] // 4, self.input_size[1] // 4)
+        return self.model_heatmap_size
 
     def loss(self, outputs, batch):
         mse = L.heatmap_mse(outputs["heatmaps"], batch["heatmaps"], batch["heatmap_weight"])

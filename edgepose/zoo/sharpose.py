@@ -78,6 +78,7 @@ from torch import nn
 
 from .base import PoseModel
 from .layers.attention_map_vit import AttentionMapBlock, Mlp, init_vit_weights
+from .layers.sine_position import sine_position_embedding_2d
 from .spec import ModelSpec, PaperNumbers
 
 COMPAT = ("paper", "official")
@@ -233,8 +234,14 @@ class SHaRPose(PoseModel):
 
         self.apply(init_vit_weights)
         # The official code starts these at zero and loads MAE weights; a random model needs them distinct.
-        for t in (self.pos_embed_coarse, self.pos_embed_fine, self.keypoint_tokens, self.quality_token):
+        for t in (self.keypoint_tokens, self.quality_token):
             nn.init.trunc_normal_(t, std=0.02)
+        # Position tables as MAE's (a fixed 2-D sine layout) rather than random: from scratch, random
+        # tables left SHaRPose at the mean pose. Positions are normalised per grid, so a fine patch's
+        # code starts close to its coarse parent's.
+        with torch.no_grad():
+            self.pos_embed_coarse.copy_(sine_position_embedding_2d(*self.coarse_grid, dim)[None])
+            self.pos_embed_fine.copy_(sine_position_embedding_2d(*self.fine_grid, dim)[None])
 
     def _children_table(self) -> torch.Tensor:
         """(N, sh*sw): fine patch indices under each coarse patch, sub-position (di, dj) row-major."""

@@ -156,6 +156,8 @@ class TARViTPose(PoseModel):
         )
         self.grid = self.backbone.grid
         self.heatmap_head = DeconvHeatmapHead(embed_dim, num_joints, tuple(deconv_channels))
+        up = 2 ** len(deconv_channels)  # each deconvolution doubles the token map
+        self.heatmap_size = (self.grid[0] * up, self.grid[1] * up)
         self.query_feat = nn.Embedding(num_joints, embed_dim)
         self.query_pe = nn.Embedding(num_joints, embed_dim)
         layers = range(jta_layers)
@@ -296,6 +298,8 @@ _FULL = dict(
     embed_dim=384,
     depth=12,
     vit_heads=12,
+    patch_size=16,
+    patch_padding=2,
     drop_path=0.1,
     deconv_channels=(256, 256),
     jta_layers=6,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from .sine_position import sine_position_embedding_2d
 
 
 class DropPath(nn.Module):
@@ -120,7 +121,11 @@ class ViTEncoder(nn.Module):
         rates = torch.linspace(0, drop_path, depth).tolist() if depth > 1 else [drop_path]
         self.layers = nn.ModuleList(EncoderLayer(dim, heads, mlp_ratio, r, eps) for r in rates)
         self.ln1 = nn.LayerNorm(dim, eps=eps)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        # Trained from scratch, a random position table leaves the encoder without a layout to start
+        # from (TAR-ViTPose sat near the mean pose); the papers start from MAE weights, whose position
+        # table is a fixed 2-D sine layout, so a random model starts from one too.
+        with torch.no_grad():
+            self.pos_embed.copy_(sine_position_embedding_2d(gh, gw, dim)[None])
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
