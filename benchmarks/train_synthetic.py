@@ -21,9 +21,15 @@ What it shows, every run with the same seed (same initialisation, data order and
     evaluated with the window collapsed to the current frame (``TopDownDataset(
     collapse_window=True)``: every slot holds the current frame), split by the synthetic
     per-joint ``occluded`` / ``blurred`` flags (``edgepose.eval.pck.pck_by_flags``);
-(c) DistilPose-S distilled from a trained heatmap teacher (this run's SHaRPose-S by default)
+(c) DistilPose-S distilled from a trained heatmap teacher (this run's TAR-ViTPose-S by default)
     against DistilPose-S without a teacher (its regression loss only), and the task's default
     teacher-less mode (ground-truth Gaussians standing in for the teacher's heatmaps).
+
+SHaRPose-S runs twice: from scratch, and with its shared ViT started from this run's trained
+TAR-ViTPose-S encoder (same width, depth and heads; patch kernel and position table resampled,
+``SHaRPose._convert_vit``) as the paper starts it from MAE ImageNet weights, which cannot be had
+here. From scratch its keypoint tokens sat at the mean pose (train loss flat from epoch 2) at lr
+5e-4 and 1e-3, with and without layer decay, patch 8 or 4, random or sine position tables.
 
 What made DSTA-MNv2 learn at all (measured at 64x48 on the easy preset, held-out PCKh@0.5 minus the
 mean pose's): 160 videos x 10 frames, mild augmentation, batch 32, 8 epochs: -0.8 (its training
@@ -78,7 +84,7 @@ def reduced(h: int, w: int) -> dict[str, dict]:
     return {
         "dsta_mnv2": dict(width=0.35, last_channels=256),
         "distilpose_s": dict(stem_width=32, stem_blocks=1, dim=64, depth=4, heads=4),
-        "sharpose_s": dict(coarse_size=(h // 2, w // 2), patch_size=max(h // 16, 1), dim=96, depth=6, heads=4,
+        "sharpose_s": dict(coarse_size=(h // 2, w // 2), patch_size=max(h // 16, 1), dim=96, depth=4, heads=4,
                            heatmap_size=(h // 4, w // 4), ema_from=1),
         "tar_vitpose_s": dict(embed_dim=96, depth=4, vit_heads=4, deconv_channels=(64, 64), jta_layers=2,
                               attn_heads=4, patch_size=max(h // 8, 1)),
@@ -92,8 +98,9 @@ def tiny(h: int, w: int) -> dict[str, dict]:
     out = {}
     for name in MODELS:
         cfg = {k: v for k, v in get_spec(f"{name}_tiny").config.items() if k != "input_size"}
-        if name == "sharpose_s":
-            cfg.update(coarse_size=(h // 2, w // 2), heatmap_size=(h // 4, w // 4))
+        if name == "sharpose_s":  # depth of the TAR encoder its vit-init run starts from
+            cfg.update(coarse_size=(h // 2, w // 2), heatmap_size=(h // 4, w // 4),
+                       depth=get_spec("tar_vitpose_s_tiny").config["depth"])
         out[name] = cfg
     return out
 
@@ -120,6 +127,12 @@ class Run:
     collapse: bool = False  # window filled with the current frame
     teacher: str | None = None  # key of a trained run that teaches this DistilPose
     gt_teacher: bool = True  # DistilPose without a teacher: ground-truth heatmaps (True) or regression only
+    init_from: str | None = None  # key of a trained run whose ViT encoder starts this one (SHaRPose's MAE start)
+
+    @property
+    def needs(self) -> str | None:
+        """The run this one is built on (teacher or encoder start): trained in an earlier stage."""
+        return self.teacher or self.init_from
 
 
 def runs_for(teacher_key: str) -> list[Run]:
@@ -129,7 +142,9 @@ def runs_for(teacher_key: str) -> list[Run]:
         Run("tar_vitpose_s", "tar_vitpose_s", "TAR-ViTPose-S, window -1..1"),
         Run("tar_vitpose_s/collapsed", "tar_vitpose_s", "TAR-ViTPose-S, window collapsed to frame 0",
             collapse=True),
-        Run("sharpose_s", "sharpose_s", "SHaRPose-S"),
+        Run("sharpose_s", "sharpose_s", "SHaRPose-S from scratch"),
+        Run("sharpose_s/vit-init", "sharpose_s", "SHaRPose-S, ViT started from this run's TAR-ViTPose-S encoder",
+            init_from="tar_vitpose_s"),
         Run("distilpose_s/no-teacher", "distilpose_s", "DistilPose-S, no teacher (regression loss only)",
             gt_teacher=False),
         Run("distilpose_s/gt-heatmaps", "distilpose_s", "DistilPose-S, ground-truth heatmaps as teacher"),
@@ -341,8 +356,11 @@ def epochs_of(run: Run, args) -> int:
 def signature(run: Run, args, runs: dict[str, Run]) -> dict:
     """Everything a run's result depends on: a finished run with the same signature is reused."""
     h, w = args.input_size
+    fields = dataclasses.asdict(run)
+    if fields["init_from"] is None:  # a later field: left out at its default so earlier runs stay reusable
+        del fields["init_from"]
     sig = {
-        "run": dataclasses.asdict(run),
+        "run": fields,
         "overrides": _plain(build_overrides(run.model, args)),
         "epochs": epochs_of(run, args), "batch_size": args.batch_size, "lr_mult": args.lr_mult, "seed": args.seed,
         "augment": args.augment, "schedule": args.schedule,
@@ -353,6 +371,8 @@ def signature(run: Run, args, runs: dict[str, Run]) -> dict:
         sig["heatmap_sigma"] = HEATMAP_SIGMA_RULE
     if run.teacher:
         sig["teacher"] = signature(runs[run.teacher], args, runs)
+    if run.init_from:
+        sig["init_from"] = signature(runs[run.init_from], args, runs)
     return sig
 
 
@@ -395,9 +415,16 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
     seed_everything(args.seed)
     model = create_model(run.model, **overrides)
     spec = spec_for(model)
+    notes = []
+    if run.init_from:
+        from edgepose.zoo.checkpoints import load_weights
+
+        encoder = {k: v for k, v in load_run_model(work, run.init_from).state_dict().items()
+                   if k.startswith("backbone.")}
+        report = load_weights(model, encoder, strict=False)
+        notes.append(f"ViT encoder ({report.loaded} tensors) from the trained {run.init_from} of this run")
     recipe = recipe_for(spec, synthetic=True)
     options = dict(recipe.task_options)
-    notes = []
     if spec.family == "distilpose":
         if run.teacher:
             t_model = load_run_model(work, run.teacher)
@@ -455,6 +482,7 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
         "model": run.model,
         "collapse_window": run.collapse,
         "teacher": run.teacher,
+        "init_from": run.init_from,
         "layout": spec.layout,
         "input_size": list(spec.input_size),
         "frame_offsets": list(spec.frame_offsets),
@@ -810,7 +838,8 @@ def parse(argv=None):
                          "in a few epochs cut the lr 10x after half of them) or cosine (default)")
     ap.add_argument("--lr-mult", type=float, default=1.0, help="multiply every recipe's learning rate")
     ap.add_argument("--seed", type=int, default=0, help="seed of every run (init, order, augmentation)")
-    ap.add_argument("--teacher", default="sharpose_s", choices=("sharpose_s", "tar_vitpose_s"),
+    ap.add_argument("--teacher", default="tar_vitpose_s",
+                    choices=("tar_vitpose_s", "sharpose_s"),
                     help="the trained run that teaches DistilPose-S")
     ap.add_argument("--only", nargs="*", default=None, help="run keys to train (default: all)")
     ap.add_argument("--threads", type=int, default=1,
@@ -871,7 +900,7 @@ def main(argv=None) -> dict:
     cache = FrameCache()
     all_runs = runs_for(args.teacher)
     selected = [r for r in all_runs if args.only is None or r.key in args.only]
-    needed = {r.teacher for r in selected if r.teacher}
+    needed = {r.needs for r in selected if r.needs}
     order = [r for r in all_runs if r in selected or r.key in needed]
 
     res: dict[str, Any] = {"baselines": {}, "runs": {}}
@@ -889,7 +918,7 @@ def main(argv=None) -> dict:
     by_key = {r.key: r for r in all_runs}
     sigs = {r.key: signature(r, args, by_key) for r in order}
     # runs without a teacher first (in parallel with --jobs), then the distilled students
-    for stage in ([r for r in order if not r.teacher], [r for r in order if r.teacher]):
+    for stage in ([r for r in order if not r.needs], [r for r in order if r.needs]):
         if args.jobs > 1:  # longest first, so the last job does not run alone
             stage = sorted(stage, key=lambda r: -epochs_of(r, args) * EPOCH_COST.get(r.model, 1.0))
         if args.jobs > 1 and len(stage) > 1:

@@ -30,7 +30,8 @@ def test_writes_table_json_plot(smoke):
     res = json.loads((tmp / "results" / "train_synthetic.json").read_text())
     assert set(res["baselines"]) == {"posetrack17", "coco17"}
     expected = {"dsta_mnv2", "dsta_mnv2/collapsed", "tar_vitpose_s", "tar_vitpose_s/collapsed", "sharpose_s",
-                "distilpose_s/no-teacher", "distilpose_s/gt-heatmaps", "distilpose_s/teacher"}
+                "sharpose_s/vit-init", "distilpose_s/no-teacher", "distilpose_s/gt-heatmaps",
+                "distilpose_s/teacher"}
     assert set(res["runs"]) == expected
     for key, run in res["runs"].items():
         assert run["train"]["steps"] >= 1, key
@@ -40,7 +41,10 @@ def test_writes_table_json_plot(smoke):
             assert run[metric]["all"] is None or 0 <= run[metric]["all"] <= 100
         assert run["input_size"] == [64, 48]
     assert res["runs"]["dsta_mnv2/collapsed"]["collapse_window"] is True
-    assert res["runs"]["distilpose_s/teacher"]["teacher"] == "sharpose_s"
+    assert res["runs"]["distilpose_s/teacher"]["teacher"] == "tar_vitpose_s"
+    vit_init = res["runs"]["sharpose_s/vit-init"]
+    assert vit_init["init_from"] == "tar_vitpose_s"
+    assert any(n.startswith("ViT encoder (") and "from the trained tar_vitpose_s" in n for n in vit_init["notes"])
     comp = res["comparisons"]
     assert set(comp["b_window_vs_collapsed"]) == {"dsta_mnv2", "tar_vitpose_s"}
     assert set(comp["c_distillation"]) == {"teacher - no-teacher", "teacher - gt-heatmaps"}

@@ -70,6 +70,7 @@ SHaRPose backbone) and ``keypoint_head.heatmap_mlp.*`` (SHaRPoseQPHeatmapHead);
 from __future__ import annotations
 
 import math
+import re
 from typing import ClassVar
 
 import torch
@@ -102,6 +103,20 @@ OFFICIAL_KEYS: tuple[tuple[str, str], ...] = (
 )
 # Keys only a SHaRPose checkpoint has (a ViTPose mmpose checkpoint also has backbone./keypoint_head.).
 _SIGNATURE = ("backbone.pos_embed_list.0", "backbone.reuse_block.0.weight", "backbone.quality_token")
+
+# A plain ViT encoder as SHaRPose starts from (the paper: MAE ImageNet weights): timm/MAE names
+# (``blocks.N.norm1``, ``mlp.fc1``) or mmpretrain names as in ViTPose/TAR-ViTPose backbones
+# (``layers.N.ln1``, ``ffn.layers.0.0``), after an optional ``backbone.``. (pattern, our key); the
+# position table and the patch kernel are resampled separately (see ``_convert_vit``).
+VIT_KEYS: tuple[tuple[str, str], ...] = (
+    (r"patch_embed\.proj(?:ection)?\.(weight|bias)", r"patch_embed.\1"),
+    (r"(?:blocks|layers)\.(\d+)\.(?:norm1|ln1)\.(weight|bias)", r"blocks.\1.norm1.\2"),
+    (r"(?:blocks|layers)\.(\d+)\.(?:norm2|ln2)\.(weight|bias)", r"blocks.\1.norm2.\2"),
+    (r"(?:blocks|layers)\.(\d+)\.attn\.(qkv|proj)\.(weight|bias)", r"blocks.\1.attn.\2.\3"),
+    (r"(?:blocks|layers)\.(\d+)\.(?:mlp\.fc1|ffn\.layers\.0\.0)\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
+    (r"(?:blocks|layers)\.(\d+)\.(?:mlp\.fc2|ffn\.layers\.1)\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
+    (r"(?:norm|ln1|last_norm)\.(weight|bias)", r"norm.\1"),
+)
 
 
 def _rename(key: str, table) -> str | None:
@@ -368,6 +383,8 @@ class SHaRPose(PoseModel):
     def convert_official_state(self, state):
         from .checkpoints import CheckpointError
 
+        if not any(k in state for k in _SIGNATURE) and _is_plain_vit(state):
+            return self._convert_vit(state)
         if not any(k in state for k in _SIGNATURE):
             prefixes = sorted({".".join(k.split(".")[:2]) for k in state})
             raise CheckpointError(
@@ -403,6 +420,82 @@ class SHaRPose(PoseModel):
                 f"official SHaRPose checkpoint does not fit model {name}: " + " | ".join(problems)
             )
         return converted, []
+
+
+    def _convert_vit(self, state) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """The shared encoder from a plain ViT (MAE, ViTPose or TAR-ViTPose backbone); the rest stays.
+
+        As the official loader: the position table loses its class token and is resampled (bicubic)
+        to the coarse and the fine grid. A different patch size resamples the kernel so that a
+        smooth image gives the same embedding (area/bicubic resize times the area ratio). Keypoint
+        tokens, quality token and predictor, reuse MLP and heatmap decoder keep their init, so load
+        non-strictly (``load_weights(..., strict=False)``, ``edgepose train --weights``).
+        """
+        from .checkpoints import CheckpointError
+
+        state = {k[len("backbone."):] if k.startswith("backbone.") else k: v for k, v in state.items()}
+        own = self.state_dict()
+        out, ignored, shapes = {}, [], []
+        for key, value in state.items():
+            ours = next((re.sub(f"^{p}$", r, key) for p, r in VIT_KEYS if re.fullmatch(p, key)), None)
+            if ours is None or ours not in own:
+                ignored.append(key)  # class token, MAE decoder, heads, depth beyond ours...
+                continue
+            if ours == "patch_embed.weight" and value.shape[-1] != self.patch_size:
+                value = _resize_kernel(value, self.patch_size)
+            if tuple(value.shape) != tuple(own[ours].shape):
+                shapes.append(f"{key}: {tuple(value.shape)} vs {ours} {tuple(own[ours].shape)}")
+            out[ours] = value
+        blocks = {int(k.split(".")[1]) for k in out if k.startswith("blocks.")}
+        if shapes or len(blocks) != len(self.blocks):
+            raise CheckpointError(
+                f"ViT encoder does not fit {getattr(self, 'spec_name', 'this SHaRPose')} (dim {self.dim}, "
+                f"{len(self.blocks)} blocks, patch {self.patch_size}): it has {len(blocks)} blocks"
+                + ("; mis-shaped: " + "; ".join(shapes[:4]) if shapes else "")
+                + ". Build the model with the encoder's width, heads and depth."
+            )
+        pos = state["pos_embed"]
+        out["pos_embed_coarse"] = _resample_positions(pos, self.coarse_grid)
+        out["pos_embed_fine"] = _resample_positions(pos, self.fine_grid)
+        ignored.remove("pos_embed")
+        return out, ignored
+
+
+def _is_plain_vit(state) -> bool:
+    keys = {k[len("backbone."):] if k.startswith("backbone.") else k for k in state}
+    return "pos_embed" in keys and any(re.fullmatch(r"(?:blocks|layers)\.\d+\.attn\.qkv\.weight", k) for k in keys)
+
+
+def _resize_kernel(weight: torch.Tensor, size: int) -> torch.Tensor:
+    """Patch-embedding kernel (D, 3, p, p) -> (D, 3, size, size), same response to a flat patch."""
+    p = weight.shape[-1]
+    mode = "area" if size < p else "bicubic"
+    return F.interpolate(weight.float(), size=(size, size), mode=mode) * (p / size) ** 2
+
+
+def _resample_positions(pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(1, [1 +] h*w, D) position table -> (1, grid h * grid w, D).
+
+    The source grid is square or has the target's aspect; a leading class-token entry is added to
+    every position (ViTPose's use of it; MAE's is zero) and dropped.
+    """
+    from .checkpoints import CheckpointError
+
+    pos = pos.float().reshape(1, -1, pos.shape[-1])
+    # the target's aspect first (ViTPose, TAR), then square (MAE): 7x7 = 49 is also 1 + 8x6
+    for aspect, extra in ((grid[0] / grid[1], 0), (grid[0] / grid[1], 1), (1.0, 1), (1.0, 0)):
+        n = pos.shape[1] - extra
+        h = round(math.sqrt(n * aspect))
+        if h > 0 and n % h == 0 and math.isclose(h / (n // h), aspect):
+            table = pos[:, extra:] + (pos[:, :1] if extra else 0)
+            table = table.reshape(1, h, n // h, -1).permute(0, 3, 1, 2)
+            if (h, n // h) != tuple(grid):
+                table = F.interpolate(table, size=grid, mode="bicubic", align_corners=False)
+            return table.flatten(2).transpose(1, 2).contiguous()
+    raise CheckpointError(
+        f"position table of {pos.shape[1]} entries is neither a square grid nor a {grid[0]}:{grid[1]} one "
+        "(with or without a class token)"
+    )
 
 
 def _shape_listed(our_key: str, shapes: list[str]) -> bool:

@@ -211,20 +211,22 @@ def _corrupt(model, how):
     if how == "shape":
         sd["backbone.pos_embed_list.1"] = torch.zeros(1, 108, 32)
         return sd, r"mis-shaped keys: backbone.pos_embed_list.1: checkpoint \(1, 108, 32\)"
-    # ViTPose-S in mmpose: the same backbone./keypoint_head. prefixes, a different model
-    sd = {
-        "backbone.pos_embed": torch.zeros(1, 193, 384),
-        "backbone.patch_embed.proj.weight": torch.zeros(384, 3, 16, 16),
-        "backbone.blocks.0.attn.qkv.weight": torch.zeros(1152, 384),
-        "backbone.last_norm.weight": torch.zeros(384),
-        "keypoint_head.deconv_layers.0.weight": torch.zeros(384, 256, 4, 4),
-        "keypoint_head.final_layer.weight": torch.zeros(17, 256, 1, 1),
-    }
-    message = r"not an official SHaRPose checkpoint.*backbone\.pos_embed_list\.0.*found prefixes: .*last_norm"
-    return sd, message
+    if how == "vitpose":  # ViTPose-S in mmpose: its ViT-S encoder could start SHaRPose-S, not this tiny one
+        sd = {
+            "backbone.pos_embed": torch.zeros(1, 193, 384),
+            "backbone.patch_embed.proj.weight": torch.zeros(384, 3, 16, 16),
+            "backbone.blocks.0.attn.qkv.weight": torch.zeros(1152, 384),
+            "backbone.last_norm.weight": torch.zeros(384),
+            "keypoint_head.deconv_layers.0.weight": torch.zeros(384, 256, 4, 4),
+            "keypoint_head.final_layer.weight": torch.zeros(17, 256, 1, 1),
+        }
+        return sd, r"ViT encoder does not fit sharpose_s_tiny \(dim 32, 4 blocks, patch 8\): it has 1 blocks"
+    # a detector or classifier checkpoint: neither SHaRPose nor a ViT encoder
+    sd = {"backbone.conv1.weight": torch.zeros(64, 3, 7, 7), "neck.fpn.weight": torch.zeros(8, 8)}
+    return sd, r"not an official SHaRPose checkpoint.*backbone\.pos_embed_list\.0.*found prefixes: .*backbone\.conv1"
 
 
-@pytest.mark.parametrize("how", ["missing", "extra", "shape", "vitpose"])
+@pytest.mark.parametrize("how", ["missing", "extra", "shape", "vitpose", "other"])
 def test_bad_official_checkpoints_name_the_problem(how, tmp_path):
     model = _model()
     sd, message = _corrupt(model, how)
@@ -232,6 +234,72 @@ def test_bad_official_checkpoints_name_the_problem(how, tmp_path):
     torch.save({"state_dict": sd}, path)
     with pytest.raises(CheckpointError, match=message):
         load_weights(model, path)
+
+
+# -- starting from a plain ViT encoder (the paper's MAE start) -----------------------------------------
+
+
+def _timm_vit_state(model, with_cls: bool = True) -> dict:
+    """The model's encoder as an MAE/timm ViT checkpoint: ``blocks.N.*``, ``patch_embed.proj``, a
+    square-free 2-D position table on the fine grid with a class-token entry in front."""
+    sd = {}
+    for key, value in model.state_dict().items():
+        if key.startswith("blocks."):
+            sd[key] = value.clone()
+        elif key.startswith("patch_embed."):
+            sd["patch_embed.proj." + key.split(".")[-1]] = value.clone()
+        elif key.startswith("norm."):
+            sd[key] = value.clone()
+    pos = torch.randn(1, model.fine_grid[0] * model.fine_grid[1], model.dim)
+    sd["pos_embed"] = torch.cat((torch.randn(1, 1, model.dim), pos), 1) if with_cls else pos
+    sd["cls_token"] = torch.zeros(1, 1, model.dim)
+    sd["decoder_embed.weight"] = torch.zeros(8, model.dim)  # MAE's decoder: not ours
+    return sd
+
+
+def test_mae_style_vit_starts_the_shared_encoder_and_leaves_the_rest():
+    source, model = _model(seed=1), _model(seed=2)
+    sd = _timm_vit_state(source)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = load_weights(model, {"model": sd}, strict=False)
+    assert sorted(report.ignored) == ["cls_token", "decoder_embed.weight"]
+    after = model.state_dict()
+    for key in before:
+        if key.startswith(("blocks.", "patch_embed.", "norm.")):
+            assert torch.equal(after[key], source.state_dict()[key]), key
+        elif not key.startswith("pos_embed"):
+            assert torch.equal(after[key], before[key]), key  # keypoint/quality tokens, heads: untouched
+    # the class-token entry is added to every position and dropped; the fine grid is the source's own
+    fine = sd["pos_embed"][:, 1:] + sd["pos_embed"][:, :1]
+    torch.testing.assert_close(after["pos_embed_fine"], fine)
+    grid = fine.reshape(1, *model.fine_grid, -1).permute(0, 3, 1, 2)
+    coarse = F.interpolate(grid, size=model.coarse_grid, mode="bicubic", align_corners=False)
+    torch.testing.assert_close(after["pos_embed_coarse"], coarse.flatten(2).transpose(1, 2))
+
+
+def test_a_vit_encoder_alone_is_not_a_full_sharpose_checkpoint():
+    model = _model()
+    message = r"does not fit model sharpose_s_tiny: missing keys: head\.0\.bias.*24 in all"
+    with pytest.raises(CheckpointError, match=message):
+        load_weights(model, _timm_vit_state(model, with_cls=False))
+
+
+def test_tar_vitpose_encoder_with_another_patch_size_starts_sharpose():
+    """mmpretrain names (``layers.N.ln1``, ``ffn.layers.0.0``) and patch 16 -> 8: the kernel is
+    resampled so that a flat image still embeds the same."""
+    tar = create_model("tar_vitpose_s_tiny")
+    cfg = get_spec("tar_vitpose_s_tiny").config
+    model = create_model(TINY, depth=cfg["depth"], heads=cfg["vit_heads"], dim=cfg["embed_dim"]).eval()
+    encoder = {k: v for k, v in tar.state_dict().items() if k.startswith("backbone.")}
+    report = load_weights(model, encoder, strict=False)
+    assert report.loaded == 2 + 12 * cfg["depth"] + 2 + 2  # patch embed, blocks, final norm, 2 position tables
+    assert torch.equal(model.blocks[1].mlp.fc1.weight, tar.backbone.layers[1].ffn.layers[0][0].weight)
+    assert torch.equal(model.norm.weight, tar.backbone.ln1.weight)
+    flat = torch.full((1, 3, 16, 16), 0.7)
+    with torch.no_grad():
+        want = F.conv2d(flat, tar.backbone.patch_embed.projection.weight)
+        got = F.conv2d(flat[..., :8, :8], model.patch_embed.weight)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 # -- the coarse/fine split ---------------------------------------------------------------------------
