@@ -181,6 +181,25 @@ def test_cli_distilpose_with_teacher_on_coco_form(synth, tmp_path):
     assert set(metrics) == {"AP", "AP50", "AP75", "APm", "APl", "AR"}
 
 
+def test_cli_train_sharpose_from_an_mae_style_vit(synth, tmp_path):
+    """``--weights`` with a plain ViT (as the paper's MAE start) fills SHaRPose's shared encoder only."""
+    torch.manual_seed(3)
+    src = create_model("sharpose_s_tiny").state_dict()
+    vit = {k: v for k, v in src.items() if k.startswith(("blocks.", "norm."))}
+    vit["patch_embed.proj.weight"], vit["patch_embed.proj.bias"] = src["patch_embed.weight"], src["patch_embed.bias"]
+    vit["pos_embed"] = torch.cat((torch.zeros(1, 1, 32), src["pos_embed_fine"]), 1)  # class token first
+    vit["cls_token"] = torch.zeros(1, 1, 32)
+    path = tmp_path / "mae_vit.pth"
+    torch.save({"model": vit}, path)
+    res = CliRunner().invoke(app, ["train", "sharpose_s_tiny", "--data", str(synth), "--epochs", "1",
+                                   "--out", str(tmp_path / "run"), "--batch-size", "4", "--no-progress",
+                                   "--weights", str(path)])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert f"initialised from {path}: 54 tensors (official)" in out  # patch 2, 4 blocks x 12, norm 2, positions 2
+    assert "model tensors not in it keep their random init" in out and "1 of its keys unused (cls_token)" in out
+
+
 def test_cli_errors_are_clear(synth, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["train", "dsta_mnv2_tiny", "--data", str(synth), "--out", str(tmp_path / "r"),

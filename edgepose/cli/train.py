@@ -22,8 +22,12 @@ def _init_weights(model, path: str) -> str:
     if missing > 0:
         note += f", {missing} model tensors not in it keep their random init"
     if report.ignored:
-        note += f", {len(report.ignored)} training-only keys ignored"
+        note += f", {len(report.ignored)} of its keys unused ({_few(report.ignored)})"
     return note
+
+
+def _few(keys, n: int = 4) -> str:
+    return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
 
 
 def _check_resumable(out: Path, name: str, resume: bool) -> None:
@@ -49,7 +53,10 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(None, "--batch-size", min=1, help="Batch size (default: the recipe's)."),
         lr: float = typer.Option(None, "--lr", help="Base learning rate (default: the recipe's; not batch-scaled)."),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-        weights: str = typer.Option(None, "--weights", help="Initial weights (ours or an official checkpoint)."),
+        weights: str = typer.Option(
+            None, "--weights",
+            help="Initial weights: ours, an official checkpoint, or for SHaRPose a plain ViT (MAE, ViTPose) "
+                 "for its shared encoder, as the paper starts."),
         teacher: str = typer.Option(None, "--teacher", help="DistilPose teacher: MODEL, CHECKPOINT or MODEL:CHECKPOINT."),
         frames: int = typer.Option(None, "--frames", help="Window length for temporal models (3 or 5)."),
         seed: int = typer.Option(0, "--seed", help="Seed of init, data order, augmentation, synthetic data."),
