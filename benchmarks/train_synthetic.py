@@ -5,11 +5,10 @@ One command generates the data (training videos and separate held-out videos), t
 evaluates it on the held-out videos, prints a table and writes ``benchmarks/results/
 train_synthetic.{md,json,png}``::
 
-    python benchmarks/train_synthetic.py --work runs/train_synthetic_easy --preset easy --videos 800 \
-        --frames 5 --input-size 64x48 --epochs 8 --epochs-for dsta_mnv2=16 --augment none --batch-size 16 \
-        --val-every 2 --only dsta_mnv2 dsta_mnv2/collapsed tar_vitpose_s tar_vitpose_s/collapsed \
-        --ship-weights edgepose/assets/weights
-                                                                    # the reported run (1 CPU thread)
+    python benchmarks/train_synthetic.py --work runs/train_synthetic_moderate --preset moderate \
+        --videos 800 --frames 5 --input-size 64x48 --epochs 8 --epochs-for dsta_mnv2=16 sharpose_s=12 \
+        --augment none --batch-size 16 --val-every 2 --threads 1 --jobs 2
+                              # the reported run: 122 min of training in all, one thread per run
     python benchmarks/train_synthetic.py --scale tiny --videos 3 --frames 4 --input-size 64x48 \
         --epochs 1 --batch-size 4                                              # smoke (tests)
 
@@ -37,8 +36,8 @@ error flat at 6.3-6.6 crop px from epoch 2 on); the same without augmentation at
 epochs; 800 videos x 5 frames (2.4x the crops, from 5x the videos), no augmentation, batch 16, 8
 epochs: +8.1; the reported run trains it 16 epochs.
 
-The models are the zoo's architectures at reduced size (``reduced`` below: 128x96 crops,
-narrower and shallower trunks) because this benchmark trains from scratch on CPUs; ``--scale
+The models are the zoo's architectures at reduced size (``reduced`` below; 64x48 crops in the
+reported run, narrower and shallower trunks) because this benchmark trains from scratch on CPUs; ``--scale
 full`` builds the papers' sizes for a GPU. Training uses each family's ``*_synthetic`` recipe
 (optimiser, lr, weight decay, layer decay, warm-up, losses, joint weights) with two changes for
 runs this short, both options: milder augmentation and a cosine schedule (see ``--augment``,
@@ -78,8 +77,8 @@ STEM = "train_synthetic"
 # TAR with patch 8 reached 61.7 after 4 epochs. DSTA keeps its paper temporal head (dim 32,
 # depth 4, 8 heads) on a MobileNet-V2 of width 0.35 with a 256-channel last conv. DistilPose-S: a
 # one-block stemnet of width 32 and a 4-layer, 64-wide encoder. SHaRPose-S and TAR-ViTPose-S run
-# width 96 with 4 heads: SHaRPose 6 layers (coarse pass at half size), TAR 4 encoder layers, 2 JTA
-# layers and 64-channel deconvs.
+# width 96 with 4 heads and 4 encoder layers (SHaRPose's vit-init run starts from TAR's), SHaRPose's
+# coarse pass at half size, TAR with 2 JTA layers and 64-channel deconvs.
 def reduced(h: int, w: int) -> dict[str, dict]:
     return {
         "dsta_mnv2": dict(width=0.35, last_channels=256),
@@ -636,8 +635,8 @@ def markdown(res: dict) -> str:
         f"augmentation `{cfg['augment']}`, schedule `{cfg['schedule']}`, "
         f"seed {cfg['seed']} for every run. Training time of all runs "
         f"{sum(r['train']['seconds'] for r in res['runs'].values()) / 60:.1f} min (their own sums, below; "
-        f"{sum(bool(r.get('reused')) for r in res['runs'].values())} of them finished in an earlier "
-        f"invocation with the same settings and were reused); this invocation's wall time "
+        f"runs reused from earlier invocations with the same settings: "
+        f"{sum(bool(r.get('reused')) for r in res['runs'].values())}); this invocation's wall time "
         f"{cfg['wall_minutes']} min ({cfg['machine']}).",
         "",
         "| " + " | ".join(HEADER) + " |",

@@ -22,7 +22,7 @@ from edgepose.zoo.pretrained import (
 )
 
 # PCKh@0.5 / PCK@0.2 (box) floors on the clip below, for the shipped models only (sharpose_s did
-# not beat the mean pose by the shipping margin: see benchmarks/results/train_synthetic.md).
+# not beat the mean pose by the shipping margin: see benchmarks/results/train_synthetic_easy.md).
 # Measured on this clip with the shipped weights: dsta_mnv2 54.4 / 91.5, tar_vitpose_s 52.8 / 94.1,
 # distilpose_s 57.3 / 93.3; the training set's mean pose scores 45.8 / 92.0 here, random weights
 # near 0. The PCKh floors sit above the mean pose's (a model that learned only the mean pose

@@ -32,7 +32,7 @@ from .run import backend_format, json_stdout
 
 DEMO_SEED = 7  # the shipped weights trained on generator seed 0: this video is held out
 DEMO_SIZE = (640, 480)
-DEMO_PRESET = "easy"  # the preset the shipped weights trained on (benchmarks/results/train_synthetic.md)
+DEMO_PRESET = "easy"  # the preset the shipped weights trained on (benchmarks/results/train_synthetic_easy.md)
 
 
 def _model(name: str, say):
