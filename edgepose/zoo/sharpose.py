@@ -64,7 +64,10 @@ is permutation-equivariant, so the order only affects float rounding.
 
 Official checkpoints are mmpose ``{'state_dict'}`` with ``backbone.*`` (the
 SHaRPose backbone) and ``keypoint_head.heatmap_mlp.*`` (SHaRPoseQPHeatmapHead);
-``convert_official_state`` maps them (table ``OFFICIAL_KEYS``).
+``convert_official_state`` maps them (table ``OFFICIAL_KEYS``). It also takes a
+plain ViT encoder (MAE, ViTPose, TAR-ViTPose; table ``VIT_KEYS``) for the shared
+blocks, which is how the paper starts training: load it with ``strict=False``.
+Trained from scratch on the synthetic benchmark the model stayed at the mean pose.
 """
 
 from __future__ import annotations
