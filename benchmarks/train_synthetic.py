@@ -126,12 +126,12 @@ class Run:
     collapse: bool = False  # window filled with the current frame
     teacher: str | None = None  # key of a trained run that teaches this DistilPose
     gt_teacher: bool = True  # DistilPose without a teacher: ground-truth heatmaps (True) or regression only
-    init_from: str | None = None  # key of a trained run whose ViT encoder starts this one (SHaRPose's MAE start)
+    init_from: str | None = None  # a trained run whose ViT encoder starts this one (SHaRPose's MAE start)
 
     @property
-    def needs(self) -> str | None:
-        """The run this one is built on (teacher or encoder start): trained in an earlier stage."""
-        return self.teacher or self.init_from
+    def needs(self) -> tuple[str, ...]:
+        """The runs this one is built on (teacher, encoder start): trained in an earlier stage."""
+        return tuple(k for k in (self.teacher, self.init_from) if k)
 
 
 def runs_for(teacher_key: str) -> list[Run]:
@@ -142,8 +142,8 @@ def runs_for(teacher_key: str) -> list[Run]:
         Run("tar_vitpose_s/collapsed", "tar_vitpose_s", "TAR-ViTPose-S, window collapsed to frame 0",
             collapse=True),
         Run("sharpose_s", "sharpose_s", "SHaRPose-S from scratch"),
-        Run("sharpose_s/vit-init", "sharpose_s", "SHaRPose-S, ViT started from this run's TAR-ViTPose-S encoder",
-            init_from="tar_vitpose_s"),
+        Run("sharpose_s/vit-init", "sharpose_s",
+            "SHaRPose-S, ViT started from this run's TAR-ViTPose-S encoder", init_from="tar_vitpose_s"),
         Run("distilpose_s/no-teacher", "distilpose_s", "DistilPose-S, no teacher (regression loss only)",
             gt_teacher=False),
         Run("distilpose_s/gt-heatmaps", "distilpose_s", "DistilPose-S, ground-truth heatmaps as teacher"),
@@ -899,7 +899,7 @@ def main(argv=None) -> dict:
     cache = FrameCache()
     all_runs = runs_for(args.teacher)
     selected = [r for r in all_runs if args.only is None or r.key in args.only]
-    needed = {r.needs for r in selected if r.needs}
+    needed = {k for r in selected for k in r.needs}
     order = [r for r in all_runs if r in selected or r.key in needed]
 
     res: dict[str, Any] = {"baselines": {}, "runs": {}}

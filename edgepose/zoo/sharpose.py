@@ -424,7 +424,6 @@ class SHaRPose(PoseModel):
             )
         return converted, []
 
-
     def _convert_vit(self, state) -> tuple[dict[str, torch.Tensor], list[str]]:
         """The shared encoder from a plain ViT (MAE, ViTPose or TAR-ViTPose backbone); the rest stays.
 
@@ -436,7 +435,7 @@ class SHaRPose(PoseModel):
         """
         from .checkpoints import CheckpointError
 
-        state = {k[len("backbone."):] if k.startswith("backbone.") else k: v for k, v in state.items()}
+        state = _without_backbone_prefix(state)
         own = self.state_dict()
         out, ignored, shapes = {}, [], []
         for key, value in state.items():
@@ -464,9 +463,14 @@ class SHaRPose(PoseModel):
         return out, ignored
 
 
+def _without_backbone_prefix(state: dict) -> dict:
+    return {k.removeprefix("backbone."): v for k, v in state.items()}
+
+
 def _is_plain_vit(state) -> bool:
-    keys = {k[len("backbone."):] if k.startswith("backbone.") else k for k in state}
-    return "pos_embed" in keys and any(re.fullmatch(r"(?:blocks|layers)\.\d+\.attn\.qkv\.weight", k) for k in keys)
+    keys = _without_backbone_prefix(state)
+    qkv = re.compile(r"(?:blocks|layers)\.\d+\.attn\.qkv\.weight")
+    return "pos_embed" in keys and any(qkv.fullmatch(k) for k in keys)
 
 
 def _resize_kernel(weight: torch.Tensor, size: int) -> torch.Tensor:
