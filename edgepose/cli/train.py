@@ -13,7 +13,7 @@ from ._common import console, err_console, friendly_errors, print_json
 
 def _init_weights(model, path: str) -> str:
     """Load initial weights non-strictly (e.g. a COCO ViTPose into TAR-ViTPose) and say what was left out."""
-    from ..zoo.checkpoints import load_weights
+    from ..zoo.checkpoints import few_keys, load_weights
 
     before = set(model.state_dict())
     report = load_weights(model, path, strict=False)
@@ -22,12 +22,8 @@ def _init_weights(model, path: str) -> str:
     if missing > 0:
         note += f", {missing} model tensors not in it keep their random init"
     if report.ignored:
-        note += f", {len(report.ignored)} of its keys unused ({_few(report.ignored)})"
+        note += f", {len(report.ignored)} of its keys unused ({few_keys(report.ignored, 4)})"
     return note
-
-
-def _few(keys, n: int = 4) -> str:
-    return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
 
 
 def _check_resumable(out: Path, name: str, resume: bool) -> None:

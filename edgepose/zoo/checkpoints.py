@@ -102,7 +102,8 @@ def _strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torc
     return state
 
 
-def _few(keys, n: int = 8) -> str:
+def few_keys(keys, n: int = 8) -> str:
+    """Sorted, at most ``n`` of them, with the total when some are left out: for error messages."""
     keys = sorted(keys)
     return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
@@ -119,9 +120,9 @@ def check_state(model, state: Mapping[str, torch.Tensor], what: str) -> None:
     ]
     problems = []
     if missing:
-        problems.append(f"missing keys: {_few(missing)}")
+        problems.append(f"missing keys: {few_keys(missing)}")
     if unexpected:
-        problems.append(f"unexpected keys: {_few(unexpected)}")
+        problems.append(f"unexpected keys: {few_keys(unexpected)}")
     if shapes:
         problems.append("mis-shaped keys: " + "; ".join(shapes[:6]) + (" ..." if len(shapes) > 6 else ""))
     if problems:

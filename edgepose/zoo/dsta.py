@@ -297,14 +297,14 @@ class DSTA(PoseModel):
         return table
 
     def convert_official_state(self, state):
-        from .checkpoints import CheckpointError
+        from .checkpoints import CheckpointError, few_keys
 
         keys = list(state)
         if not any(k.startswith(("Spatial_blocks.", "weighted_mean.")) for k in keys):
             raise CheckpointError(
                 "not an official DSTA checkpoint: expected keys under "
                 + ", ".join([p for p, _ in OFFICIAL_PREFIXES] + list(TRAINING_ONLY))
-                + f" (zgspose/DSTA); found {_few(keys)}"
+                + f" (zgspose/DSTA); found {few_keys(keys, 6)}"
             )
         if self.jfd_kind != "pool":
             raise CheckpointError(
@@ -323,9 +323,9 @@ class DSTA(PoseModel):
         ]
         problems = []
         if missing:
-            problems.append(f"missing keys: {_few(missing)}")
+            problems.append(f"missing keys: {few_keys(missing, 6)}")
         if unexpected:
-            problems.append(f"unexpected keys: {_few(unexpected)}")
+            problems.append(f"unexpected keys: {few_keys(unexpected, 6)}")
         if shapes:
             frames = any(s.startswith("Temporal_pos") for s in shapes)
             hint = f" (this model has {self.num_frames} frames)" if frames else ""
@@ -343,11 +343,6 @@ class DSTA(PoseModel):
         converted["jfd.fc.weight"] = w.reshape(j, c, -1)[perm].reshape(j * c, -1)
         converted["jfd.fc.bias"] = bias.reshape(j, c)[perm].reshape(-1)
         return converted, ignored
-
-
-def _few(keys, n: int = 6) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
 def build_dsta(**config) -> DSTA:

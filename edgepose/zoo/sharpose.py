@@ -384,7 +384,7 @@ class SHaRPose(PoseModel):
         return {"image": image, "patch_index": index, "features": features}
 
     def convert_official_state(self, state):
-        from .checkpoints import CheckpointError
+        from .checkpoints import CheckpointError, few_keys
 
         if not any(k in state for k in _SIGNATURE) and _is_plain_vit(state):
             return self._convert_vit(state)
@@ -412,9 +412,9 @@ class SHaRPose(PoseModel):
         )
         problems = []
         if missing:
-            problems.append(f"missing keys: {_few(missing)}")
+            problems.append(f"missing keys: {few_keys(missing)}")
         if unexpected:
-            problems.append(f"unexpected keys: {_few(sorted(unexpected))}")
+            problems.append(f"unexpected keys: {few_keys(unexpected)}")
         if shapes:
             problems.append("mis-shaped keys: " + "; ".join(shapes[:6]) + (" ..." if len(shapes) > 6 else ""))
         if problems:
@@ -508,10 +508,6 @@ def _resample_positions(pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tenso
 def _shape_listed(our_key: str, shapes: list[str]) -> bool:
     official = to_official_key(our_key)
     return any(s.startswith(f"{official}:") for s in shapes)
-
-
-def _few(keys: list[str], n: int = 8) -> str:
-    return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
 def build_sharpose(**config) -> SHaRPose:
