@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from edgepose.training import losses as L
-from edgepose.training.recipes import RECIPES, get_recipe, layer_decay, recipe_for
+from edgepose.training.recipes import RECIPES, get_recipe, layer_decay, recipe_for, trained_part
 from edgepose.training.teacher import Teacher, TokenInfo, TokenProjection, build_teacher
 from edgepose.zoo import create_model, get_spec
 
@@ -240,7 +240,23 @@ def test_recipes_table_and_synthetic_variants():
     assert weights[names.index("nose")] == 1.0 and get_recipe("distilpose").dataset_options("coco17") == {}
     with pytest.raises(KeyError, match="unknown recipe"):
         get_recipe("nope")
-    assert len(RECIPES) == 9
+    assert len(RECIPES) == 11
+
+
+def test_single_frame_recipe_trains_tar_vitposes_vitpose_on_still_crops():
+    """vitpose_s is the paper's COCO stage: ViTPose alone, one frame; the fine-tune recipe is TAR's."""
+    model = create_model("tar_vitpose_s_tiny")
+    spec = get_spec("tar_vitpose_s_tiny")
+    part, part_spec = trained_part(model, spec, get_recipe("vitpose_s_synthetic"))
+    assert part_spec.frame_offsets == (0,) and not part_spec.is_temporal and spec.frame_offsets == (-1, 0, 1)
+    assert part.backbone is model.backbone and part.heatmap_head is model.heatmap_head
+    for name in ("tar_vitpose", "tar_vitpose_synthetic", "tar_vitpose_finetune_synthetic"):
+        assert trained_part(model, spec, get_recipe(name)) == (model, spec)
+    fine, stage = get_recipe("tar_vitpose_finetune_synthetic"), get_recipe("vitpose_s_synthetic")
+    assert fine.layer_decay is None and fine.gamma == 0.5 and stage.layer_decay == 0.8
+    assert fine.lr == pytest.approx(stage.lr * (5e-6 / 16) / (5e-4 / 512))  # the paper's per-sample ratio
+    with pytest.raises(ValueError, match="single-frame part, which dsta_mnv2_tiny does not have"):
+        trained_part(create_model("dsta_mnv2_tiny"), get_spec("dsta_mnv2_tiny"), stage)
 
 
 def test_layer_decay_follows_vitpose():

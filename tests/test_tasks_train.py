@@ -200,6 +200,35 @@ def test_cli_train_sharpose_from_an_mae_style_vit(synth, tmp_path):
     assert "model tensors not in it keep their random init" in out and "1 of its keys unused (cls_token)" in out
 
 
+def test_cli_tar_vitpose_in_the_papers_two_stages(synth, tmp_path):
+    """ViTPose on COCO-form stills (--recipe vitpose_s_synthetic), scored by eval, then TAR-ViTPose from it
+    on the videos: the paper's COCO stage and video stage."""
+    runner = CliRunner()
+    stage = tmp_path / "vitpose"
+    res = runner.invoke(app, ["train", "tar_vitpose_s_tiny", "--recipe", "vitpose_s_synthetic", "--data", str(synth),
+                              "--format", "coco", "--epochs", "1", "--out", str(stage), "--batch-size", "4",
+                              "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "single-frame part on still crops" in " ".join(res.output.split())
+    ck = read_checkpoint(stage / "last.pt")
+    assert ck["meta"]["single_frame"] and ck["model"] == "tar_vitpose_s_tiny"
+    assert {k.split(".")[0] for k in ck["state_dict"]} == {"backbone", "heatmap_head"}
+    assert "val_AP" in json.loads((stage / "history.json").read_text())[0]
+    res = runner.invoke(app, ["eval", "tar_vitpose_s_tiny", "--weights", str(stage / "last.pt"), "--data", str(synth),
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["metrics"]["mAP"] >= 0  # the single-frame part on the videos' frames
+    res = runner.invoke(app, ["train", "tar_vitpose_s_tiny", "--recipe", "tar_vitpose_finetune_synthetic",
+                              "--weights", str(stage / "last.pt"), "--data", str(synth), "--epochs", "1",
+                              "--out", str(tmp_path / "tar"), "--batch-size", "4", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    n = len(ck["state_dict"])
+    assert f"initialised from {stage / 'last.pt'}: {n} tensors" in out and "keep their random init" in out
+    assert set(read_checkpoint(tmp_path / "tar" / "last.pt")["state_dict"]) == set(
+        create_model("tar_vitpose_s_tiny").state_dict())
+
+
 def test_cli_errors_are_clear(synth, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["train", "dsta_mnv2_tiny", "--data", str(synth), "--out", str(tmp_path / "r"),

@@ -15,7 +15,7 @@ from ._common import console, err_console, friendly_errors, print_json
 
 def build_for_weights(name: str, weights: str, frames: int | None = None):
     """The model named ``name`` with ``weights`` loaded strictly; an edgepose checkpoint's own
-    config (e.g. frames=5) is applied first."""
+    config (e.g. frames=5) is applied first, and a single-frame stage's checkpoint gives that part."""
     from ..zoo import create_model, get_spec, load_weights
     from ..zoo.checkpoints import FORMAT, read_checkpoint
 
@@ -29,6 +29,8 @@ def build_for_weights(name: str, weights: str, frames: int | None = None):
             raise ValueError(f"{name} is not a temporal model; --frames does not apply")
         overrides["frames"] = frames
     model = create_model(name, **overrides)
+    if obj.get("format") == FORMAT and (obj.get("meta") or {}).get("single_frame"):
+        model = model.single_frame_model()  # a single-frame stage's run (TAR-ViTPose's ViTPose)
     report = load_weights(model, obj)
     return model, report
 

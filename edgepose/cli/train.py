@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
     ):
         """Train MODEL with its paper's losses and recipe; atomic checkpoints, exact resume."""
         from ..training import datasets as D
-        from ..training.recipes import get_recipe, layer_decay, recipe_for
+        from ..training.recipes import get_recipe, layer_decay, recipe_for, trained_part
         from ..training.tasks import build_task
         from ..training.trainer import Trainer, resolve_device, seed_everything
         from ..training.validate import PRIMARY_METRIC, evaluate
@@ -99,6 +99,10 @@ def register(app: typer.Typer) -> None:
             notes = [f"recipe {recipe.name}: {recipe.source}"]
             if weights:
                 notes.append(_init_weights(model, weights))
+            model, spec = trained_part(model, spec, recipe)
+            if recipe.single_frame:
+                notes.append(f"{recipe.name} trains {model_name}'s single-frame part on still crops; start "
+                             f"{model_name} from it with --weights {out / 'last.pt'}")
             options = dict(recipe.task_options)
             if teacher:
                 if spec.family != "distilpose":
@@ -135,7 +139,8 @@ def register(app: typer.Typer) -> None:
                 dev = next(m.parameters()).device
                 return evaluate(m, spec, val_split, val_set, batch_size=min(bs, 64), device=dev, flip=flip_test)
 
-            meta = {"recipe": recipe.name, "data": str(data_dir), "format": train_split.format, "seed": seed}
+            meta = {"recipe": recipe.name, "data": str(data_dir), "format": train_split.format, "seed": seed,
+                    "single_frame": recipe.single_frame}
             trainer = Trainer(model, task, train_set, config, out, evaluate=validate if val_set is not None else None,
                               progress=progress, meta=meta, lr_scale=lr_scale,
                               on_epoch=lambda line: err_console.print(line, highlight=False))

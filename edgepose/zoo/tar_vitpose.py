@@ -214,6 +214,15 @@ class TARViTPose(PoseModel):
         window = {k: v.reshape(b, t, *v.shape[1:]) for k, v in per_frame.items()}
         return self.forward_temporal(**window)
 
+    def single_frame_model(self) -> "ViTPoseView":
+        """This model's ViTPose (encoder + decoder, no temporal modules) as a single-frame model.
+
+        The paper starts TAR-ViTPose from a ViTPose trained on COCO; training this view first is
+        that stage, and it makes the joint masks (made from the decoder's heatmaps) meaningful
+        before JTA learns behind them. The view shares this model's parameters.
+        """
+        return ViTPoseView(self)
+
     def example_inputs(self, stage: str, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
         self.stage_io(stage)
         if stage == "frame":
@@ -228,6 +237,35 @@ class TARViTPose(PoseModel):
     # -- official checkpoints ------------------------------------------------------
     def convert_official_state(self, state):
         return convert_official_state(self, state)
+
+
+class ViTPoseView(nn.Module):
+    """ViTPose on one frame: TAR-ViTPose's encoder and classic decoder, shared with the TAR model.
+
+    ``forward(image)`` takes (B, 3, H, W) crops, or a window (B, T, 3, H, W) of which it reads the
+    current frame (T // 2). Its ``state_dict`` holds only ``backbone.*`` and ``heatmap_head.*``: a
+    checkpoint of it loads into TAR-ViTPose with ``strict=False`` (``edgepose train --weights``),
+    the temporal modules staying as initialised, as the paper's start from a COCO ViTPose.
+    """
+
+    codec = "heatmap"
+
+    def __init__(self, tar: TARViTPose):
+        super().__init__()
+        self.backbone = tar.backbone
+        self.heatmap_head = tar.heatmap_head
+        self.num_joints, self.input_size, self.heatmap_size = tar.num_joints, tar.input_size, tar.heatmap_size
+        self.frame_offsets = (0,)
+        for attr in ("spec_name", "config"):  # checkpoints name the TAR model they start
+            if hasattr(tar, attr):
+                setattr(self, attr, getattr(tar, attr))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        if image.dim() == 5:
+            image = image[:, image.shape[1] // 2]
+        if image.dim() != 4:
+            raise ValueError(f"expected an image (B, 3, H, W) or frames (B, T, 3, H, W), got {tuple(image.shape)}")
+        return {"heatmaps": self.heatmap_head(self.backbone(image))}
 
 
 # Our prefix <- official prefixes, first present wins. The official module registers

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgepose.zoo import CheckpointError, create_model, load_weights
+from edgepose.zoo.checkpoints import save_checkpoint
 from edgepose.zoo.layers.deconv_head import DeconvHeatmapHead
 from edgepose.zoo.layers.mmpretrain_vit import ViTEncoder
 from edgepose.zoo.tar_vitpose import _TINY
@@ -197,6 +198,34 @@ def test_mmpose_vitpose_checkpoint_initialises_encoder_and_decoder_only():
         load_weights(model, {"state_dict": vitpose})
     load_weights(model, {"state_dict": vitpose}, strict=False)
     torch.testing.assert_close(model.heatmap_head.final_layer.weight.detach(), ref.heatmap_head[1].weight)
+
+
+def test_single_frame_model_is_vitpose_and_starts_tar(tmp_path):
+    """The ViTPose view runs encoder + decoder on one frame and shares TAR's parameters; its
+    checkpoint starts a TAR-ViTPose's encoder and decoder, the temporal modules keeping their init."""
+    torch.manual_seed(0)
+    tar = create_model("tar_vitpose_s_tiny").eval()
+    vitpose = tar.single_frame_model().eval()
+    assert set(vitpose.state_dict()) == {k for k in tar.state_dict() if k.startswith(("backbone.", "heatmap_head."))}
+    frames = torch.randn(2, 3, 3, 64, 48)
+    with torch.no_grad():
+        want = tar.heatmap_head(tar.backbone(frames[:, 1]))
+        torch.testing.assert_close(vitpose(frames[:, 1])["heatmaps"], want)
+        torch.testing.assert_close(vitpose(frames)["heatmaps"], want)  # a window: its current frame
+    with pytest.raises(ValueError, match=r"expected an image \(B, 3, H, W\)"):
+        vitpose(torch.randn(3, 64, 48))
+    assert vitpose.spec_name == "tar_vitpose_s_tiny" and vitpose.frame_offsets == (0,)
+
+    path = save_checkpoint(vitpose, tmp_path / "vitpose.pt")
+    torch.manual_seed(1)
+    fresh = create_model("tar_vitpose_s_tiny")
+    queries = fresh.query_feat.weight.detach().clone()
+    with pytest.raises(CheckpointError, match="missing keys: cross_attention"):
+        load_weights(fresh, path)
+    load_weights(fresh, path, strict=False)
+    torch.testing.assert_close(fresh.backbone.pos_embed, tar.backbone.pos_embed)
+    torch.testing.assert_close(fresh.heatmap_head.final_layer.weight, tar.heatmap_head.final_layer.weight)
+    assert torch.equal(fresh.query_feat.weight, queries)
 
 
 def test_bad_official_checkpoints_are_named(tmp_path):
