@@ -19,10 +19,17 @@ What it shows, every run with the same seed (same initialisation, data order and
 (b) DSTA and TAR-ViTPose with their frame window against the same architecture trained and
     evaluated with the window collapsed to the current frame (``TopDownDataset(
     collapse_window=True)``: every slot holds the current frame), split by the synthetic
-    per-joint ``occluded`` / ``blurred`` flags (``edgepose.eval.pck.pck_by_flags``);
+    per-joint ``occluded`` / ``blurred`` flags (``edgepose.eval.pck.pck_by_flags``); every
+    ``<key>`` with a ``<key>/collapsed`` twin is such a pair;
 (c) DistilPose-S distilled from a trained heatmap teacher (this run's TAR-ViTPose-S by default)
     against DistilPose-S without a teacher (its regression loss only), and the task's default
     teacher-less mode (ground-truth Gaussians standing in for the teacher's heatmaps).
+
+TAR-ViTPose-S runs from scratch and in the paper's two stages: ``tar_vitpose_s/vitpose`` trains its
+ViTPose (encoder + decoder, no temporal modules) on single frames, the paper's COCO stage; then
+``tar_vitpose_s/from-vitpose`` (window) and its collapsed twin start from that encoder and decoder,
+temporal modules at random, and train with the paper's fine-tune recipe. From scratch, JTA's masks
+come from a decoder that has not learnt yet.
 
 SHaRPose-S runs twice: from scratch, and with its shared ViT started from this run's trained
 TAR-ViTPose-S encoder (same width, depth and heads; patch kernel and position table resampled,
@@ -126,12 +133,23 @@ class Run:
     collapse: bool = False  # window filled with the current frame
     teacher: str | None = None  # key of a trained run that teaches this DistilPose
     gt_teacher: bool = True  # DistilPose without a teacher: ground-truth heatmaps (True) or regression only
-    init_from: str | None = None  # a trained run whose ViT encoder starts this one (SHaRPose's MAE start)
+    init_from: str | None = None  # a trained run whose INIT_PARTS start this one (the papers' pretrained starts)
+    single_frame: bool = False  # trains the model's single-frame part (TAR-ViTPose's ViTPose) on still crops
+    recipe: str | None = None  # None: the family's *_synthetic recipe
 
     @property
     def needs(self) -> tuple[str, ...]:
         """The runs this one is built on (teacher, encoder start): trained in an earlier stage."""
         return tuple(k for k in (self.teacher, self.init_from) if k)
+
+
+# The paper's two-stage TAR-ViTPose: ViTPose (encoder + decoder) trained on single frames first (the
+# paper's COCO stage), then the temporal modules added at random and the whole model trained on video.
+VITPOSE_KEY = "tar_vitpose_s/vitpose"
+# What an ``init_from`` run hands on, by the model it starts: SHaRPose takes a plain ViT encoder (its
+# MAE start), TAR-ViTPose the encoder and decoder of a trained ViTPose (its COCO start).
+INIT_PARTS = {"sharpose_s": (("backbone.",), "ViT encoder"),
+              "tar_vitpose_s": (("backbone.", "heatmap_head."), "ViTPose encoder + decoder")}
 
 
 def runs_for(teacher_key: str) -> list[Run]:
@@ -141,6 +159,13 @@ def runs_for(teacher_key: str) -> list[Run]:
         Run("tar_vitpose_s", "tar_vitpose_s", "TAR-ViTPose-S, window -1..1"),
         Run("tar_vitpose_s/collapsed", "tar_vitpose_s", "TAR-ViTPose-S, window collapsed to frame 0",
             collapse=True),
+        Run(VITPOSE_KEY, "tar_vitpose_s", "ViTPose-S: TAR's encoder + decoder alone on single frames",
+            single_frame=True, recipe="vitpose_s_synthetic"),
+        Run("tar_vitpose_s/from-vitpose", "tar_vitpose_s", "TAR-ViTPose-S, window -1..1, from the trained ViTPose-S",
+            init_from=VITPOSE_KEY, recipe="tar_vitpose_finetune_synthetic"),
+        Run("tar_vitpose_s/from-vitpose/collapsed", "tar_vitpose_s",
+            "TAR-ViTPose-S, window collapsed, from the trained ViTPose-S", collapse=True, init_from=VITPOSE_KEY,
+            recipe="tar_vitpose_finetune_synthetic"),
         Run("sharpose_s", "sharpose_s", "SHaRPose-S from scratch"),
         Run("sharpose_s/vit-init", "sharpose_s",
             "SHaRPose-S, ViT started from this run's TAR-ViTPose-S encoder", init_from="tar_vitpose_s"),
@@ -314,6 +339,13 @@ def run_dir(work: Path, key: str) -> Path:
     return work / "runs" / key.replace("/", "__")
 
 
+def run_state(work: Path, key: str) -> dict:
+    """A finished run's weights (a single-frame run's hold only its part of the model)."""
+    from edgepose.zoo.checkpoints import read_checkpoint
+
+    return read_checkpoint(run_dir(work, key) / "last.pt")["state_dict"]
+
+
 def load_run_model(work: Path, key: str):
     """A finished run's model, rebuilt from its checkpoint's recorded config (eval mode)."""
     from edgepose.zoo import create_model, get_spec, load_weights
@@ -356,8 +388,9 @@ def signature(run: Run, args, runs: dict[str, Run]) -> dict:
     """Everything a run's result depends on: a finished run with the same signature is reused."""
     h, w = args.input_size
     fields = dataclasses.asdict(run)
-    if fields["init_from"] is None:  # a later field: left out at its default so earlier runs stay reusable
-        del fields["init_from"]
+    for later in ("init_from", "single_frame", "recipe"):  # left out at their defaults: earlier runs stay reusable
+        if fields[later] in (None, False):
+            del fields[later]
     sig = {
         "run": fields,
         "overrides": _plain(build_overrides(run.model, args)),
@@ -403,7 +436,7 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
     import torch
 
     from edgepose.training import datasets as D
-    from edgepose.training.recipes import layer_decay, recipe_for
+    from edgepose.training.recipes import get_recipe, layer_decay, recipe_for, trained_part
     from edgepose.training.tasks import build_task
     from edgepose.training.teacher import Teacher
     from edgepose.training.trainer import Trainer, seed_everything
@@ -418,11 +451,14 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
     if run.init_from:
         from edgepose.zoo.checkpoints import load_weights
 
-        encoder = {k: v for k, v in load_run_model(work, run.init_from).state_dict().items()
-                   if k.startswith("backbone.")}
-        report = load_weights(model, encoder, strict=False)
-        notes.append(f"ViT encoder ({report.loaded} tensors) from the trained {run.init_from} of this run")
-    recipe = recipe_for(spec, synthetic=True)
+        prefixes, what = INIT_PARTS[run.model]
+        start = {k: v for k, v in run_state(work, run.init_from).items() if k.startswith(prefixes)}
+        report = load_weights(model, start, strict=False)
+        notes.append(f"{what} ({report.loaded} tensors) from the trained {run.init_from} of this run")
+    recipe = get_recipe(run.recipe) if run.recipe else recipe_for(spec, synthetic=True)
+    if recipe.single_frame != run.single_frame:
+        raise ValueError(f"{run.key}: recipe {recipe.name} single_frame={recipe.single_frame}, run {run.single_frame}")
+    model, spec = trained_part(model, spec, recipe)
     options = dict(recipe.task_options)
     if spec.family == "distilpose":
         if run.teacher:
@@ -464,7 +500,8 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
 
     trainer = Trainer(model, task, train_set, config, out, progress=False, lr_scale=lr_scale,
                       evaluate=validate,
-                      meta={"benchmark": STEM, "run": run.key, "recipe": recipe.name, "seed": args.seed},
+                      meta={"benchmark": STEM, "run": run.key, "recipe": recipe.name, "seed": args.seed,
+                            "single_frame": recipe.single_frame},
                       on_epoch=lambda line: log(f"  {run.key}: {line}"))
     params = sum(p.numel() for p in model.parameters())
     log(f"{run.key}: {params / 1e6:.2f}M params, {len(train_set)} train / "
@@ -482,6 +519,7 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
         "collapse_window": run.collapse,
         "teacher": run.teacher,
         "init_from": run.init_from,
+        "single_frame": run.single_frame,
         "layout": spec.layout,
         "input_size": list(spec.input_size),
         "frame_offsets": list(spec.frame_offsets),
@@ -534,6 +572,11 @@ def _split_deltas(a: dict, b: dict) -> dict:
     return out
 
 
+def window_pairs(runs: dict) -> list[str]:
+    """Keys of the window runs whose ``<key>/collapsed`` twin is in ``runs``."""
+    return [k for k in runs if f"{k}/collapsed" in runs]
+
+
 def comparisons(res: dict) -> dict:
     runs, base = res["runs"], res["baselines"]
     out: dict[str, Any] = {"a_vs_mean_pose": {}, "b_window_vs_collapsed": {}, "c_distillation": {}}
@@ -542,9 +585,8 @@ def comparisons(res: dict) -> dict:
         out["a_vs_mean_pose"][key] = {**{m: _delta(r[m]["all"], b[m]["all"]) for m in PCK_METRICS},
                                       "metric": _delta(r["metric"], b["metric"]),
                                       "metric_name": r["metric_name"]}
-    for model in ("dsta_mnv2", "tar_vitpose_s"):
-        if model in runs and f"{model}/collapsed" in runs:
-            out["b_window_vs_collapsed"][model] = _split_deltas(runs[model], runs[f"{model}/collapsed"])
+    for key in window_pairs(runs):
+        out["b_window_vs_collapsed"][key] = _split_deltas(runs[key], runs[f"{key}/collapsed"])
     student = runs.get("distilpose_s/teacher")
     for other in ("distilpose_s/no-teacher", "distilpose_s/gt-heatmaps"):
         if student and other in runs:
@@ -699,7 +741,7 @@ def shippable(res: dict, margin: float = SHIP_MARGIN) -> tuple[list[str], list[s
     Returns the run keys to ship and a line per model left out."""
     best: dict[str, str] = {}
     for key, r in res["runs"].items():
-        if r["collapse_window"] or r["pckh@0.5"]["all"] is None:
+        if r["collapse_window"] or r.get("single_frame") or r["pckh@0.5"]["all"] is None:
             continue
         if r["model"] not in best or r["pckh@0.5"]["all"] > res["runs"][best[r["model"]]]["pckh@0.5"]["all"]:
             best[r["model"]] = key
@@ -742,14 +784,14 @@ def plot(res: dict, path: Path) -> None:
     ax.legend(loc="lower right", fontsize=7)
     # (b) window vs collapsed, by joint flag
     ax = axes[1]
-    pairs = [m for m in ("dsta_mnv2", "tar_vitpose_s") if m in runs and f"{m}/collapsed" in runs]
+    pairs = window_pairs(runs)
     x = np.arange(len(SPLITS))
     width = 0.8 / max(2 * len(pairs), 1)
-    palette = {"dsta_mnv2": ("#1f77b4", "#aec7e8"), "tar_vitpose_s": ("#d62728", "#ff9896")}
+    palette = (("#1f77b4", "#aec7e8"), ("#d62728", "#ff9896"), ("#2ca02c", "#98df8a"), ("#9467bd", "#c5b0d5"))
     for i, m in enumerate(pairs):
         for j, (key, tag) in enumerate(((m, "window"), (f"{m}/collapsed", "collapsed"))):
             v = [runs[key][HEADLINE][s] or 0 for s in SPLITS]
-            ax.bar(x + (2 * i + j - len(pairs) + 0.5) * width, v, width, color=palette[m][j],
+            ax.bar(x + (2 * i + j - len(pairs) + 0.5) * width, v, width, color=palette[i % len(palette)][j],
                    label=f"{m} {tag}")
     ax.set_xticks(x, [s.replace("_", " ") for s in SPLITS], fontsize=8)
     ax.set_ylabel("PCKh@0.5 (%)")

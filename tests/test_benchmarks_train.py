@@ -29,8 +29,9 @@ def test_writes_table_json_plot(smoke):
     tmp, proc = smoke
     res = json.loads((tmp / "results" / "train_synthetic.json").read_text())
     assert set(res["baselines"]) == {"posetrack17", "coco17"}
-    expected = {"dsta_mnv2", "dsta_mnv2/collapsed", "tar_vitpose_s", "tar_vitpose_s/collapsed", "sharpose_s",
-                "sharpose_s/vit-init", "distilpose_s/no-teacher", "distilpose_s/gt-heatmaps",
+    expected = {"dsta_mnv2", "dsta_mnv2/collapsed", "tar_vitpose_s", "tar_vitpose_s/collapsed",
+                "tar_vitpose_s/vitpose", "tar_vitpose_s/from-vitpose", "tar_vitpose_s/from-vitpose/collapsed",
+                "sharpose_s", "sharpose_s/vit-init", "distilpose_s/no-teacher", "distilpose_s/gt-heatmaps",
                 "distilpose_s/teacher"}
     assert set(res["runs"]) == expected
     for key, run in res["runs"].items():
@@ -45,8 +46,14 @@ def test_writes_table_json_plot(smoke):
     vit_init = res["runs"]["sharpose_s/vit-init"]
     assert vit_init["init_from"] == "tar_vitpose_s"
     assert any(n.startswith("ViT encoder (") and "from the trained tar_vitpose_s" in n for n in vit_init["notes"])
+    vitpose, tar = res["runs"]["tar_vitpose_s/vitpose"], res["runs"]["tar_vitpose_s/from-vitpose"]
+    assert vitpose["single_frame"] and vitpose["frame_offsets"] == [0] and vitpose["recipe"] == "vitpose_s_synthetic"
+    assert tar["recipe"] == "tar_vitpose_finetune_synthetic" and tar["frame_offsets"] == [-1, 0, 1]
+    assert vitpose["params_m"] < tar["params_m"]  # the ViTPose part alone
+    assert any(n.startswith("ViTPose encoder + decoder (") and "from the trained tar_vitpose_s/vitpose" in n
+               for n in tar["notes"])
     comp = res["comparisons"]
-    assert set(comp["b_window_vs_collapsed"]) == {"dsta_mnv2", "tar_vitpose_s"}
+    assert set(comp["b_window_vs_collapsed"]) == {"dsta_mnv2", "tar_vitpose_s", "tar_vitpose_s/from-vitpose"}
     assert set(comp["c_distillation"]) == {"teacher - no-teacher", "teacher - gt-heatmaps"}
     md = (tmp / "results" / "train_synthetic.md").read_text()
     assert "| dsta_mnv2/collapsed |" in md and "## (b)" in md and "## (c)" in md
@@ -82,14 +89,18 @@ def test_only_runs_that_beat_the_mean_pose_ship():
     sys.path.insert(0, str(SCRIPT.parent))
     from train_synthetic import shippable
 
-    def run(model, pckh, layout="posetrack17", collapse=False):
-        return {"model": model, "layout": layout, "collapse_window": collapse, "pckh@0.5": {"all": pckh}}
+    def run(model, pckh, layout="posetrack17", collapse=False, single_frame=False):
+        return {"model": model, "layout": layout, "collapse_window": collapse, "single_frame": single_frame,
+                "pckh@0.5": {"all": pckh}}
 
     res = {"baselines": {"posetrack17": {"pckh@0.5": {"all": 47.0}}, "coco17": {"pckh@0.5": {"all": 47.0}}},
            "runs": {"dsta_mnv2": run("dsta_mnv2", 59.0), "dsta_mnv2/collapsed": run("dsta_mnv2", 70.0, collapse=True),
                     "sharpose_s": run("sharpose_s", 49.0, "coco17"),
                     "distilpose_s/a": run("distilpose_s", 54.0, "coco17"),
-                    "distilpose_s/b": run("distilpose_s", 64.0, "coco17")}}
+                    "distilpose_s/b": run("distilpose_s", 64.0, "coco17"),
+                    "tar_vitpose_s": run("tar_vitpose_s", 60.0),
+                    "tar_vitpose_s/vitpose": run("tar_vitpose_s", 65.0, single_frame=True)}}
     keys, skipped = shippable(res)
-    assert sorted(keys) == ["distilpose_s/b", "dsta_mnv2"]  # best windowed run per model, +5 over the mean pose
+    # best windowed run per model, +5 over the mean pose; a single-frame stage is no whole model
+    assert sorted(keys) == ["distilpose_s/b", "dsta_mnv2", "tar_vitpose_s"]
     assert len(skipped) == 1 and skipped[0].startswith("sharpose_s: +2.00")
