@@ -230,6 +230,37 @@ def heatmap_sigma(recipe_sigma: float, heatmap_h: int) -> float:
 
 
 # ------------------------------------------------------------------------------------- evaluation
+HARD_FLAGS = ("occluded", "blurred")  # the generator's per-joint flags
+
+
+def _hard(person) -> np.ndarray | None:
+    own = person.joint_flags
+    if not all(f in own for f in HARD_FLAGS):
+        return None
+    return np.logical_or.reduce([own[f] > 0 for f in HARD_FLAGS])
+
+
+def recoverable(sample, joints: int) -> np.ndarray:
+    """Per joint of a sample's person: 1 where it is occluded or blurred in the current frame but
+    labelled and neither in another frame of the model's window (same track), 0 elsewhere, NaN where
+    the flags are unknown. These are the joints whose window holds what the current frame lacks:
+    an occlusion by a passing person mostly outlasts a +-1 window, a camera jerk mostly does not."""
+    p = sample.person
+    hard = _hard(p)
+    if hard is None:
+        return np.full(joints, np.nan)
+    now = sample.clip[sample.current].image_id
+    clean = np.zeros(joints, bool)
+    for frame in sample.clip:
+        if frame.image_id == now:  # the current frame, or a slot clamped to it at a video's end
+            continue
+        other = next((q for q in frame.persons if p.track_id is not None and q.track_id == p.track_id), None)
+        other_hard = None if other is None else _hard(other)
+        if other_hard is not None:
+            clean |= other.visible & ~other_hard
+    return (hard & clean).astype(np.float64)
+
+
 def gt_arrays(dataset) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Ground truth of every dataset item, in item order: keypoints, mask, sizes (head, box), flags."""
     from edgepose.eval.pck import box_size
@@ -238,7 +269,7 @@ def gt_arrays(dataset) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], d
     layout = dataset.layout
     j = len(layout)
     kps, masks, norms = [], [], {"head": [], "box": []}
-    flags: dict[str, list] = {"occluded": [], "blurred": []}
+    flags: dict[str, list] = {"occluded": [], "blurred": [], "recoverable": []}
     for s in dataset.samples:
         p, frame = s.person, s.clip[s.current]
         kps.append(p.keypoints[:, :2])
@@ -246,8 +277,9 @@ def gt_arrays(dataset) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], d
         norms["head"].append(person_head_size(p, layout))
         norms["box"].append(box_size(p.box()))
         own = p.joint_flags
-        for f in flags:
+        for f in HARD_FLAGS:
             flags[f].append(own[f].astype(np.float64) if f in own else np.full(j, np.nan))
+        flags["recoverable"].append(recoverable(s, j))
     return (np.stack(kps), np.stack(masks), {k: np.asarray(v) for k, v in norms.items()},
             {k: np.stack(v) for k, v in flags.items()})
 
@@ -346,14 +378,17 @@ def run_state(work: Path, key: str) -> dict:
     return read_checkpoint(run_dir(work, key) / "last.pt")["state_dict"]
 
 
-def load_run_model(work: Path, key: str):
-    """A finished run's model, rebuilt from its checkpoint's recorded config (eval mode)."""
+def load_run_model(work: Path, key: str, single_frame: bool = False):
+    """A finished run's model, rebuilt from its checkpoint's recorded config (eval mode); for a
+    single-frame run, the part it trained."""
     from edgepose.zoo import create_model, get_spec, load_weights
     from edgepose.zoo.checkpoints import read_checkpoint
 
     obj = read_checkpoint(run_dir(work, key) / "last.pt")
     spec = get_spec(obj["model"])
     model = create_model(obj["model"], **{k: v for k, v in obj["config"].items() if k in spec.config})
+    if single_frame:
+        model = model.single_frame_model()
     load_weights(model, obj)
     return model.eval()
 
@@ -415,6 +450,40 @@ def _plain(d: dict) -> dict:
     return json.loads(json.dumps(d))
 
 
+def scoring_spec(model, run: Run):
+    """The spec a finished run is scored with: its model's, and for a single-frame part (which reads
+    the current frame of a window) the whole model's window, so that its "recoverable" split covers
+    the same joints as the video runs'."""
+    spec = spec_for(model)
+    if not run.single_frame:
+        return spec
+    half = int(model.config.get("frames", 1)) // 2
+    return dataclasses.replace(spec, frame_offsets=tuple(range(-half, half + 1)))
+
+
+def is_window_run(run: Run, offsets) -> bool:
+    return len(offsets) > 1 and not run.collapse and not run.single_frame
+
+
+def score_run(model, run: Run, data_dir: Path, cache: FrameCache) -> dict:
+    """A finished run's held-out metrics (``score``). A window run is also scored with the current
+    frame in every slot (``collapsed_at_test``): how much its output leans on the neighbours."""
+    spec = scoring_spec(model, run)
+    out = score(model, spec, *held_out(spec, data_dir, cache, run.collapse))
+    if is_window_run(run, spec.frame_offsets):
+        alone = score(model, spec, *held_out(spec, data_dir, cache, collapse=True))
+        out["collapsed_at_test"] = {m: alone[m] for m in (*PCK_METRICS, "metric")}
+    return out
+
+
+def held_out(spec, data_dir: Path, cache: FrameCache, collapse: bool = False):
+    """The held-out split and its evaluation dataset (GT boxes, no augmentation) for ``spec``."""
+    from edgepose.training import datasets as D
+
+    val_split = D.load_split(data_dir, "val", spec)
+    return val_split, D.topdown_dataset(spec, val_split, train=False, image_loader=cache, collapse_window=collapse)
+
+
 def train_run(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log, sig: dict | None = None) -> dict:
     out = run_dir(work, run.key)
     cached = out / "result.json"
@@ -422,7 +491,18 @@ def train_run(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log
         saved = json.loads(cached.read_text())
         if saved.get("signature") == sig:
             log(f"{run.key}: reusing the finished run in {out} (same signature; --retrain to train again)")
-            return {**saved["result"], "reused": True}
+            result = saved["result"]
+            if all(split in result[HEADLINE] for split in SPLITS) and (
+                    "collapsed_at_test" in result or not is_window_run(run, result["frame_offsets"])):
+                return {**result, "reused": True}
+            log(f"{run.key}: scoring it again (it was scored before the {', '.join(SPLITS)} splits and the "
+                "test-time collapse)")
+            result = {**result, **score_run(load_run_model(work, run.key, run.single_frame), run, data_dir, cache)}
+            from edgepose.core.atomic import atomic_file
+
+            with atomic_file(cached, "w") as f:
+                json.dump({"signature": sig, "result": result}, f, indent=1)
+            return {**result, "reused": True}
     result = _train(run, args, data_dir, work, cache, log)
     if sig is not None:
         from edgepose.core.atomic import atomic_file
@@ -479,8 +559,9 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
     train_set = D.topdown_dataset(spec, train_split, train=True, heatmap_size=hm, seed=args.seed,
                                   **common, **data_opts)
     train_set.augment = AUGMENT[args.augment]
-    val_split = D.load_split(data_dir, "val", spec, train_split.format)
-    val_set = D.topdown_dataset(spec, val_split, train=False, **common)
+    val_split, val_set = held_out(spec, data_dir, cache, run.collapse)
+    if val_split.format != train_split.format:
+        raise ValueError(f"{run.key}: held-out data in {val_split.format} form, training data in {train_split.format}")
     bs = min(args.batch_size, len(train_set))
     config = recipe.config(epochs=epochs_of(run, args), batch_size=bs, steps_per_epoch=len(train_set) // bs,
                            lr=recipe.lr * args.lr_mult, seed=args.seed, device="cpu")
@@ -510,7 +591,7 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
     state = trainer.fit(resume=args.resume)
     model.eval()
     t0 = time.perf_counter()
-    metrics = score(model, spec, val_split, val_set)
+    metrics = score_run(model, run, data_dir, cache)
     eval_s = time.perf_counter() - t0
     hist = state.history
     return {
@@ -548,7 +629,10 @@ def baseline_run(layout_model: str, args, data_dir: Path, cache: FrameCache) -> 
     train_split = D.load_split(data_dir, "train", spec, fmt)
     val_split = D.load_split(data_dir, "val", spec, train_split.format)
     train_set = D.topdown_dataset(spec, train_split, train=False, image_loader=cache)
-    val_set = D.topdown_dataset(spec, val_split, train=False, image_loader=cache)
+    # scored over the family's window so that the "recoverable" split covers the same joints as its models'
+    window = get_spec(layout_model).frame_offsets if train_split.format == "posetrack" else (0,)
+    val_set = D.topdown_dataset(dataclasses.replace(spec, frame_offsets=window), val_split, train=False,
+                                image_loader=cache)
     mean = mean_pose(train_set)
     base = dataclasses.replace(spec, codec="regression")
     metrics = score(MeanPose(mean), base, val_split, val_set)
@@ -557,7 +641,7 @@ def baseline_run(layout_model: str, args, data_dir: Path, cache: FrameCache) -> 
 
 
 # ------------------------------------------------------------------------------------- comparisons
-SPLITS = ("all", "occluded", "not_occluded", "blurred", "not_blurred")
+SPLITS = ("all", "occluded", "not_occluded", "blurred", "not_blurred", "recoverable")
 HEADLINE = "pckh@0.5"
 TITLES = {"pckh@0.5": "PCKh@0.5", "pck@0.2": "PCK@0.2 (box)"}
 
@@ -579,7 +663,8 @@ def window_pairs(runs: dict) -> list[str]:
 
 def comparisons(res: dict) -> dict:
     runs, base = res["runs"], res["baselines"]
-    out: dict[str, Any] = {"a_vs_mean_pose": {}, "b_window_vs_collapsed": {}, "c_distillation": {}}
+    out: dict[str, Any] = {"a_vs_mean_pose": {}, "b_window_vs_collapsed": {}, "b_neighbours_used": {},
+                           "c_distillation": {}}
     for key, r in runs.items():
         b = base[r["layout"]]
         out["a_vs_mean_pose"][key] = {**{m: _delta(r[m]["all"], b[m]["all"]) for m in PCK_METRICS},
@@ -587,6 +672,8 @@ def comparisons(res: dict) -> dict:
                                       "metric_name": r["metric_name"]}
     for key in window_pairs(runs):
         out["b_window_vs_collapsed"][key] = _split_deltas(runs[key], runs[f"{key}/collapsed"])
+        if "collapsed_at_test" in runs[key]:
+            out["b_neighbours_used"][key] = _split_deltas(runs[key], runs[key]["collapsed_at_test"])
     student = runs.get("distilpose_s/teacher")
     for other in ("distilpose_s/no-teacher", "distilpose_s/gt-heatmaps"):
         if student and other in runs:
@@ -604,7 +691,7 @@ def _sf(v) -> str:
 
 
 HEADER = ["run", "what", "params M", "steps", "PCKh@.5", "occl.", "not occl.", "blurred", "not blur.",
-          "PCK@.2 box", "mAP / AP"]
+          "recov.", "PCK@.2 box", "mAP / AP"]
 
 
 def rows(res: dict) -> list[list[str]]:
@@ -622,8 +709,8 @@ def rows(res: dict) -> list[list[str]]:
 def _delta_lines(title: str, d: dict) -> str:
     p = d[HEADLINE]
     return (f"{title}: PCKh@0.5 all {_sf(p['all'])}, occluded {_sf(p['occluded'])}, not occluded "
-            f"{_sf(p['not_occluded'])}, blurred {_sf(p['blurred'])}, not blurred {_sf(p['not_blurred'])}; "
-            f"mAP/AP {_sf(d['metric'])}")
+            f"{_sf(p['not_occluded'])}, blurred {_sf(p['blurred'])}, not blurred {_sf(p['not_blurred'])}, "
+            f"recoverable {_sf(p['recoverable'])}; mAP/AP {_sf(d['metric'])}")
 
 
 def print_table(res: dict) -> None:
@@ -644,6 +731,8 @@ def print_table(res: dict) -> None:
                       f"{d['metric_name']} {_sf(d['metric'])}")
     for key, d in comp["b_window_vs_collapsed"].items():
         console.print(_delta_lines(f"(b) {key} window - collapsed", d))
+    for key, d in comp.get("b_neighbours_used", {}).items():
+        console.print(_delta_lines(f"(b) {key} window - the same weights fed the current frame only", d))
     for key, d in comp["c_distillation"].items():
         console.print(_delta_lines(f"(c) DistilPose-S {key}", d))
 
@@ -651,6 +740,16 @@ def print_table(res: dict) -> None:
 def _epochs_text(cfg: dict) -> str:
     extra = ", ".join(f"{m} {n}" for m, n in cfg.get("epochs_for", {}).items())
     return f"{cfg['epochs']} epochs" + (f" ({extra})" if extra else "")
+
+
+def _split_counts(res: dict) -> list[str]:
+    """A line with the held-out joints per split of the PoseTrack-layout baseline (its window's)."""
+    base = res["baselines"].get("posetrack17")
+    counts = (base or {}).get(f"{HEADLINE}_count")
+    if not counts:
+        return []
+    parts = ", ".join(f"{s.replace('_', ' ')} {counts[s]}" for s in SPLITS if s != "all" and s in counts)
+    return [f"Held-out joints scored (PoseTrack layout, window -1..1): {counts['all']} in all; {parts}.", ""]
 
 
 def markdown(res: dict) -> str:
@@ -662,7 +761,9 @@ def markdown(res: dict) -> str:
         "Written by `benchmarks/train_synthetic.py`: measured numbers of one run. Held-out videos (none of "
         "their frames is in training), ground-truth boxes, no flip test. PCKh@0.5: share of labelled joints "
         "(hidden ones included) within half of PoseTrack's head size (0.6 x the head box diagonal); "
-        "occluded / blurred split them by the generator's per-joint flags. PCK@0.2 uses the box's longer "
+        "occluded / blurred split them by the generator's per-joint flags; recoverable are the joints occluded "
+        "or blurred in the current frame but neither in another frame of the model's window (same track, "
+        "video models only): where the window holds what the current frame lacks. PCK@0.2 uses the box's longer "
         "side; it is lenient with ground-truth boxes (note the mean pose). mAP is PoseTrack's (PCKh@0.5 "
         "detections ranked by score) for the PoseTrack-layout models, AP is COCO's OKS AP for the "
         "COCO-layout ones.",
@@ -681,6 +782,7 @@ def markdown(res: dict) -> str:
         f"{sum(bool(r.get('reused')) for r in res['runs'].values())}); this invocation's wall time "
         f"{cfg['wall_minutes']} min ({cfg['machine']}).",
         "",
+        *_split_counts(res),
         "| " + " | ".join(HEADER) + " |",
         "|" + "|".join("---" if i < 2 else "---:" for i in range(len(HEADER))) + "|",
     ]
@@ -696,7 +798,7 @@ def markdown(res: dict) -> str:
         if not entries:
             return ["", title, "", "Not part of this run (its runs were left out with `--only`)."]
         out = ["", title, "", intro, "", "| difference | metric | all | occluded | not occluded | blurred | "
-               "not blurred | mAP / AP |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+               "not blurred | recoverable | mAP / AP |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for k, d in entries.items():
             for m in PCK_METRICS:
                 out.append(f"| {k} | {TITLES[m]} | " + " | ".join(_sf(d[m][s]) for s in SPLITS)
@@ -708,16 +810,21 @@ def markdown(res: dict) -> str:
                          "evaluated with every window slot holding the current frame. Positive = the window "
                          "helps.",
                          {f"{k}: window - collapsed": v for k, v in comp["b_window_vs_collapsed"].items()})
+    lines += split_table("### How much the window models lean on their neighbours",
+                         "Each window model's score minus the same weights' score with the current frame in "
+                         "every slot at test time. Positive = its output uses the neighbouring frames.",
+                         {f"{k}: window - current frame only": v
+                          for k, v in comp.get("b_neighbours_used", {}).items()})
     lines += split_table("## (c) DistilPose-S with and without a teacher",
                          f"Teacher: this run's trained `{cfg['teacher']}`. Same student initialisation, data "
                          "order, augmentation and epochs. Positive = the teacher helps.",
                          comp["c_distillation"])
     lines += ["", "## Model builds (create_model overrides of the zoo configs)", ""]
     seen = set()
-    for r in res["runs"].values():
-        if r["model"] in seen:
+    for r in res["runs"].values():  # one line per model and recipe (TAR's two stages have their own)
+        if (r["model"], r["recipe"]) in seen:
             continue
-        seen.add(r["model"])
+        seen.add((r["model"], r["recipe"]))
         lines.append(f"- `{r['model']}`: `{json.dumps(r['overrides'])}`, {r['params_m']}M params, recipe "
                      f"`{r['recipe']}` (lr {r['train']['lr']:g})")
     lines += ["", "## Run times", "", "| run | train s | eval s | first loss | last loss |",

@@ -38,7 +38,8 @@ def test_writes_table_json_plot(smoke):
         assert run["train"]["steps"] >= 1, key
         assert run["persons"] > 0
         for metric in ("pckh@0.5", "pck@0.2"):
-            assert set(run[metric]) == {"all", "occluded", "not_occluded", "blurred", "not_blurred"}
+            assert set(run[metric]) == {"all", "occluded", "not_occluded", "blurred", "not_blurred", "recoverable",
+                                        "not_recoverable"}
             assert run[metric]["all"] is None or 0 <= run[metric]["all"] <= 100
         assert run["input_size"] == [64, 48]
     assert res["runs"]["dsta_mnv2/collapsed"]["collapse_window"] is True
@@ -50,16 +51,72 @@ def test_writes_table_json_plot(smoke):
     assert vitpose["single_frame"] and vitpose["frame_offsets"] == [0] and vitpose["recipe"] == "vitpose_s_synthetic"
     assert tar["recipe"] == "tar_vitpose_finetune_synthetic" and tar["frame_offsets"] == [-1, 0, 1]
     assert vitpose["params_m"] < tar["params_m"]  # the ViTPose part alone
+    assert vitpose["pckh@0.5_count"] == tar["pckh@0.5_count"]  # scored on the same joints, window splits too
     assert any(n.startswith("ViTPose encoder + decoder (") and "from the trained tar_vitpose_s/vitpose" in n
                for n in tar["notes"])
     comp = res["comparisons"]
-    assert set(comp["b_window_vs_collapsed"]) == {"dsta_mnv2", "tar_vitpose_s", "tar_vitpose_s/from-vitpose"}
+    pairs = {"dsta_mnv2", "tar_vitpose_s", "tar_vitpose_s/from-vitpose"}
+    assert set(comp["b_window_vs_collapsed"]) == pairs and set(comp["b_neighbours_used"]) == pairs
+    windows = {k for k, r in res["runs"].items() if "collapsed_at_test" in r}
+    assert windows == pairs  # scored again with the current frame in every slot: window runs only
     assert set(comp["c_distillation"]) == {"teacher - no-teacher", "teacher - gt-heatmaps"}
     md = (tmp / "results" / "train_synthetic.md").read_text()
     assert "| dsta_mnv2/collapsed |" in md and "## (b)" in md and "## (c)" in md
+    assert "| tar_vitpose_s/from-vitpose: window - current frame only | PCKh@0.5 |" in md
     png = (tmp / "results" / "train_synthetic.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert "PCKh@.5" in proc.stdout  # the rich table
+
+
+def test_finished_runs_scored_before_a_split_existed_are_scored_again(smoke):
+    """A reused run whose saved result lacks a split is scored again from its checkpoint, once."""
+    tmp, _ = smoke
+    saved_path = tmp / "work" / "runs" / "tar_vitpose_s__vitpose" / "result.json"
+    saved = json.loads(saved_path.read_text())
+    want = dict(saved["result"]["pckh@0.5"])
+    for metric in ("pckh@0.5", "pck@0.2"):
+        for split in ("recoverable", "not_recoverable"):
+            del saved["result"][metric][split]
+    saved_path.write_text(json.dumps(saved))
+    cmd = [sys.executable, str(SCRIPT), "--work", str(tmp / "work"), "--results", str(tmp / "again"),
+           "--scale", "tiny", "--videos", "3", "--frames", "4", "--frame-size", "128x96", "--input-size", "64x48",
+           "--epochs", "1", "--batch-size", "4", "--only", "tar_vitpose_s/vitpose"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "tar_vitpose_s/vitpose: scoring it again" in proc.stderr
+    assert json.loads(saved_path.read_text())["result"]["pckh@0.5"] == want
+    res = json.loads((tmp / "again" / "train_synthetic.json").read_text())
+    assert res["runs"]["tar_vitpose_s/vitpose"]["reused"] and res["runs"]["tar_vitpose_s/vitpose"]["single_frame"]
+
+
+def test_recoverable_joints_need_a_clean_neighbour_of_the_same_track():
+    import numpy as np
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    from train_synthetic import recoverable
+
+    from edgepose.data.records import FrameRecord, PersonRecord
+    from edgepose.data.topdown import Sample
+
+    def person(track, occluded, blurred, visible=(1, 1, 1)):
+        kp = np.zeros((3, 3), np.float32)
+        kp[:, 2] = visible
+        return PersonRecord(kp, None, "posetrack17", track_id=track,
+                            extra={"occluded": np.array(occluded), "blurred": np.array(blurred)})
+
+    def frame(i, *persons):
+        return FrameRecord(i, f"{i}.jpg", Path(f"{i}.jpg"), list(persons))
+
+    now = person(1, [1, 1, 0], [0, 0, 1])  # joints 0, 1 occluded, joint 2 blurred
+    before = frame(0, person(1, [0, 1, 0], [0, 0, 1]), person(2, [0, 0, 0], [0, 0, 0]))  # joint 0 clean
+    after = frame(2, person(1, [1, 1, 0], [0, 0, 0], visible=(1, 1, 0)))  # joint 2 clean but unlabelled
+    current = frame(1, now)
+    got = recoverable(Sample(clip=(before, current, after), current=1, person=now), 3)
+    assert got.tolist() == [1.0, 0.0, 0.0]
+    clamped = recoverable(Sample(clip=(current, current, after), current=1, person=now), 3)  # a video's start
+    assert clamped.tolist() == [0.0, 0.0, 0.0]
+    unknown = PersonRecord(np.ones((3, 3), np.float32), None, "posetrack17", track_id=1)
+    assert np.isnan(recoverable(Sample(clip=(before, frame(1, unknown), after), current=1, person=unknown), 3)).all()
 
 
 def test_shipped_weights_load_back(smoke):
