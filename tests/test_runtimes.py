@@ -159,14 +159,16 @@ def test_openvino_session_matches_torch_and_reads_onnx_too(net, onnx_file, ir_fi
 
 
 def test_openvino_fp16_computes_in_f16_only_where_the_device_has_native_fp16(ir_file):
-    """OpenVINO maps an f16 hint to bf16 on CPUs without fp16 arithmetic (this AMD EPYC has
-    AVX512-BF16), which lost SHaRPose-S 5.4 px; an fp16 bundle must then compute in f32."""
+    """OpenVINO maps an f16 hint to bf16 on CPUs without fp16 arithmetic (an AMD EPYC with
+    AVX512-BF16), which lost SHaRPose-S 5.4 px; an fp16 bundle must then compute in f32. CPUs
+    with AVX512-FP16 (recent Xeons) compute it in f16. The hint is compared as an element type:
+    its text ("<Type: 'float16'>") holds neither "f16" nor "bf16"."""
     import openvino as ov
 
     native = "FP16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     with open_session(ir_file, precision="fp16") as s:
-        hint = str(s._compiled.get_property("INFERENCE_PRECISION_HINT"))
-    assert ("f16" in hint) == native and "bf16" not in hint
+        hint = s._compiled.get_property("INFERENCE_PRECISION_HINT")
+    assert hint == (ov.Type.f16 if native else ov.Type.f32), (hint, native)
 
 
 def test_tflite_session_matches_torch_and_loops_a_static_batch(net, tflite_file):
