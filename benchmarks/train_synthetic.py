@@ -261,6 +261,16 @@ def recoverable(sample, joints: int) -> np.ndarray:
     return (hard & clean).astype(np.float64)
 
 
+def recoverable_share(dataset) -> dict[str, float]:
+    """Per hard flag, the % of its scored joints that are recoverable (a clean frame in the window)."""
+    _, mask, _, flags = gt_arrays(dataset)
+    out = {}
+    for f in HARD_FLAGS:
+        hit = mask & (np.nan_to_num(flags[f]) > 0)
+        out[f] = round(100.0 * float((np.nan_to_num(flags["recoverable"])[hit] > 0).mean()), 1) if hit.any() else None
+    return out
+
+
 def gt_arrays(dataset) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Ground truth of every dataset item, in item order: keypoints, mask, sizes (head, box), flags."""
     from edgepose.eval.pck import box_size
@@ -636,6 +646,8 @@ def baseline_run(layout_model: str, args, data_dir: Path, cache: FrameCache) -> 
     mean = mean_pose(train_set)
     base = dataclasses.replace(spec, codec="regression")
     metrics = score(MeanPose(mean), base, val_split, val_set)
+    if len(window) > 1:
+        metrics["recoverable_share"] = recoverable_share(val_set)
     return {"label": f"mean pose ({spec.layout})", "model": "mean_pose", "layout": spec.layout,
             "input_size": [h, w], "mean_pose": np.round(mean, 4).tolist(), **metrics}
 
@@ -749,7 +761,10 @@ def _split_counts(res: dict) -> list[str]:
     if not counts:
         return []
     parts = ", ".join(f"{s.replace('_', ' ')} {counts[s]}" for s in SPLITS if s != "all" and s in counts)
-    return [f"Held-out joints scored (PoseTrack layout, window -1..1): {counts['all']} in all; {parts}.", ""]
+    shares = base.get("recoverable_share") or {}
+    said = "; ".join(f"{v}% of the {f} ones have a clean frame in the window" for f, v in shares.items() if v is not None)
+    return [f"Held-out joints scored (PoseTrack layout, window -1..1): {counts['all']} in all; {parts}"
+            + (f". {said[0].upper()}{said[1:]}" if said else "") + ".", ""]
 
 
 def markdown(res: dict) -> str:

@@ -29,6 +29,8 @@ def test_writes_table_json_plot(smoke):
     tmp, proc = smoke
     res = json.loads((tmp / "results" / "train_synthetic.json").read_text())
     assert set(res["baselines"]) == {"posetrack17", "coco17"}
+    assert set(res["baselines"]["posetrack17"]["recoverable_share"]) == {"occluded", "blurred"}
+    assert "recoverable_share" not in res["baselines"]["coco17"]  # still images: no window
     expected = {"dsta_mnv2", "dsta_mnv2/collapsed", "tar_vitpose_s", "tar_vitpose_s/collapsed",
                 "tar_vitpose_s/vitpose", "tar_vitpose_s/from-vitpose", "tar_vitpose_s/from-vitpose/collapsed",
                 "sharpose_s", "sharpose_s/vit-init", "distilpose_s/no-teacher", "distilpose_s/gt-heatmaps",
