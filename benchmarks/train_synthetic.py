@@ -134,8 +134,14 @@ class Run:
     teacher: str | None = None  # key of a trained run that teaches this DistilPose
     gt_teacher: bool = True  # DistilPose without a teacher: ground-truth heatmaps (True) or regression only
     init_from: str | None = None  # a trained run whose INIT_PARTS start this one (the papers' pretrained starts)
-    single_frame: bool = False  # trains the model's single-frame part (TAR-ViTPose's ViTPose) on still crops
     recipe: str | None = None  # None: the family's *_synthetic recipe
+
+    @property
+    def single_frame(self) -> bool:
+        """Its recipe trains the model's single-frame part (TAR-ViTPose's ViTPose) on still crops."""
+        from edgepose.training.recipes import get_recipe
+
+        return bool(self.recipe) and get_recipe(self.recipe).single_frame
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -160,7 +166,7 @@ def runs_for(teacher_key: str) -> list[Run]:
         Run("tar_vitpose_s/collapsed", "tar_vitpose_s", "TAR-ViTPose-S, window collapsed to frame 0",
             collapse=True),
         Run(VITPOSE_KEY, "tar_vitpose_s", "ViTPose-S: TAR's encoder + decoder alone on single frames",
-            single_frame=True, recipe="vitpose_s_synthetic"),
+            recipe="vitpose_s_synthetic"),
         Run("tar_vitpose_s/from-vitpose", "tar_vitpose_s", "TAR-ViTPose-S, window -1..1, from the trained ViTPose-S",
             init_from=VITPOSE_KEY, recipe="tar_vitpose_finetune_synthetic"),
         Run("tar_vitpose_s/from-vitpose/collapsed", "tar_vitpose_s",
@@ -433,9 +439,11 @@ def signature(run: Run, args, runs: dict[str, Run]) -> dict:
     """Everything a run's result depends on: a finished run with the same signature is reused."""
     h, w = args.input_size
     fields = dataclasses.asdict(run)
-    for later in ("init_from", "single_frame", "recipe"):  # left out at their defaults: earlier runs stay reusable
-        if fields[later] in (None, False):
+    for later in ("init_from", "recipe"):  # left out at their defaults: earlier runs stay reusable
+        if fields[later] is None:
             del fields[later]
+    if run.single_frame:  # once a field, now read from the recipe: kept so finished runs stay reusable
+        fields["single_frame"] = True
     sig = {
         "run": fields,
         "overrides": _plain(build_overrides(run.model, args)),
@@ -546,8 +554,6 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
         report = load_weights(model, start, strict=False)
         notes.append(f"{what} ({report.loaded} tensors) from the trained {run.init_from} of this run")
     recipe = get_recipe(run.recipe) if run.recipe else recipe_for(spec, synthetic=True)
-    if recipe.single_frame != run.single_frame:
-        raise ValueError(f"{run.key}: recipe {recipe.name} single_frame={recipe.single_frame}, run {run.single_frame}")
     model, spec = trained_part(model, spec, recipe)
     options = dict(recipe.task_options)
     if spec.family == "distilpose":

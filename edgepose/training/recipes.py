@@ -152,7 +152,7 @@ _VITPOSE_S = Recipe(
 )
 # The paper's fine-tune lr per sample is a third of ViTPose-S's (5e-6 at batch 16 vs 5e-4 at 512):
 # at the synthetic stage's lr (5e-4) and the benchmark's batch (16) that is 1.6e-4.
-TAR_FINETUNE_SYNTHETIC_LR = 5e-4 * (5e-6 / 16) / (5e-4 / 512)
+TAR_FINETUNE_SYNTHETIC_LR = _VITPOSE_S.lr * (_TAR.lr / _TAR.batch_size) / (_VITPOSE_S.lr / _VITPOSE_S.batch_size)
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
