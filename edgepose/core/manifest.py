@@ -16,6 +16,7 @@ message instead of being half-understood. Torch-free.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -27,6 +28,7 @@ from typing import Any
 
 from .atomic import atomic_file
 from .codecs import CODEC_OUTPUTS
+from .integrity import IntegrityError, canonical_digest, check_files, record_files
 from .keypoints import KeypointLayout, get_layout
 
 SCHEMA_VERSION = 1
@@ -48,6 +50,14 @@ class ManifestError(ValueError):
 
 class ManifestVersionError(ManifestError):
     """The manifest was written by a newer edgepose with a schema this version does not know."""
+
+
+class BundleDamagedError(ManifestError):
+    """A bundle file (graph, companion, or the manifest itself) is not what the export wrote."""
+
+
+log = logging.getLogger("edgepose.bundle")
+_WARNED_UNSEALED: set[str] = set()
 
 
 def _edgepose_version() -> str:
@@ -464,6 +474,10 @@ class Manifest:
     created: str = field(default_factory=_now)
     edgepose_version: str = field(default_factory=_edgepose_version)
     schema_version: int = SCHEMA_VERSION
+    # {relative path: {"sha256", "size"}} of every bundle file but the manifest (``sealed``);
+    # None in bundles exported before edgepose recorded them
+    files: dict | None = None
+    digest: str | None = None  # sha256 of this manifest's canonical JSON without it; set on writing
 
     def __post_init__(self):
         if isinstance(self.keypoints, (str, KeypointLayout)):
@@ -497,13 +511,21 @@ class Manifest:
             (v := self.verification_for(s)) is not None and v.passed is True for s in self.stage_names
         )
 
+    def sealed(self, bundle_dir: str | os.PathLike) -> Manifest:
+        """This manifest with the size and sha256 of every file in ``bundle_dir`` (but the manifest)."""
+        return self.replace(files=record_files(bundle_dir), digest=None)
+
     # ---- serialisation
     def to_dict(self) -> dict:
+        """The JSON object; a sealed manifest (``files`` set) gets its ``digest`` computed here."""
         d = {"schema_version": self.schema_version, "edgepose_version": self.edgepose_version}
         for f in fields(self):
-            if f.name not in d:
+            if f.name not in d and f.name not in ("files", "digest"):
                 v = getattr(self, f.name)
                 d[f.name] = None if v is None else _plain(v)
+        if self.files is not None:
+            d["files"] = {k: dict(v) for k, v in sorted(self.files.items())}
+            d["digest"] = canonical_digest(d)
         return d
 
     def to_json(self, indent: int = 2) -> str:
@@ -567,6 +589,22 @@ class Manifest:
                 raise _bad(p, "an object", x)
             return dict(_json_value(x, p))
 
+        def files(x, p):
+            if not isinstance(x, Mapping):
+                raise _bad(p, "an object {relative path: {sha256, size}}", x)
+            out = {}
+            for rel, rec in x.items():
+                if os.path.isabs(rel) or ".." in Path(rel).parts or not rel:
+                    raise _bad(f"{p}[{rel!r}]", "a path relative to the bundle directory, inside it", rel)
+                q = f"{p}[{rel!r}]"
+                if not isinstance(rec, Mapping) or set(rec) != {"sha256", "size"}:
+                    raise _bad(q, 'an object {"sha256": hex, "size": bytes}', rec)
+                out[rel] = {
+                    "sha256": _str(rec["sha256"], f"{q}.sha256", pattern=r"[0-9a-f]{64}"),
+                    "size": _int(rec["size"], f"{q}.size", 0),
+                }
+            return out
+
         v = _read(
             cls,
             data,
@@ -594,8 +632,26 @@ class Manifest:
                     False,
                 ),
                 "extra": (extra, False),
+                "files": (_opt(files), False),
+                "digest": (_opt(_str, pattern=r"[0-9a-f]{64}"), False),
             },
         )
+        if v.get("files") is not None:
+            if v.get("digest") is None:
+                raise BundleDamagedError(
+                    "manifest has file hashes ('files') but no 'digest': it was edited after export; "
+                    "re-export the bundle with `edgepose export`"
+                )
+            if canonical_digest(data) != v["digest"]:
+                raise BundleDamagedError(
+                    "manifest was changed after export (its content no longer matches its 'digest'): "
+                    "a field was edited or the file is damaged; re-export the bundle with `edgepose export`"
+                )
+        elif v.get("digest") is not None:
+            raise BundleDamagedError(
+                "manifest has a 'digest' but no file hashes ('files'): it was edited after export; "
+                "re-export the bundle with `edgepose export`"
+            )
         names = [s.name for s in v["stages"]]
         for i, ver in enumerate(v.get("verification", ())):
             if ver.stage not in names:
@@ -623,6 +679,15 @@ def read_manifest(bundle: str | os.PathLike, check_files: bool = True) -> Manife
     naming the missing file, rather than deep inside a runtime.
     """
     path = manifest_path(bundle)
+    try:
+        path.stat()
+    except PermissionError:
+        raise ManifestError(
+            f"cannot reach {str(path)!r}: permission denied; give read access to the bundle "
+            f"(chmod -R u+rX {str(path.parent)!r})"
+        ) from None
+    except OSError:
+        pass
     if not path.is_file():
         where = path.parent
         raise ManifestError(
@@ -642,12 +707,49 @@ def read_manifest(bundle: str | os.PathLike, check_files: bool = True) -> Manife
                         f"{str(path)!r}: stage {st.name!r} needs file {f!r}, which is not in the bundle "
                         f"{str(path.parent)!r}; copy the whole bundle directory or {_FIX}"
                     )
+        check_integrity(path.parent, m)
     return m
 
 
-def write_manifest(bundle: str | os.PathLike, manifest: Manifest) -> Path:
-    """Validate and write ``bundle/manifest.json`` atomically: on any failure the old file stays."""
+def check_integrity(bundle_dir: str | os.PathLike, manifest: Manifest) -> None:
+    """Every recorded file present with its size and sha256, and every stage file recorded.
+
+    A manifest from before file hashes were recorded passes with one warning line per bundle.
+    """
+    root = Path(bundle_dir)
+    if manifest.files is None:
+        key = str(root.resolve())
+        if key not in _WARNED_UNSEALED:
+            _WARNED_UNSEALED.add(key)
+            log.warning(
+                "warning: bundle %s was exported before edgepose recorded file hashes (edgepose %s): damaged "
+                "graph files cannot be detected before they run; re-export it to add them",
+                str(root),
+                manifest.edgepose_version,
+            )
+        return
+    for st in manifest.stages:
+        for f in st.files:
+            covered = f in manifest.files or any(k.startswith(f.rstrip("/") + "/") for k in manifest.files)
+            if not covered:
+                raise BundleDamagedError(
+                    f"{str(root / MANIFEST_NAME)!r}: stage {st.name!r} file {f!r} has no recorded hash; "
+                    "the manifest was edited: re-export the bundle with `edgepose export`"
+                )
+    try:
+        check_files(root, manifest.files)
+    except IntegrityError as e:
+        raise BundleDamagedError(str(e)) from None
+
+
+def write_manifest(bundle: str | os.PathLike, manifest: Manifest, seal: bool = False) -> Path:
+    """Validate and write ``bundle/manifest.json`` atomically: on any failure the old file stays.
+
+    ``seal``: record the size and sha256 of every file of the bundle directory first (exports do).
+    """
     path = manifest_path(bundle)
+    if seal:
+        manifest = manifest.sealed(path.parent)
     text = manifest.to_json()  # validates and serialises before the file is touched
     with atomic_file(path, "w") as f:
         f.write(text)
@@ -655,6 +757,7 @@ def write_manifest(bundle: str | os.PathLike, manifest: Manifest) -> Path:
 
 
 __all__ = [
+    "BundleDamagedError",
     "CODECS",
     "COLOR_ORDERS",
     "DTYPES",
@@ -670,6 +773,7 @@ __all__ = [
     "StageEntry",
     "TensorInfo",
     "Verification",
+    "check_integrity",
     "manifest_path",
     "read_manifest",
     "write_manifest",

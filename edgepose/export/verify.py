@@ -33,8 +33,15 @@ import numpy as np
 import torch
 
 from ..core.codecs import CODEC_OUTPUTS, decode
-from ..core.manifest import Manifest, Verification, read_manifest
-from ..runtimes.bundle import IMAGE_INPUTS, bundle_root_formats, is_bundle, load
+from ..core.manifest import BundleDamagedError, Manifest, Verification, read_manifest
+from ..runtimes.bundle import (
+    IMAGE_INPUTS,
+    bundle_root_formats,
+    consistency_problems,
+    io_problems,
+    is_bundle,
+    load,
+)
 from .formats import FORMATS, PRECISIONS, ExportError, Tolerance
 from .stages import quiet
 
@@ -154,25 +161,7 @@ def keypoint_error(ref: dict, got: dict, codec: str, input_size: tuple[int, int]
 
 def _check_io(manifest: Manifest, stage: str, inputs, outputs) -> list[str]:
     """Runtime-reported I/O against the manifest: names, ranks and fixed sizes."""
-    entry = manifest.stage(stage)
-    problems = []
-    for what, want, have in (("inputs", entry.inputs, inputs), ("outputs", entry.outputs, outputs)):
-        have = {t.name: t for t in have}
-        if set(have) != {t.name for t in want}:
-            problems.append(f"{what} {sorted(have)} != manifest {sorted(t.name for t in want)}")
-            continue
-        for t in want:
-            got = have[t.name].shape
-            if got is None:
-                continue
-            if len(got) != len(t.shape):
-                problems.append(f"{t.name} rank {len(got)} != manifest {len(t.shape)}")
-                continue
-            for a, b in zip(got, t.shape):
-                if isinstance(a, int) and isinstance(b, int) and a != b:
-                    problems.append(f"{t.name} shape {list(got)} != manifest {list(t.shape)}")
-                    break
-    return problems
+    return io_problems(manifest, stage, inputs, outputs)
 
 
 def _structural(bundle_dir: Path, manifest: Manifest, model, reason: str) -> list[Verification]:
@@ -249,6 +238,12 @@ def check_bundle(
     tol = PRECISIONS[manifest.precision].tolerance
     reason = fmt.numeric_check_reason()
     if reason is not None:
+        problems = consistency_problems(manifest)
+        if problems:
+            raise BundleDamagedError(
+                f"bundle {str(bundle_dir)!r} does not match its manifest: {'; '.join(problems)}; "
+                "re-export it with `edgepose export`"
+            )
         return BundleCheck(bundle_dir, fmt.name, _structural(bundle_dir, manifest, model, reason))
     image_inputs = set(manifest.extra.get("image_inputs", IMAGE_INPUTS))
     cache: dict[int, tuple[dict, dict]] = {}

@@ -21,7 +21,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..core.manifest import MANIFEST_NAME, Manifest, ManifestError, read_manifest
+from ..core.codecs import CODEC_OUTPUTS
+from ..core.manifest import MANIFEST_NAME, BundleDamagedError, Manifest, ManifestError, read_manifest
 
 # format -> runtime backend (the `backend` column of edgepose.export.formats.FORMATS, which a test
 # keeps in step; repeated so a device install needs no export package)
@@ -58,6 +59,98 @@ def session_options(manifest: Manifest, stage: str) -> dict:
         entry = manifest.stage(stage)
         return {"precision": manifest.precision, "names": [*entry.input_names, *entry.output_names]}
     return {}
+
+
+def io_problems(manifest: Manifest, stage: str, inputs, outputs) -> list[str]:
+    """Runtime-reported I/O of one stage against the manifest: names, ranks and fixed sizes."""
+    entry = manifest.stage(stage)
+    problems = []
+    for what, want, have in (("inputs", entry.inputs, inputs), ("outputs", entry.outputs, outputs)):
+        have = {t.name: t for t in have}
+        if set(have) != {t.name for t in want}:
+            problems.append(f"{what} {sorted(have)} != manifest {sorted(t.name for t in want)}")
+            continue
+        for t in want:
+            got = have[t.name].shape
+            if got is None:
+                continue
+            if len(got) != len(t.shape):
+                problems.append(f"{t.name} rank {len(got)} != manifest {len(t.shape)}")
+                continue
+            for a, b in zip(got, t.shape):
+                if isinstance(a, int) and isinstance(b, int) and a != b:
+                    problems.append(f"{t.name} shape {list(got)} != manifest {list(t.shape)}")
+                    break
+    return problems
+
+
+def _fixed(d) -> bool:
+    return isinstance(d, int) and not isinstance(d, bool)
+
+
+def consistency_problems(manifest: Manifest) -> list[str]:
+    """The manifest's own fields against its stages' I/O: the codec's outputs exist in the last stage
+    with one row per joint, image inputs have ``input_size`` in ``layout``, a temporal stage's window
+    axis holds one slot per frame offset."""
+    m = manifest
+    problems = []
+    last = m.stages[-1]
+    outs = {t.name: t for t in last.outputs}
+    need = CODEC_OUTPUTS[m.codec]
+    missing = [n for n in need if n not in outs]
+    if missing:
+        problems.append(
+            f"codec {m.codec!r} decodes outputs {list(need)} but the last stage {last.name!r} gives "
+            f"{sorted(outs)}"
+        )
+    j = m.keypoints.num_joints
+    for n in need:
+        t = outs.get(n)
+        if t is not None and (len(t.shape) < 2 or (_fixed(t.shape[1]) and t.shape[1] != j)):
+            problems.append(f"output {n!r} shape {list(t.shape)} has no axis of {j} joints (the keypoint layout)")
+    if m.codec == "regression" and "coords" in outs and (outs["coords"].shape or (None,))[-1] != 2:
+        problems.append(f"output 'coords' shape {list(outs['coords'].shape)} does not end in 2 (x, y)")
+    images = set(m.extra.get("image_inputs", IMAGE_INPUTS))
+    h, w = m.input_size
+    for st in m.stages:
+        for t in st.inputs:
+            if t.name in images and len(t.shape) == 4:
+                hw = t.shape[2:4] if m.layout == "NCHW" else t.shape[1:3]
+                ch = t.shape[1] if m.layout == "NCHW" else t.shape[3]
+                if all(_fixed(d) for d in hw) and tuple(hw) != (h, w):
+                    problems.append(
+                        f"stage {st.name!r} input {t.name!r} is {list(t.shape)} ({m.layout}), but input_size "
+                        f"is {[h, w]}"
+                    )
+                if _fixed(ch) and ch != 3:
+                    problems.append(
+                        f"stage {st.name!r} input {t.name!r} is {list(t.shape)}: not 3 colour channels in "
+                        f"layout {m.layout}"
+                    )
+    if "temporal" in m.stage_names:
+        window = len(m.frame_offsets)
+        for t in m.stage("temporal").inputs:
+            if len(t.shape) >= 2 and _fixed(t.shape[1]) and t.shape[1] != window:
+                problems.append(
+                    f"temporal input {t.name!r} holds {t.shape[1]} frames (shape {list(t.shape)}) but "
+                    f"frame_offsets {list(m.frame_offsets)} name {window}"
+                )
+    elif m.is_temporal:
+        problems.append(f"frame_offsets {list(m.frame_offsets)} name a window but no stage is 'temporal'")
+    return problems
+
+
+def check_sessions(path: Path, manifest: Manifest, sessions: Mapping) -> None:
+    """Raise BundleDamagedError (one line) when the manifest disagrees with itself or with the graphs."""
+    problems = consistency_problems(manifest)
+    for name, sess in sessions.items():
+        problems += [f"stage {name!r}: {p}" for p in io_problems(manifest, name, sess.inputs, sess.outputs)]
+    if problems:
+        raise BundleDamagedError(
+            f"bundle {str(path)!r} does not match its manifest: " + "; ".join(problems[:4])
+            + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "")
+            + "; re-export it with `edgepose export`"
+        )
 
 
 class Bundle:
@@ -153,6 +246,7 @@ def load(
             sessions[entry.name] = open_session(
                 root / entry.file, backend=backend, device=device, allow_fallback=allow_fallback, **opts
             )
+        check_sessions(root, manifest, sessions)
     except BaseException:
         for s in sessions.values():
             s.close()
