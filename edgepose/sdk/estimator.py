@@ -249,6 +249,9 @@ class PoseEstimator:
         for i, m in enumerate(np.asarray(matrices).reshape(-1, 2, 3)):
             frame_kp[i] = transform_points(kp[i], invert_affine(m))
         scores = np.clip(np.nan_to_num(np.asarray(scores, np.float32)), 0.0, 1.0)
+        # a joint the model gave NaN/Inf for keeps its non-finite coordinates (Pose.nonfinite_joints and
+        # the JSON flag it) but no confidence, so drawing, tracking and smoothing leave it out
+        scores[~np.isfinite(frame_kp).all(axis=-1)] = 0.0
         return frame_kp, scores
 
     def __call__(

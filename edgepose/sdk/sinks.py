@@ -127,6 +127,17 @@ class VideoSink:
             self.close()
 
 
+def _finite(v):
+    """NaN/Inf -> None (JSON null) through lists and dicts, so every line stays valid JSON."""
+    if isinstance(v, float) or isinstance(v, np.floating):
+        return float(v) if np.isfinite(v) else None
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    return v
+
+
 def _record(p, frame: int, time: float | None) -> dict:
     if isinstance(p, Pose):
         return p.to_dict(frame, time)
@@ -135,7 +146,7 @@ def _record(p, frame: int, time: float | None) -> dict:
         if time is not None:
             rec["time"] = round(float(time), 4)
         for k, v in p.items():
-            rec[k] = v.tolist() if isinstance(v, np.ndarray) else v
+            rec[k] = _finite(v.tolist() if isinstance(v, np.ndarray) else v)
         return rec
     raise TypeError(f"JsonlSink writes Pose objects or dicts, got {type(p).__name__}")
 
@@ -155,7 +166,7 @@ class JsonlSink:
         """Write every pose of ``frame``; the frame's lines go out in one write, then flush."""
         if self.closed:
             raise RuntimeError(f"JSON lines sink {str(self.path)!r} is closed")
-        lines = [json.dumps(_record(p, frame, time), separators=(",", ":")) for p in poses]
+        lines = [json.dumps(_record(p, frame, time), separators=(",", ":"), allow_nan=False) for p in poses]
         if lines:
             self._f.write("\n".join(lines) + "\n")
             self._f.flush()

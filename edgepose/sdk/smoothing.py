@@ -73,8 +73,17 @@ class OneEuroFilter:
             keep = np.broadcast_to(np.asarray(mask, dtype=bool), x.shape)
             x_hat = np.where(keep, x_hat, x)
             dx_hat = np.where(keep, dx_hat, 0.0)
-        self._x, self._dx, self._t = x_hat, dx_hat, float(t)
-        return x_hat.copy()
+        # NaN/Inf (a damaged model's output) passes through without entering the state, and an element
+        # whose state is not finite restarts from the raw value: one bad frame never poisons a track
+        finite = np.isfinite(x)
+        fresh = finite & ~np.isfinite(self._x)
+        x_hat = np.where(fresh, x, x_hat)
+        dx_hat = np.where(fresh, 0.0, dx_hat)
+        out = np.where(finite, x_hat, x)
+        self._x = np.where(finite, x_hat, self._x)
+        self._dx = np.where(finite, dx_hat, self._dx)
+        self._t = float(t)
+        return out
 
 
 class PoseSmoother:

@@ -63,19 +63,45 @@ class Pose:
     box_score: float = 1.0
     extra: dict = field(default_factory=dict)
 
+    @property
+    def nonfinite_joints(self) -> list[int]:
+        """Joints whose x, y or score is NaN/Inf (a damaged or overflowing model); empty when all finite."""
+        kp = np.asarray(self.keypoints, dtype=np.float64).reshape(-1, 2)
+        sc = np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        bad = ~np.isfinite(kp).all(axis=1)
+        if len(sc) == len(bad):
+            bad |= ~np.isfinite(sc)
+        return [int(i) for i in np.flatnonzero(bad)]
+
     def to_dict(self, frame: int | None = None, time: float | None = None) -> dict:
-        """JSON-ready record: plain lists of floats, 2 decimals for pixels, 4 for scores."""
+        """JSON-ready record: plain lists of floats, 2 decimals for pixels, 4 for scores.
+
+        Never NaN/Inf (which JSON cannot hold): a non-finite value is written as null and the pose
+        gets ``"nonfinite": [joint indices]`` (``"box_nonfinite": true`` for its box).
+        """
         rec: dict = {}
         if frame is not None:
             rec["frame"] = int(frame)
         if time is not None:
-            rec["time"] = round(float(time), 4)
+            rec["time"] = _num(time, 4)
         rec["track_id"] = int(self.track_id)
-        rec["box"] = [round(float(v), 2) for v in np.asarray(self.box).reshape(4)]
-        rec["box_score"] = round(float(self.box_score), 4)
+        box = [_num(v, 2) for v in np.asarray(self.box, dtype=np.float64).reshape(4).tolist()]
+        rec["box"] = box
+        rec["box_score"] = _num(self.box_score, 4)
         kp = np.asarray(self.keypoints, dtype=np.float64).reshape(-1, 2)
         sc = np.asarray(self.scores, dtype=np.float64).reshape(-1)
         rec["keypoints"] = [
-            [round(x, 2), round(y, 2), round(s, 4)] for (x, y), s in zip(kp.tolist(), sc.tolist())
+            [_num(x, 2), _num(y, 2), _num(s, 4)] for (x, y), s in zip(kp.tolist(), sc.tolist())
         ]
+        bad = self.nonfinite_joints
+        if bad:
+            rec["nonfinite"] = bad
+        if None in box or rec["box_score"] is None:
+            rec["box_nonfinite"] = True
         return rec
+
+
+def _num(v, digits: int) -> float | None:
+    """A rounded float, or None for NaN/Inf (JSON null)."""
+    v = float(v)
+    return round(v, digits) if np.isfinite(v) else None
