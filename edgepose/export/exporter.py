@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from .. import __version__
-from ..core.atomic import atomic_dir
+from ..core.atomic import atomic_dir, clean_temp_dirs, make_temp_dir
 from ..core.manifest import MANIFEST_NAME, KeypointInfo, Manifest, StageEntry, write_manifest
 from ..runtimes.bundle import IMAGE_INPUTS, bundle_root_formats, is_bundle
 from ..zoo import get_spec
@@ -42,6 +41,9 @@ from .formats import (
 )
 from .stages import EXPORT_BATCH_DYNAMIC, Artifact, QuantizationHook, StageJob, file_size
 from .verify import VERIFY_SEED, BundleCheck, check_bundle, raise_on_failure
+
+
+TEMP_PREFIXES = ("edgepose-export-", "edgepose-quantize-")
 
 
 @dataclass
@@ -278,7 +280,8 @@ def export(
     say(f"model {src.name}: {src.describe()} ({time.perf_counter() - t_build:.1f}s)")
     results: list[BundleResult] = []
     cache: dict = {}
-    work = Path(tempfile.mkdtemp(prefix="edgepose-export-"))
+    clean_temp_dirs(TEMP_PREFIXES)  # work dirs of killed exports and quantisations
+    work = make_temp_dir("edgepose-export-")
     try:
         with contextlib.ExitStack() as stack:  # every bundle is swapped in only if all formats succeed
             for fmt in formats:
@@ -374,7 +377,8 @@ def _export_format(
         notes += artifacts[stage].notes
         say(f"{fmt.name}: {stage} converted in {seconds[stage]:.1f}s")
     sizes = {s: sum(file_size(staging / f) for f in a.files) for s, a in artifacts.items()}
-    manifest = _manifest(src, spec, fmt, precision, batch, artifacts, seconds, sizes, notes)
+    # sealed: the size and sha256 of every file written, checked by every later load
+    manifest = _manifest(src, spec, fmt, precision, batch, artifacts, seconds, sizes, notes).sealed(staging)
     write_manifest(staging, manifest)
     check = None
     if verify:

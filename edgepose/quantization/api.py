@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +31,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..core.atomic import atomic_dir, atomic_file
+from ..core.atomic import atomic_dir, atomic_file, clean_temp_dirs, make_temp_dir
 from ..core.manifest import read_manifest, write_manifest
+from ..export.exporter import TEMP_PREFIXES
 from ..export.formats import ExportError, resolve_formats
 from .report import REPORT_KEY, ArtifactReport, markdown, table
 
@@ -175,7 +175,8 @@ def quantize(
     src = source_mod.build(model, weights)
     spec = model_spec(src.model)
     scopes = resolve(spec.family, float_scopes)
-    work = Path(tempfile.mkdtemp(prefix="edgepose-quantize-"))
+    clean_temp_dirs(TEMP_PREFIXES)  # work dirs of killed exports and quantisations
+    work = make_temp_dir("edgepose-quantize-")
     notes: list[str] = []
     try:
         data_src = open_data(data, spec, cache_dir=work, seed=seed)
