@@ -1,23 +1,15 @@
-"""Where the real test material lives (fetched by ``scripts/fetch_assets.sh``, never committed).
+"""Where the real material lives (fetched by ``scripts/fetch_assets.sh``, never committed).
 
-The files are OpenCV's sample data (``vtest.avi``, ``messi5.jpg``,
-``basketball1.png``) and MediaPipe's BlazePose models
-(``pose_detection.tflite``, ``pose_landmark_full.tflite``). Code that needs one
-asks ``asset_path(name)`` and, on ``None``, skips with ``missing_reason(name)``.
+The files (OpenCV's sample video and photos, Pose2Sim's demo videos, MediaPipe's BlazePose models,
+MoveNet / NanoDet / CenterNet converted to ONNX) and their sources are listed in
+``edgepose.external.sources``. Code that needs one asks ``asset_path(name)`` and, on ``None``,
+skips with ``missing_reason(name)``.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-KNOWN_ASSETS = {
-    "vtest.avi": "OpenCV sample video (Debian opencv-doc)",
-    "messi5.jpg": "OpenCV sample image (Debian opencv-doc)",
-    "basketball1.png": "OpenCV sample image (Debian opencv-doc)",
-    "pose_detection.tflite": "MediaPipe BlazePose detector (mediapipe 0.10.21 wheel)",
-    "pose_landmark_full.tflite": "MediaPipe BlazePose landmark model (mediapipe 0.10.21 wheel)",
-}
 
 
 def asset_dirs() -> list[Path]:
@@ -47,6 +39,8 @@ def asset_path(name: str) -> Path | None:
 
 
 def missing_reason(name: str) -> str:
-    what = KNOWN_ASSETS.get(name, "test asset")
+    from ..external.sources import FILES  # a data table; nothing heavy
+
+    what = FILES[name].about if name in FILES else "converted model" if name.endswith(".onnx") else "asset"
     where = ", ".join(str(d) for d in asset_dirs())
     return f"{name} ({what}) not found in {where}; run `bash scripts/fetch_assets.sh` to fetch it"
