@@ -37,9 +37,6 @@ from edgepose.core.manifest import read_manifest
 from edgepose.runtimes import devices, open_session
 from edgepose.runtimes.bundle import Bundle, load
 from edgepose.sdk import (
-    GivenBoxes,
-    HogDetector,
-    OnnxDetector,
     PoseEstimator,
     VideoPipeline,
     VideoSink,
@@ -150,14 +147,12 @@ def open_bundle(args) -> tuple[Bundle, str]:
 
 
 def make_detector(spec: str):
-    kind, _, arg = spec.partition(":")
-    if kind == "hog":
-        return HogDetector()
-    if kind == "onnx":
-        return OnnxDetector(arg, device="auto")
-    if kind == "boxes":
-        return GivenBoxes.from_jsonl(arg)
-    raise SystemExit(f"unknown --detector {spec!r}: hog | onnx:PATH | boxes:JSONL")
+    from edgepose.sdk.detectors import make_detector as from_table
+
+    try:
+        return from_table(spec)
+    except (ValueError, OSError) as e:
+        raise SystemExit(f"--detector {spec!r}: {e}") from None
 
 
 def can_display() -> bool:
@@ -193,7 +188,12 @@ def parse(argv=None):
     ap.add_argument("--trt-cache", type=Path, default=Path.home() / ".cache" / "edgepose" / "trt")
     ap.add_argument("--no-fp16", action="store_true", help="TensorRT in fp32 (default: fp16 kernels allowed)")
     ap.add_argument("--max-persons", type=int, default=8, help="largest batch of the TensorRT profile")
-    ap.add_argument("--detector", default="hog", help="hog | onnx:PATH (your person detector) | boxes:JSONL")
+    ap.add_argument(
+        "--detector",
+        default="auto",
+        help="auto (NanoDet where fetched, else HOG) | nanodet | centernet | movenet_multipose | hog | "
+        "onnx:PATH (your person detector) | boxes:JSONL",
+    )
     ap.add_argument("--detect-every", type=int, default=3, help="detector every N frames, poses in between")
     ap.add_argument("--mode", default="online", choices=("online", "offline"))
     ap.add_argument("--record", type=Path, help="write the annotated video here (.mp4/.avi)")

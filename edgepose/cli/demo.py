@@ -160,11 +160,10 @@ def run_demo(
     from ..core.atomic import atomic_file
     from ..export import export
     from ..runtimes.bundle import load
-    from ..sdk.detectors import GivenBoxes
+    from ..sdk.detectors import GivenBoxes, make_detector
     from ..sdk.estimator import PoseEstimator
     from ..sdk.pipeline import VideoPipeline
     from ..sdk.sources import IterableSource, open_source
-    from .run import make_cli_detector
 
     if frames < 4:
         raise ValueError(f"--frames must be at least 4, got {frames}")
@@ -186,15 +185,15 @@ def run_demo(
     if source is None:
         images, truth, fps = synthetic_clip(frames)
         src = IterableSource(images, fps=fps, name=f"synthetic video (seed {DEMO_SEED})")
-        det = make_cli_detector(detector) if detector else GivenBoxes(gt_boxes(truth))
+        det = make_detector(detector) if detector else GivenBoxes(gt_boxes(truth))
         det_name = detector or "ground-truth boxes"
         src_name = (
             f"synthetic {DEMO_PRESET} video, {frames} frames {DEMO_SIZE[0]}x{DEMO_SIZE[1]}, seed {DEMO_SEED}"
         )
     else:
         src = open_source(source)
-        det = make_cli_detector(detector or "hog")
-        det_name = detector or "hog"
+        det = make_detector(detector or "auto")
+        det_name = detector or f"auto ({type(det).__name__})"
         src_name = source
     times["make video"] = time.perf_counter() - t
 
@@ -278,8 +277,8 @@ def register(app: typer.Typer) -> None:
         detector: str = typer.Option(
             None,
             "--detector",
-            help="hog | onnx:PATH | boxes:JSONL (default: ground "
-            "truth for the synthetic video, hog for --source).",
+            help="auto | nanodet | centernet | movenet_multipose | hog | onnx:PATH | boxes:JSONL "
+            "(default: ground truth for the synthetic video, auto for --source).",
         ),
         quick: bool = typer.Option(False, "--quick", help="A 16-frame smoke run."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),

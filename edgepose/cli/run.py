@@ -21,42 +21,6 @@ from ._timing import RunStats, TotalsTimer, timing_rows, timing_table
 MODES = ("auto", "online", "offline")
 
 
-def _detector_hog(arg: str | None):
-    from ..sdk.detectors import HogDetector
-
-    return HogDetector()
-
-
-def _detector_onnx(arg: str | None):
-    from ..sdk.detectors import OnnxDetector
-
-    if not arg:
-        raise ValueError("--detector onnx:PATH needs the path of your ONNX person detector")
-    return OnnxDetector(arg)
-
-
-def _detector_boxes(arg: str | None):
-    from ..sdk.detectors import GivenBoxes
-
-    if not arg:
-        raise ValueError("--detector boxes:PATH needs a JSON-lines file with 'frame' and 'box' per line")
-    return GivenBoxes.from_jsonl(arg)
-
-
-# --detector KIND[:ARG] -> factory(ARG)
-DETECTOR_SPECS = {"hog": _detector_hog, "onnx": _detector_onnx, "boxes": _detector_boxes}
-
-
-def make_cli_detector(spec: str):
-    """``hog``, ``onnx:PATH`` or ``boxes:JSONL`` (a bare ``*.onnx`` path also means an ONNX detector)."""
-    kind, _, arg = spec.partition(":")
-    if kind not in DETECTOR_SPECS and spec.lower().endswith(".onnx"):
-        kind, arg = "onnx", spec
-    if kind not in DETECTOR_SPECS:
-        raise ValueError(f"unknown --detector {spec!r}: use hog, onnx:PATH or boxes:JSONL")
-    return DETECTOR_SPECS[kind](arg or None)
-
-
 def backend_format(backend: str | None) -> str | None:
     """The bundle format a runtime backend runs (``onnxruntime`` -> ``onnx``)."""
     if backend is None:
@@ -180,7 +144,10 @@ def register(app: typer.Typer) -> None:
         detect_every: int = typer.Option(
             1, "--detect-every", help="Run the detector every N frames; follow the poses in between."
         ),
-        detector: str = typer.Option("hog", "--detector", help="hog | onnx:PATH | boxes:JSONL."),
+        detector: str = typer.Option(
+            "auto", "--detector", help="auto (nanodet where fetched, else hog) | nanodet | centernet | "
+            "movenet_multipose | hog | onnx:PATH | boxes:JSONL."
+        ),
         out: Path = typer.Option(None, "--out", help="Annotated video (.mp4 or .avi)."),
         json_out: Path = typer.Option(None, "--json", help="Poses as JSON lines (one per person per frame)."),
         max_frames: int = typer.Option(None, "--max-frames", help="Stop after N frames."),
@@ -205,6 +172,7 @@ def register(app: typer.Typer) -> None:
                 raise ValueError(f"--out {str(out)!r}: use a .mp4 or .avi file name")
             if show:
                 check_display()
+            from ..sdk.detectors import make_detector
             from ..sdk.pipeline import VideoPipeline
             from ..sdk.sources import open_source
 
@@ -213,7 +181,7 @@ def register(app: typer.Typer) -> None:
                 fmt = backend_format(backend)
                 path, how = resolve_bundle(bundle, model, weights, frames, fmt, say)
                 est = open_estimator(path, fmt, device, threads)
-                det = make_cli_detector(detector)
+                det = make_detector(detector)
                 pipe = VideoPipeline(
                     est, detector=det, mode=mode, detect_every=detect_every, smoothing=not no_smooth
                 )

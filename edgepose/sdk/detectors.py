@@ -1,10 +1,13 @@
-"""Person detectors for the top-down pipeline: pluggable, because no pretrained detector ships offline.
+"""Person detectors for the top-down pipeline.
 
 Every detector is a callable ``detector(image, frame_index) -> Detections`` on a
 BGR uint8 frame, returning xyxy boxes in frame pixels. The table ``DETECTORS``
-names the built-in kinds:
+(read by the Python API, the CLI's ``--detector`` and the examples) names the kinds:
 
-* ``given``: boxes the caller already has (a file of detections, another model).
+* ``auto`` (the default): ``nanodet`` where its checked file is present, else ``hog``.
+* ``nanodet``, ``centernet``, ``movenet_multipose``: pretrained models fetched at set-up
+  (``edgepose.external``), verified against their own runtime.
+* ``boxes``: boxes the caller already has (``GivenBoxes``: a file of detections, another model).
 * ``onnx``: the user's own ONNX detector, in one of two documented output formats
   (see ``OnnxDetector``), with letterboxing handled here.
 * ``hog``: OpenCV's HOG people detector, the offline fallback. Slow (hundreds of
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -440,18 +445,83 @@ class ReusePoses:
         return self._last
 
 
-DETECTORS: dict[str, type] = {"given": GivenBoxes, "onnx": OnnxDetector, "hog": HogDetector}
+# -- the one table of detectors: the Python API, the CLI and the examples all read it ----------------
+@dataclass(frozen=True)
+class DetectorKind:
+    """How to make one kind of detector from ``--detector KIND[:ARG]`` or ``make_detector``."""
+
+    make: Callable[..., Callable[..., Detections]]  # (arg, **options) -> detector
+    about: str
+    arg: str | None = None  # what KIND:ARG needs after the colon, or None
 
 
-def make_detector(spec, **kw) -> Callable[..., Detections]:
-    """A detector from a name in ``DETECTORS``, a path to an ``.onnx`` file, or a ready callable."""
+def _need(kind: str, arg: str | None, what: str) -> str:
+    if not arg:
+        raise ValueError(f"detector {kind!r} needs {what}: use '{kind}:{what.split()[-1].upper()}'")
+    return arg
+
+
+def _external(name: str) -> Callable[..., Callable[..., Detections]]:
+    def make(arg: str | None = None, **kw):
+        from ..external.registry import load_detector  # lazy: ONNX Runtime is optional
+
+        return load_detector(name, **kw)
+
+    return make
+
+
+def _auto(arg: str | None = None, **kw):
+    """NanoDet where its checked file is present, else HOG with a warning saying how to get it."""
+    from ..external.check import ExternalModelError
+
+    try:
+        return _external(DEFAULT_DETECTOR)(**kw)
+    except (ExternalModelError, ImportError, OSError) as e:
+        warnings.warn(
+            f"falling back to the HOG person detector (slow, misses small people): {e}", stacklevel=3
+        )
+        return HogDetector()
+
+
+def _external_kinds() -> dict[str, DetectorKind]:
+    from ..external.registry import DETECTORS as EXTERNAL  # a table of names; loads no runtime
+
+    return {n: DetectorKind(_external(n), e.about) for n, e in EXTERNAL.items()}
+
+
+DEFAULT_DETECTOR = "nanodet"
+DETECTORS: dict[str, DetectorKind] = {
+    "auto": DetectorKind(_auto, f"{DEFAULT_DETECTOR} where fetched, else hog (with a warning)"),
+    **_external_kinds(),
+    "hog": DetectorKind(
+        lambda arg=None, **kw: HogDetector(**kw), "OpenCV HOG people detector (no model file)"
+    ),
+    "onnx": DetectorKind(
+        lambda arg=None, **kw: OnnxDetector(_need("onnx", arg, "your ONNX detector's path"), **kw),
+        "your own ONNX detector ('boxes' or YOLO output)",
+        "PATH",
+    ),
+    "boxes": DetectorKind(
+        lambda arg=None, **kw: GivenBoxes.from_jsonl(_need("boxes", arg, "a JSON-lines file of boxes"), **kw),
+        "boxes from a JSON-lines file ('frame', 'box' per line)",
+        "JSONL",
+    ),
+}
+
+
+def detector_help() -> str:
+    """One line for --help: every kind, with its argument."""
+    return " | ".join(f"{k}:{v.arg}" if v.arg else k for k, v in DETECTORS.items())
+
+
+def make_detector(spec="auto", **kw) -> Callable[..., Detections]:
+    """A detector from ``KIND[:ARG]`` of ``DETECTORS``, a path to an ``.onnx`` file, or a ready callable."""
     if callable(spec) and not isinstance(spec, (str, os.PathLike)):
         return spec
     s = str(spec)
-    if s.lower().endswith(".onnx"):
-        return OnnxDetector(s, **kw)
-    if s in DETECTORS:
-        if s == "onnx":
-            raise ValueError("detector 'onnx' needs a model: pass the path to your .onnx detector")
-        return DETECTORS[s](**kw)
-    raise ValueError(f"unknown detector {s!r}: use one of {sorted(DETECTORS)} or a path to an .onnx detector")
+    kind, _, arg = s.partition(":")
+    if kind not in DETECTORS and s.lower().endswith(".onnx"):
+        kind, arg = "onnx", s
+    if kind not in DETECTORS:
+        raise ValueError(f"unknown detector {s!r}: use {detector_help()}")
+    return DETECTORS[kind].make(arg or None, **kw)

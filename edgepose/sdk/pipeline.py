@@ -58,8 +58,9 @@ class _Pending:
 class VideoPipeline:
     """Tracks people through a video and estimates their poses with a bundle.
 
-    ``detector``: a name in ``edgepose.sdk.DETECTORS`` (``hog``), a path to an
-    ONNX detector, or any callable ``(image, frame_index) -> Detections``.
+    ``detector``: ``KIND[:ARG]`` of ``edgepose.sdk.DETECTORS`` (default ``auto``: the
+    pretrained NanoDet where fetched, else HOG with a warning), a path to an ONNX
+    detector, or any callable ``(image, frame_index) -> Detections``.
     ``detect_every``: run the detector every N frames and follow the previous
     poses in between. ``mode``: ``offline``, ``online`` or ``auto`` (online for
     live sources). ``smoothing``: True (default One-Euro), False, or a
@@ -69,7 +70,7 @@ class VideoPipeline:
     def __init__(
         self,
         estimator: PoseEstimator | str | os.PathLike,
-        detector="hog",
+        detector="auto",
         tracker: Tracker | None = None,
         mode: str = "auto",
         detect_every: int = 1,

@@ -286,5 +286,23 @@ def test_make_detector_table(tmp_path):
     assert make_detector(fn) is fn
     with pytest.raises(ValueError, match="unknown detector 'yolo'"):
         make_detector("yolo")
-    with pytest.raises(ValueError, match="needs a model"):
+    with pytest.raises(ValueError, match="needs your ONNX detector's path: use 'onnx:PATH'"):
         make_detector("onnx")
+    with pytest.raises(ValueError, match="needs a JSON-lines file"):
+        make_detector("boxes")
+    boxes = tmp_path / "boxes.jsonl"
+    boxes.write_text('{"frame": 2, "box": [1, 2, 30, 40], "box_score": 0.5}\n')
+    given = make_detector(f"boxes:{boxes}")
+    assert len(given(None, 2)) == 1 and len(given(None, 1)) == 0
+
+
+def test_auto_detector_falls_back_to_hog_with_a_warning(monkeypatch):
+    """Without NanoDet's checked file, ``auto`` (the default everywhere) warns and runs HOG."""
+    from edgepose.external import check
+
+    monkeypatch.setattr(check, "asset_path", lambda name: None)
+    with pytest.warns(UserWarning, match="falling back to the HOG person detector.*fetch_assets"):
+        det = make_detector("auto")
+    assert isinstance(det, HogDetector)
+    with pytest.raises(check.ExternalModelError, match="nanodet.onnx.*fetch_assets"):
+        make_detector("nanodet")
