@@ -17,10 +17,11 @@ def build_for_weights(name: str, weights: str, frames: int | None = None):
     """The model named ``name`` with ``weights`` loaded strictly; an edgepose checkpoint's own
     config (e.g. frames=5) is applied first, and a single-frame stage's checkpoint gives that part."""
     from ..zoo import create_model, get_spec, load_weights
-    from ..zoo.checkpoints import FORMAT, read_checkpoint
+    from ..zoo.checkpoints import FORMAT, check_model_name, read_checkpoint
 
     spec = get_spec(name)
     obj = read_checkpoint(weights)
+    check_model_name(obj, name, f"checkpoint {str(weights)!r}")
     overrides = {}
     if obj.get("format") == FORMAT:
         overrides = {k: v for k, v in (obj.get("config") or {}).items() if k in spec.config and v != spec.config[k]}
@@ -31,7 +32,7 @@ def build_for_weights(name: str, weights: str, frames: int | None = None):
     model = create_model(name, **overrides)
     if obj.get("format") == FORMAT and (obj.get("meta") or {}).get("single_frame"):
         model = model.single_frame_model()  # a single-frame stage's run (TAR-ViTPose's ViTPose)
-    report = load_weights(model, obj)
+    report = load_weights(model, obj, label=f"checkpoint {str(weights)!r}")
     return model, report
 
 

@@ -26,6 +26,20 @@ def _init_weights(model, path: str) -> str:
     return note
 
 
+def _check_arguments(name: str, lr: float | None, weights: str | None, frames: int | None) -> None:
+    """Bounds and the --weights file's model, before any data is made or read."""
+    import math
+
+    if lr is not None and not (math.isfinite(lr) and 0 < lr <= 10):
+        raise ValueError(f"--lr must be a finite number in (0, 10], got {lr:g}")
+    if frames is not None and frames not in (3, 5):
+        raise ValueError(f"--frames must be 3 or 5, got {frames}")
+    if weights:
+        from ..zoo.checkpoints import check_model_name, read_checkpoint
+
+        check_model_name(read_checkpoint(weights), name, f"checkpoint {weights!r}")
+
+
 def _check_resumable(out: Path, name: str, resume: bool) -> None:
     from ..zoo.checkpoints import read_checkpoint
 
@@ -79,6 +93,7 @@ def register(app: typer.Typer) -> None:
         with friendly_errors():
             logging.getLogger("edgepose.training").setLevel(logging.WARNING)
             spec = get_spec(model_name)
+            _check_arguments(model_name, lr, weights, frames)
             synthetic = data == "synthetic"
             if synthetic:
                 data_dir = D.synthetic_dataset(out, seed=seed, videos=synthetic_videos, frames=synthetic_frames)

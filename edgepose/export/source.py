@@ -8,7 +8,6 @@ later verification prove it rebuilt the very same weights.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,8 @@ import torch
 
 from ..zoo import create_model, get_spec
 from ..zoo.checkpoints import FORMAT as CHECKPOINT_FORMAT
-from ..zoo.checkpoints import file_sha256, load_weights, read_checkpoint
+from ..zoo.checkpoints import check_model_name, file_sha256, load_weights, read_checkpoint
+from ..zoo.checkpoints import state_sha256 as checkpoint_state_sha256
 from .formats import ExportError
 
 DEFAULT_INIT_SEED = 0
@@ -65,13 +65,7 @@ def _jsonable(v):
 
 
 def state_sha256(model) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        t = v.detach().cpu().contiguous()
-        h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    return checkpoint_state_sha256(model.state_dict())
 
 
 def build(
@@ -104,6 +98,7 @@ def build(
     ckpt = None
     if weights is not None:
         ckpt = read_checkpoint(weights)
+        check_model_name(ckpt, model, f"checkpoint {str(weights)!r}")
         if ckpt.get("format") == CHECKPOINT_FORMAT and isinstance(ckpt.get("config"), dict):
             saved = {k: v for k, v in ckpt["config"].items() if k in spec.config}
             overrides = {**saved, **overrides}
@@ -113,7 +108,7 @@ def build(
             net = create_model(model, **overrides)
     else:
         net = create_model(model, **overrides)
-        load_weights(net, ckpt)
+        load_weights(net, ckpt, label=f"checkpoint {str(weights)!r}")
     net.eval()
     src = Source(net, model, dict(net.config), state_sha256=state_sha256(net))
     if weights is not None:

@@ -43,14 +43,30 @@ def _family(name: str | None) -> str | None:
     return name[: -len("_tiny")] if name and name.endswith("_tiny") else name
 
 
+def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """A hash of a state dict's keys, dtypes, shapes and bytes (independent of the file's layout)."""
+    h = hashlib.sha256()
+    for k, v in sorted(state.items()):
+        h.update(k.encode())
+        t = v.detach().cpu().contiguous()
+        h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def save_checkpoint(model, path: str | os.PathLike, meta: Mapping[str, Any] | None = None, **extra) -> Path:
-    """Write ``model`` (and any extra picklable-by-torch entries) atomically."""
+    """Write ``model`` (and any extra picklable-by-torch entries) atomically.
+
+    The state dict's hash goes in too (``state_sha256``), so a later read detects damaged tensor data.
+    """
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     obj = {
         "format": FORMAT,
         "version": VERSION,
         "model": getattr(model, "spec_name", None),
         "config": getattr(model, "config", {}),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state,
+        "state_sha256": state_sha256(state),
         "meta": dict(meta or {}),
         **extra,
     }
@@ -73,7 +89,60 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(obj).__name__}, not a dict of tensors")
+    if obj.get("format") == FORMAT:
+        _check_own(obj, f"checkpoint {str(path)!r}")
     return obj
+
+
+def _check_own(obj: dict, what: str) -> None:
+    """Our format's fields: a state dict of tensors, finite, matching its recorded hash."""
+    state = obj.get("state_dict")
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(
+            f"{what} is an edgepose checkpoint without a state dict ('state_dict' is "
+            f"{type(state).__name__ if state is not None else 'missing'}): the file is damaged; use another checkpoint"
+        )
+    _check_tensors(state, what)
+    recorded = obj.get("state_sha256")
+    if isinstance(recorded, str) and recorded != state_sha256(state):
+        raise CheckpointError(
+            f"{what} is damaged: its tensor data no longer matches the hash written with it "
+            "(a bit flip or a partial overwrite); use an earlier checkpoint (e.g. best.pt) or re-train"
+        )
+
+
+def _check_tensors(state: Mapping, what: str) -> None:
+    """Every value a tensor; every floating tensor finite and of plausible size (a bit flip in an exponent
+    makes values of 1e17 and more; trained weights stay far below 1e15)."""
+    bad_type = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad_type:
+        raise CheckpointError(
+            f"{what}: state dict entries that are not tensors: {few_keys(map(str, bad_type), 4)}; "
+            "the file is damaged or not a model checkpoint"
+        )
+    nonfinite, huge = [], []
+    for k, v in state.items():
+        if v.is_floating_point() and v.numel():
+            finite = torch.isfinite(v)
+            if not bool(finite.all()):
+                nonfinite.append(k)
+            elif float(v.abs().max()) > 1e15:
+                huge.append(k)
+    if nonfinite:
+        raise CheckpointError(
+            f"{what} holds NaN/Inf values in {len(nonfinite)} tensor(s) ({few_keys(nonfinite, 3)}): it is damaged "
+            "or from a diverged run; use an earlier checkpoint or re-train with a lower --lr"
+        )
+    if huge:
+        raise CheckpointError(
+            f"{what} holds values above 1e15 in {len(huge)} tensor(s) ({few_keys(huge, 3)}): the data is "
+            "damaged (flipped exponent bits); use another copy or an earlier checkpoint"
+        )
+
+
+def _params(state: Mapping) -> str:
+    n = sum(v.numel() for v in state.values() if isinstance(v, torch.Tensor) and v.is_floating_point())
+    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -130,21 +199,44 @@ def check_state(model, state: Mapping[str, torch.Tensor], what: str) -> None:
         raise CheckpointError(f"{what} does not fit model {name}: " + " | ".join(problems))
 
 
-def load_weights(model, source: str | os.PathLike | Mapping, strict: bool = True) -> LoadReport:
+def check_model_name(obj: Mapping, name: str, what: str = "checkpoint", model=None) -> None:
+    """Refuse an edgepose checkpoint of another model before anything is built from its config;
+    the tiny test variant and its full model are told apart with both sizes named."""
+    ck_model = obj.get("model") if obj.get("format") == FORMAT else None
+    if not ck_model or ck_model == name:
+        return
+    if _family(ck_model) != _family(name):
+        raise CheckpointError(f"{what} is for model {ck_model!r}, not {name!r}")
+    if model is None:
+        from .registry import create_model
+
+        model = create_model(name)
+    state = obj.get("state_dict") if isinstance(obj.get("state_dict"), dict) else {}
+    raise CheckpointError(
+        f"{what} is for {ck_model} ({_params(state)} parameters), not {name} "
+        f"({_params(model.state_dict())} parameters): use a {name} checkpoint, or name {ck_model} as the model"
+    )
+
+
+def load_weights(
+    model, source: str | os.PathLike | Mapping, strict: bool = True, label: str | None = None
+) -> LoadReport:
     """Load our checkpoints or an official repository's checkpoint into ``model``.
 
-    ``source`` is a path or an already-loaded dict. Official layouts are
+    ``source`` is a path or an already-loaded dict (``label`` names it in errors). Official layouts are
     recognised by the model's ``convert_official_state``; keys the official
     repositories keep for training only (e.g. DSTA's RealNVP flow) are dropped
     and listed in the report.
     """
-    what = f"checkpoint {str(source)!r}" if not isinstance(source, Mapping) else "checkpoint"
+    what = label or (f"checkpoint {str(source)!r}" if not isinstance(source, Mapping) else "checkpoint")
     obj = read_checkpoint(source) if not isinstance(source, Mapping) else dict(source)
     name = getattr(model, "spec_name", None)
     if obj.get("format") == FORMAT:
+        if isinstance(source, Mapping):
+            _check_own(obj, what)
         ck_model = obj.get("model")
-        if ck_model and name and _family(ck_model) != _family(name):
-            raise CheckpointError(f"{what} is for model {ck_model!r}, not {name!r}")
+        if name:
+            check_model_name(obj, name, what, model)
         state, report = obj["state_dict"], LoadReport("edgepose", ck_model, 0, meta=obj.get("meta", {}))
     else:
         state = _strip_prefix(_unwrap(obj), "module.")
@@ -152,11 +244,24 @@ def load_weights(model, source: str | os.PathLike | Mapping, strict: bool = True
         if set(state) == own:
             report = LoadReport("edgepose", None, 0)
         else:
+            _check_tensors(state, what)
             converted = model.convert_official_state(state)
             state, ignored = converted if isinstance(converted, tuple) else (converted, [])
             report = LoadReport("official", name, 0, ignored=list(ignored))
     if strict:
         check_state(model, state, what)
+    else:  # missing and unused keys are allowed; a key of the wrong size is never (load_state_dict raises)
+        own = model.state_dict()
+        shapes = [
+            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+            for k in sorted(set(own) & set(state))
+            if tuple(state[k].shape) != tuple(own[k].shape)
+        ]
+        if shapes:
+            raise CheckpointError(
+                f"{what} does not fit model {name or type(model).__name__} ({_params(own)} parameters; the "
+                f"checkpoint has {_params(state)}): {len(shapes)} mis-shaped key(s): " + "; ".join(shapes[:3])
+            )
     result = model.load_state_dict(state, strict=strict)
     report.loaded = len(state) - len(getattr(result, "unexpected_keys", []))
     return report
