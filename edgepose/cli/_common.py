@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+import click
 import typer
 from rich.console import Console
 
@@ -20,15 +21,41 @@ def print_json(obj) -> None:
 
 @contextlib.contextmanager
 def friendly_errors():
-    """Turn the library's expected errors into one red line and exit code 2 (EDGEPOSE_DEBUG=1: traceback)."""
+    """Turn errors into one red line and exit code 2 (EDGEPOSE_DEBUG=1: traceback).
+
+    The library's expected errors (bad input, damaged files, missing packages, permissions) print
+    their message; anything else prints its type too and asks for a report: never a traceback.
+    """
     try:
         yield
-    except (KeyError, ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        raise
+    except (KeyError, ValueError, TypeError, OSError, RuntimeError, ArithmeticError) as e:
         if os.environ.get("EDGEPOSE_DEBUG"):
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        err_console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)  # one line, however long
+        if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in msg:
+            msg = f"{msg}: {e.filename}"
+        if isinstance(e, (PermissionError, ArithmeticError)) or not msg:
+            msg = f"{type(e).__name__}: {msg}"
+        err_console.print(f"[bold red]error:[/] {_escape(msg)}", soft_wrap=True)  # one line, however long
         raise typer.Exit(2) from None
+    except Exception as e:  # noqa: BLE001 - a bug: still one line, with what to do
+        if os.environ.get("EDGEPOSE_DEBUG"):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:500]
+        err_console.print(
+            f"[bold red]error:[/] unexpected {type(e).__name__}: {_escape(first)} (an edgepose bug: rerun with "
+            "EDGEPOSE_DEBUG=1 for the traceback and report it)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 @contextlib.contextmanager
