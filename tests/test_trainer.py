@@ -86,6 +86,10 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, kill_at):
     for pa, pb in zip(m_ref.parameters(), m_res.parameters()):
         torch.testing.assert_close(pa, pb)
     assert [h["epoch"] for h in state.history] == [1, 2, 3, 4]
+    # the interrupted epoch's mean covers all its steps, not only those after the resume
+    for got, want in zip(state.history, ref.state.history):
+        assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-5)
+        assert got["train_mse"] == pytest.approx(want["train_mse"], rel=1e-5)
 
 
 def test_bad_settings_are_named(tmp_path):

@@ -66,6 +66,10 @@ class TrainState:
     step_in_epoch: int = 0  # batches of the current epoch already consumed
     best: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # the current epoch's summed losses and batch count so far: a run resumed mid-epoch averages the
+    # whole epoch, not just the steps after the resume
+    epoch_sums: dict[str, float] = field(default_factory=dict)
+    epoch_batches: int = 0
 
 
 def resolve_device(device: str) -> torch.device:
@@ -280,13 +284,16 @@ class Trainer:
                     self._task_module.train()
                 if hasattr(self.task, "set_epoch"):
                     self.task.set_epoch(epoch, cfg.epochs)  # e.g. SHaRPose's late quality-loss weight
-                t0, sums, n = time.perf_counter(), {}, 0
                 start = self.state.step_in_epoch
+                t0 = time.perf_counter()
+                sums = dict(self.state.epoch_sums) if start else {}
+                n = self.state.epoch_batches if start else 0
                 for i, batch in enumerate(self._loader(epoch, start), start=start):
                     parts = self._step(_to_device(batch, self.device), total)
                     for k, v in parts.items():
                         sums[k] = sums.get(k, 0.0) + v
                     n += 1
+                    self.state.epoch_sums, self.state.epoch_batches = dict(sums), n
                     self.state.step += 1
                     self.state.step_in_epoch = i + 1
                     bar.update(job, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -303,6 +310,7 @@ class Trainer:
                         record.update({f"val_{k}": v for k, v in self.evaluate(self.model).items()})
                 self.state.history.append(record)
                 self.state.epoch, self.state.step_in_epoch = epoch + 1, 0
+                self.state.epoch_sums, self.state.epoch_batches = {}, 0
                 key = f"val_{cfg.val_metric}"
                 if cfg.val_metric and key in record:
                     better = self.state.best is None or (
