@@ -63,7 +63,8 @@ class Source:
     live: bool = False
 
     def __init__(self):
-        self.skipped = 0  # frames that could not be decoded and were skipped
+        self.skipped = 0  # frames lost: undecodable, skipped, or missing from a file (see VideoFileSource)
+        self.gaps: list[tuple[int, int]] = []  # (first lost index, how many) where the container placed them
         self.error: str | None = None  # why a live stream ended early, if it did
 
     def __iter__(self) -> Iterator[Frame]:  # pragma: no cover - abstract
@@ -137,12 +138,19 @@ class VideoFileSource(Source):
                         )
                         fails = 0
                     msec = cap.get(cv2.CAP_PROP_POS_MSEC)
-                    # The container's timestamp places a frame that follows a skipped run; else count.
+                    # The container's timestamp (pts) places a frame that follows a lost stretch; else count.
                     idx = round(msec * self.fps / 1000.0) if msec and msec > 0 else last + 1
                     idx = max(idx, last + 1)
+                    if idx > last + 1:  # frames the container says are missing
+                        self.gaps.append((last + 1, idx - last - 1))
+                        log.warning(
+                            "%s: frames %d-%d lost (undecodable); the next frame keeps its true index %d",
+                            self.name, last + 1, idx - 1, idx,
+                        )
                     last = idx
                     delivered += 1
-                    yield Frame(idx, img, idx / self.fps)
+                    stamp = msec / 1000.0 if msec and msec > 0 else idx / self.fps
+                    yield Frame(idx, img, stamp)
                     continue
                 fails += 1
                 if fails > self.max_failures:
@@ -150,14 +158,23 @@ class VideoFileSource(Source):
         finally:
             cap.release()
             self._cap = None
-        if self.frame_count and delivered < self.frame_count:
+        placed = sum(n for _, n in self.gaps)
+        self.skipped = max(self.skipped, placed)
+        if self.frame_count and delivered + self.skipped < self.frame_count and last + 1 < self.frame_count:
+            # the container gave no timestamp across the loss (AVI): the count is known, the place is not
+            unplaced = self.frame_count - max(delivered + self.skipped, last + 1)
+            if unplaced > 0:
+                self.skipped += unplaced
+                log.warning(
+                    "%s: %d of the %d frames its header announces were lost without timestamps to place them "
+                    "(this container has none, or the header count is wrong): indices after the first damage "
+                    "may be up to %d too low; re-mux to .mp4 for exact indices",
+                    self.name, unplaced, self.frame_count, unplaced,
+                )
+        if self.skipped:
             log.warning(
-                "%s: delivered %d of the %d frames its header announces (%d undecodable mid-file; "
-                "the rest lost or a wrong header count)",
-                self.name,
-                delivered,
-                self.frame_count,
-                self.skipped,
+                "%s: %d frame(s) lost in all (%d delivered of %d announced)",
+                self.name, self.skipped, delivered, self.frame_count or delivered + self.skipped,
             )
 
     def close(self) -> None:
