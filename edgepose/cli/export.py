@@ -166,7 +166,14 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="auto | cpu | gpu | npu."),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ):
-        """Re-run a bundle's parity check against PyTorch in its runtime; exit 1 if it fails."""
+        """Re-run a bundle's parity check against PyTorch in its runtime.
+
+        Exit 0: every check passed (Core ML off macOS: its structure).
+
+        Exit 1: parity failed (the bundle runs, its outputs differ from PyTorch's).
+
+        Exit 2: damaged or cannot check (a file missing, truncated or changed since export; the manifest edited or not matching its graphs; no source weights; a runtime not installed).
+        """
         with friendly_errors(), import_errors():
             from ..export import verify_bundle
 
@@ -176,5 +183,5 @@ def register(app: typer.Typer) -> None:
         else:
             _print_checks(checks)
         if any(c.passed is False for c in checks):
-            raise typer.Exit(1)
+            raise typer.Exit(1)  # parity failed; damaged / cannot check exits 2 (friendly_errors)
 
