@@ -108,7 +108,14 @@ class VideoFileSource(Source):
         self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or 30.0
         if not np.isfinite(self.fps) or self.fps <= 0 or self.fps > 1000:
             self.fps = 30.0
-        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0
+        # a damaged header gives nonsense (negative, or more frames than 24 h at this rate): unknown
+        self.frame_count = int(count) if np.isfinite(count) and 0 < count <= self.fps * 86400 else 0
+        if not self.frame_count:
+            log.warning(
+                "%s: the header gives no usable frame count (%s): frames lost at the start or the end "
+                "cannot be counted", self.name, f"{count:g}" if np.isfinite(count) else count,
+            )
         self.size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         cap.release()
 

@@ -84,7 +84,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated zip, foreign objects
         raise CheckpointError(
-            f"could not read checkpoint {str(path)!r} with weights_only=True: {type(e).__name__}: {e}. "
+            f"could not read checkpoint {str(path)!r} with weights_only=True: {type(e).__name__}: {_gist(e)}. "
             "Checkpoints must hold tensors and plain containers only; a truncated file must be re-downloaded."
         ) from None
     if not isinstance(obj, dict):
@@ -143,6 +143,16 @@ def _check_tensors(state: Mapping, what: str) -> None:
 def _params(state: Mapping) -> str:
     n = sum(v.numel() for v in state.values() if isinstance(v, torch.Tensor) and v.is_floating_point())
     return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
+
+
+def _gist(e: Exception) -> str:
+    """One line of torch's multi-line load errors: the unpickler's own reason where it gives one."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        if "WeightsUnpickler error" in ln:
+            rest = ln.split("WeightsUnpickler error:", 1)[-1].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            return f"not a weights-only file ({rest[:200]})"
+    return (lines[0] if lines else type(e).__name__)[:300]
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -240,11 +250,11 @@ def load_weights(
         state, report = obj["state_dict"], LoadReport("edgepose", ck_model, 0, meta=obj.get("meta", {}))
     else:
         state = _strip_prefix(_unwrap(obj), "module.")
+        _check_tensors(state, what)
         own = set(model.state_dict())
         if set(state) == own:
             report = LoadReport("edgepose", None, 0)
         else:
-            _check_tensors(state, what)
             converted = model.convert_official_state(state)
             state, ignored = converted if isinstance(converted, tuple) else (converted, [])
             report = LoadReport("official", name, 0, ignored=list(ignored))
