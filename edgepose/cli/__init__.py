@@ -33,7 +33,7 @@ def _root(
 
 
 # Each module defines ``register(app)``; the table is the CLI.
-COMMAND_MODULES = ("models", "data", "train", "evaluate", "export", "quantize", "run", "bench", "demo")
+COMMAND_MODULES = ("models", "data", "label", "train", "evaluate", "export", "quantize", "run", "bench", "demo")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}").register(app)
