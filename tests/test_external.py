@@ -182,3 +182,31 @@ def test_teachers_agree_on_real_people():
             assert kp.shape == (people, 17, 3)
             dist = (np.linalg.norm(kp[..., :2] - ref[..., :2], axis=-1) / heights)[sure]
             assert np.median(dist) < (0.03 if name.startswith("movenet") else 0.07), (name, np.median(dist))
+
+
+# -- the detectors benchmark's rules ------------------------------------------------------------------
+def test_a_person_is_found_only_by_a_box_that_holds_them_alone():
+    from edgepose.bench.detectors import found
+
+    person = np.zeros((1, 17, 3))
+    person[0, :, 0] = np.linspace(100, 120, 17)
+    person[0, :, 1] = np.linspace(50, 130, 17)
+    person[0, :, 2] = 1
+    tight = np.array([[95, 45, 125, 135]], np.float32)
+    half = np.array([[95, 45, 125, 90]], np.float32)  # holds under 75% of the joints
+    group = np.array([[0, 0, 400, 300]], np.float32)  # a box over a whole crowd
+    assert found(person, tight).all() and not found(person, half).any() and not found(person, group).any()
+
+
+@pytest.mark.slow
+def test_detectors_benchmark_runs_on_held_out_frames(tmp_path):
+    from edgepose.bench.detectors import Settings, run
+
+    need("vtest.avi", "nanodet.onnx", "centernet.onnx", "movenet-multipose.onnx", "movenet-thunder.onnx")
+    need("movenet-lightning.onnx", "pose_landmark_full.tflite")
+    settings = Settings(step=4, max_frames=5, every=(1, 3), detectors=("nanodet", "centernet", "hog"))
+    detectors, teachers = run(settings, progress=lambda m: None)
+    recall = dict(zip(detectors.column("detector"), detectors.column("recall")))
+    assert recall["nanodet"] > recall["hog"]  # vtest's small walkers: HOG misses most of them
+    assert set(teachers.column("teacher")) >= {"movenet_lightning", "blazepose_full"}
+    assert [p.name for p in detectors.write(tmp_path)] == ["detectors.md", "detectors.json", "detectors.png"]
