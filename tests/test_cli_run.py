@@ -123,7 +123,7 @@ def test_run_prints_progress_and_a_stage_table(tiny_bundle, video):
         (lambda b, d, c: [c, "--bundle", d / "nowhere"], "does not exist"),
         (lambda b, d, c: [c, "--bundle", b, "--model", "dsta_mnv2"], "exactly one of --bundle"),
         (lambda b, d, c: [c], "exactly one of --bundle"),
-        (lambda b, d, c: [c, "--bundle", b, "--detector", "yolo"], "unknown --detector"),
+        (lambda b, d, c: [c, "--bundle", b, "--detector", "yolo"], "unknown detector 'yolo': use auto | nanodet"),
         (lambda b, d, c: [c, "--bundle", b, "--mode", "live"], "--mode must be"),
         (lambda b, d, c: [c, "--model", "no_such_model"], "unknown model"),
         (lambda b, d, c: [c, "--bundle", b, "--out", d / "x.gif"], ".mp4 or .avi"),

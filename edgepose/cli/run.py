@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
         max_frames: int = typer.Option(None, "--max-frames", help="Stop after N frames."),
         no_smooth: bool = typer.Option(False, "--no-smooth", help="Turn off One-Euro keypoint smoothing."),
         show: bool = typer.Option(False, "--show", help="Show the annotated frames in a window (q quits)."),
-        threads: int = typer.Option(None, "--threads", help="Runtime threads."),
+        threads: int = typer.Option(None, "--threads", min=1, help="Runtime threads (>= 1)."),
         summary_json: bool = typer.Option(
             False, "--summary-json", help="Print the end-of-run summary as JSON."
         ),
