@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Pose models on held-out real footage: AP on 13 joints against the teachers' labels, ms per person.
+
+    python benchmarks/real_world.py                                   # shipped weights of every zoo model
+    python benchmarks/real_world.py --model dsta_mnv2_coco=runs/dsta-real/last.pt --labels runs/real-labels
+
+Needs a label directory from `edgepose label --preset real --out runs/real-labels` (its val split is
+the held-out footage). Writes benchmarks/results/real_world.{md,json,png}. The measuring code and its
+rules are edgepose/bench/real_world.py.
+"""
+
+import argparse
+import sys
+
+from rich.console import Console
+
+from edgepose.bench.real_world import run
+from edgepose.bench.tables import RESULTS_DIR
+
+
+def bundles(specs, say):
+    from edgepose.bench.bundles import cached_bundle
+    from edgepose.zoo.pretrained import list_pretrained, load_pretrained
+
+    out = {}
+    for spec in specs or [f"{n}=pretrained" for n in list_pretrained()]:
+        name, _, weights = spec.partition("=")
+        if weights in ("", "pretrained"):
+            out[f"{name} (shipped)"] = cached_bundle(load_pretrained(name), progress=say)
+        else:
+            out[f"{name} ({weights})"] = cached_bundle(name, weights=weights, progress=say)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--labels", default="runs/real-labels", help="label directory (edgepose label --preset real)"
+    )
+    p.add_argument("--model", action="append", help="NAME=WEIGHTS (a checkpoint or 'pretrained'); repeatable")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--max-frames", type=int, default=None, help="score at most N held-out frames (spread evenly)"
+    )
+    p.add_argument("--out", default=str(RESULTS_DIR))
+    args = p.parse_args(argv)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    say = lambda m: console.print(f"[dim]{m}[/]")
+    table = run(
+        args.labels, bundles(args.model, say), threads=args.threads, max_frames=args.max_frames, progress=say
+    )
+    table.print(console)
+    for path in table.write(args.out):
+        console.print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
