@@ -19,17 +19,23 @@ app = typer.Typer(
 )
 
 
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the edgepose version and exit.", is_eager=True),
-):
-    """Video pose models for edge devices."""
-    if version:
+def _print_version(value: bool) -> None:
+    # an eager option's own callback: the group's callback runs only before a command, so a flag read
+    # there made ``edgepose --version`` fail with "Missing command"
+    if value:
         from .. import __version__
 
         typer.echo(f"edgepose {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the edgepose version and exit.", is_eager=True, callback=_print_version
+    ),
+):
+    """Video pose models for edge devices."""
 
 
 # Each module defines ``register(app)``; the table is the CLI.

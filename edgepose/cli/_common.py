@@ -15,6 +15,18 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def new_table(title: str | None = None, **kw):
+    """A rich ``Table`` for command output: boxed on a terminal; plain where stdout is not one (a pipe,
+    a CI log), with no box-drawing lines, so the columns survive ``grep``/``cut`` and log viewers."""
+    from rich.table import Table
+
+    if not console.is_terminal:
+        kw.setdefault("box", None)
+        kw.setdefault("pad_edge", False)
+    kw.setdefault("title_justify", "left")
+    return Table(title=title, **kw)
+
+
 def print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 

@@ -8,12 +8,24 @@ adds them and replaces the pipeline's timer for the run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from ..bench.workload import TotalsTimer
+if TYPE_CHECKING:
+    from ..bench.workload import TotalsTimer
 
 __all__ = ["RunStats", "TotalsTimer", "timing_rows", "timing_table"]
+
+
+def __getattr__(name: str):
+    # TotalsTimer lives with the benchmarks, whose import pulls in the SDK and OpenCV: load it when a run
+    # needs it, not for every ``edgepose --help``
+    if name == "TotalsTimer":
+        from ..bench.workload import TotalsTimer
+
+        return TotalsTimer
+    raise AttributeError(name)
 
 
 @dataclass

@@ -23,11 +23,11 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import typer
 
+from . import _timing
 from ._common import console, err_console, friendly_errors, import_errors, print_json
-from ._timing import RunStats, TotalsTimer, timing_rows, timing_table
+from ._timing import RunStats, timing_rows, timing_table
 from .run import backend_format, json_stdout
 
 DEMO_SEED = 7  # the shipped weights trained on generator seed 0: this video is held out
@@ -81,7 +81,9 @@ def synthetic_clip(frames: int, seed: int = DEMO_SEED):
     return images, truth, cfg.fps
 
 
-def gt_boxes(truth) -> list[np.ndarray]:
+def gt_boxes(truth) -> list[np.ndarray]:  # noqa: F821 - numpy is imported where used (a fast --help)
+    import numpy as np
+
     return [
         np.array([[x, y, x + w, y + h] for x, y, w, h in (p.bbox for p in persons)], np.float32).reshape(
             -1, 4
@@ -96,6 +98,8 @@ def score(results, truth, layout) -> dict:
     Predictions are matched to labelled people by box (the detector gave the labelled boxes);
     joints count where labelled (visible or hidden), split by the ``occluded`` flag.
     """
+    import numpy as np
+
     from ..eval.pck import box_size, head_size, pck_by_flags
 
     pred, gt, mask, occ, box_n, head_n, gt_box = [], [], [], [], [], [], []
@@ -199,7 +203,7 @@ def run_demo(
 
     est = PoseEstimator(load(out / "bundle", device=device))
     pipe = VideoPipeline(est, detector=det, mode="offline")
-    pipe.timer = TotalsTimer()
+    pipe.timer = _timing.TotalsTimer()
     results = []
     t = time.perf_counter()
     poses = 0

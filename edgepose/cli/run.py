@@ -15,8 +15,9 @@ from pathlib import Path
 
 import typer
 
+from . import _timing
 from ._common import console, err_console, friendly_errors, import_errors, print_json
-from ._timing import RunStats, TotalsTimer, timing_rows, timing_table
+from ._timing import RunStats, timing_rows, timing_table
 
 MODES = ("auto", "online", "offline")
 
@@ -188,7 +189,7 @@ def register(app: typer.Typer) -> None:
             except BaseException:
                 src.close()
                 raise
-            pipe.timer = TotalsTimer()
+            pipe.timer = _timing.TotalsTimer()
             stats, tracks = _loop(pipe, src, out, json_out, max_frames, show, quiet=summary_json)
             if stats.frames == 0:
                 raise RuntimeError(

@@ -16,10 +16,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-try:  # optional: a phone-side install may not carry scipy
-    from scipy.optimize import linear_sum_assignment as _hungarian
-except ImportError:  # pragma: no cover - exercised by forcing method="greedy"
-    _hungarian = None
+_UNSET = object()
+_hungarian_fn = _UNSET
+
+
+def _hungarian():
+    """scipy's ``linear_sum_assignment``, imported on first use (scipy.optimize costs ~0.5 s to import,
+    which every ``edgepose --help`` would pay), or None where scipy is absent (a phone-side install)."""
+    global _hungarian_fn
+    if _hungarian_fn is _UNSET:
+        try:
+            from scipy.optimize import linear_sum_assignment as fn
+        except ImportError:  # pragma: no cover - exercised by forcing method="greedy"
+            fn = None
+        _hungarian_fn = fn
+    return _hungarian_fn
 
 TENTATIVE, CONFIRMED = "tentative", "confirmed"
 
@@ -71,13 +82,13 @@ def assign(similarity: np.ndarray, threshold: float, method: str = "auto") -> li
     if sim.size == 0:
         return []
     if method == "auto":
-        method = "hungarian" if _hungarian is not None else "greedy"
+        method = "hungarian" if _hungarian() is not None else "greedy"
     if method == "hungarian":
-        if _hungarian is None:
+        if _hungarian() is None:
             raise ImportError("method='hungarian' needs scipy (pip install scipy); use method='greedy'")
         # Pairs below the threshold must not displace valid ones: price them out.
         cost = np.where(sim >= threshold, 1.0 - sim, 1e6)
-        rows, cols = _hungarian(cost)
+        rows, cols = _hungarian()(cost)
         return [(int(r), int(c)) for r, c in zip(rows, cols) if sim[r, c] >= threshold]
     if method == "greedy":
         order = np.argsort(-sim, axis=None, kind="stable")
