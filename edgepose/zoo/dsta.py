@@ -50,6 +50,20 @@ official layout gives the official outputs:
 The official checkpoint's trunk is assumed under ``preact.`` with mmpose's
 MobileNet-V2 names (the official ResNet trunk sits under ``preact.``; the
 authors' code base builds on mmpose).
+
+Layouts. The paper benchmarks PoseTrack, so ``layout="posetrack17"`` (DCPose's
+slots) is the default and the only layout official checkpoints load into (their
+``joint_ordor`` is PoseTrack's). ``layout="coco17"`` is the same network with COCO's
+names on the slots: both layouts hold the 12 body joints in slots 5-16 and head
+joints in slots 0-4, and the COCO build groups slots (2, 0, 1) (right_eye, nose,
+left_eye) where PoseTrack groups (head_top, nose, head_bottom), leaving the ears
+(slots 3-4) outside the spatial blocks as before. So both builds compute the same
+function slot for slot, and only the names (training labels, flip pairs, exported
+keypoint names) differ.
+
+``pad="tf"`` builds the trunk with TensorFlow's padding (see
+``layers/mobilenet_v2.py``), which a Keras trunk's weights need (MoveNet's,
+``zoo/movenet_trunk.py``); the default is mmpose's, as official checkpoints expect.
 """
 
 from __future__ import annotations
@@ -57,7 +71,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..core.keypoints import POSETRACK17
+from ..core.keypoints import POSETRACK17, get_layout
 from .base import PoseModel
 from .layers.mobilenet_v2 import MobileNetV2
 from .layers.timm_vit_block import Block
@@ -75,6 +89,12 @@ SPATIAL_GROUPS = (
     ("left_hip", "left_knee", "left_ankle"),
     ("right_hip", "right_knee", "right_ankle"),
 )
+# Groups per layout: the COCO head group takes the slots of PoseTrack's (see the module docstring).
+SPATIAL_GROUPS_BY_LAYOUT = {
+    "posetrack17": SPATIAL_GROUPS,
+    "coco17": (("right_eye", "nose", "left_eye"),) + SPATIAL_GROUPS[1:],
+}
+OFFICIAL_LAYOUT = LAYOUT.name
 # Official facts: the token order behind ``joint_ordor`` and ``joint_ordor`` itself (output slot -> token).
 OFFICIAL_TOKEN_NAMES = tuple(n for g in SPATIAL_GROUPS for n in g) + ("left_ear", "right_ear")
 OFFICIAL_JOINT_ORDER = (1, 2, 0, 0, 0, 3, 6, 4, 7, 5, 8, 9, 12, 10, 13, 11, 14)
@@ -164,6 +184,8 @@ class DSTA(PoseModel):
         frames: int = 3,
         compat: str = "paper",
         jfd: str = "auto",
+        layout: str = OFFICIAL_LAYOUT,
+        pad: str = "torch",
         width: float = 1.0,
         last_channels: int | None = None,
         dim: int = 32,
@@ -182,19 +204,28 @@ class DSTA(PoseModel):
             raise ValueError(
                 f"jfd must be 'auto', 'conv' (paper appendix) or 'pool' (official code), got {jfd!r}"
             )
-        super().__init__(len(LAYOUT), input_size, FRAME_OFFSETS[frames])
-        self.compat, self.jfd_kind, self.dim = compat, jfd, dim
+        if layout not in SPATIAL_GROUPS_BY_LAYOUT:
+            raise ValueError(f"DSTA layouts are {sorted(SPATIAL_GROUPS_BY_LAYOUT)}, got {layout!r}")
+        if compat == "official" and layout != OFFICIAL_LAYOUT:
+            raise ValueError(
+                f"compat='official' reproduces the official {OFFICIAL_LAYOUT} joint order; layout {layout!r} "
+                "has no official counterpart"
+            )
+        lay = get_layout(layout)
+        super().__init__(len(lay), input_size, FRAME_OFFSETS[frames])
+        self.compat, self.jfd_kind, self.dim, self.layout = compat, jfd, dim, layout
         self.current = self.frame_offsets.index(0)
         joints = self.num_joints
 
-        self.trunk = MobileNetV2(width, last_channels)
+        self.trunk = MobileNetV2(width, last_channels, pad, self.input_size)
         if jfd == "conv":
             map_size = MobileNetV2.output_size(self.input_size)
             self.jfd = JointConvDecoder(self.trunk.out_channels, joints, dim, map_size)
         else:
             self.jfd = JointPoolDecoder(self.trunk.out_channels, joints, dim)
 
-        group_size = len(SPATIAL_GROUPS[0])
+        groups = SPATIAL_GROUPS_BY_LAYOUT[layout]
+        group_size = len(groups[0])
         rates = torch.linspace(0, drop_path, depth).tolist()
         self.spatial_pos = nn.Parameter(torch.zeros(group_size, dim))
         self.spatial_blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, True, r, 1e-6) for r in rates)
@@ -208,9 +239,11 @@ class DSTA(PoseModel):
         self._init_head()
 
         self.group_size = group_size
-        self.register_buffer("group_index", torch.tensor(GROUP_INDEX), persistent=False)
-        self.register_buffer("rest_index", torch.tensor(REST_INDEX), persistent=False)
-        order = GROUP_INDEX + REST_INDEX
+        group_index = tuple(lay.index(n) for g in groups for n in g)
+        rest_index = tuple(i for i in range(joints) if i not in group_index)
+        self.register_buffer("group_index", torch.tensor(group_index), persistent=False)
+        self.register_buffer("rest_index", torch.tensor(rest_index), persistent=False)
+        order = group_index + rest_index
         ungroup = torch.tensor([order.index(j) for j in range(joints)])
         self.register_buffer("ungroup_index", ungroup, persistent=False)
         out = OFFICIAL_OUT_INDEX if compat == "official" else tuple(range(joints))
@@ -306,6 +339,12 @@ class DSTA(PoseModel):
                 + ", ".join([p for p, _ in OFFICIAL_PREFIXES] + list(TRAINING_ONLY))
                 + f" (zgspose/DSTA); found {few_keys(keys, 6)}"
             )
+        if self.layout != OFFICIAL_LAYOUT:
+            name = getattr(self, "spec_name", type(self).__name__)
+            raise CheckpointError(
+                f"official DSTA checkpoints are in the {OFFICIAL_LAYOUT} layout (their joint_ordor); {name} is "
+                f"{self.layout}: load it into dsta_mnv2 (or a model built with layout='{OFFICIAL_LAYOUT}')"
+            )
         if self.jfd_kind != "pool":
             raise CheckpointError(
                 "the official DSTA layout uses the pooled joint decoder (fc_coord.linear.*); this model was "
@@ -354,6 +393,8 @@ _FULL = dict(
     frames=3,
     compat="paper",
     jfd="auto",
+    layout=OFFICIAL_LAYOUT,
+    pad="torch",
     width=1.0,
     last_channels=1280,
     dim=32,
@@ -371,6 +412,9 @@ _TINY = {
     "depth": 1,
     "heads": 4,
 }
+
+# COCO-17 builds for weights distilled from COCO-17 teachers; TF padding so MoveNet's trunk loads exactly.
+_COCO = {"layout": "coco17", "pad": "tf"}
 
 _PAPER = PaperNumbers(
     params_m=2.4,
@@ -420,5 +464,33 @@ SPECS = (
         paper=PaperNumbers(note="Test variant: the same code at width 0.25, 16-dim tokens, depth 1, 64x48"),
         summary="Small DSTA for tests: " + _SUMMARY,
         variant_of="dsta_mnv2",
+    ),
+    ModelSpec(
+        name="dsta_mnv2_coco",
+        family="dsta",
+        builder=build_dsta,
+        config={**_FULL, **_COCO},
+        layout="coco17",
+        input_size=(256, 192),
+        stages=tuple(DSTA.STAGES),
+        codec="regression",
+        frame_offsets=FRAME_OFFSETS[3],
+        paper=_PAPER,
+        summary="COCO-17 build of dsta_mnv2 (same network, COCO joint names, TF padding for a MoveNet "
+        "trunk start): " + _SUMMARY,
+    ),
+    ModelSpec(
+        name="dsta_mnv2_coco_tiny",
+        family="dsta",
+        builder=build_dsta,
+        config={**_TINY, **_COCO},
+        layout="coco17",
+        input_size=(64, 48),
+        stages=tuple(DSTA.STAGES),
+        codec="regression",
+        frame_offsets=FRAME_OFFSETS[3],
+        paper=PaperNumbers(note="Test variant of dsta_mnv2_coco: width 0.25, 16-dim tokens, depth 1, 64x48"),
+        summary="Small COCO-17 DSTA for tests: " + _SUMMARY,
+        variant_of="dsta_mnv2_coco",
     ),
 )

@@ -264,7 +264,9 @@ class ViTPoseView(nn.Module):
         if image.dim() == 5:
             image = image[:, image.shape[1] // 2]
         if image.dim() != 4:
-            raise ValueError(f"expected an image (B, 3, H, W) or frames (B, T, 3, H, W), got {tuple(image.shape)}")
+            raise ValueError(
+                f"expected an image (B, 3, H, W) or frames (B, T, 3, H, W), got {tuple(image.shape)}"
+            )
         return {"heatmaps": self.heatmap_head(self.backbone(image))}
 
 
@@ -401,5 +403,26 @@ SPECS = (
         summary="Test-size TAR-ViTPose (same code, tiny dims, 64x48 input).",
         variant_of="tar_vitpose_s",
         **_COMMON,
+    ),
+    # COCO-17 builds: the network has no layout of its own (17 joint queries, 17 heatmaps), so only the
+    # names differ. Note that an official TAR checkpoint (PoseTrack-trained) is not refused here.
+    ModelSpec(
+        name="tar_vitpose_s_coco",
+        config=_FULL,
+        input_size=(256, 192),
+        frame_offsets=(-1, 0, 1),
+        paper=_PAPER,
+        summary="COCO-17 build of tar_vitpose_s (same network, COCO joint names), for weights from COCO "
+        "ViTPose or COCO-17 teachers.",
+        **{**_COMMON, "layout": "coco17"},
+    ),
+    ModelSpec(
+        name="tar_vitpose_s_coco_tiny",
+        config=_TINY,
+        input_size=(64, 48),
+        frame_offsets=(-1, 0, 1),
+        summary="Test-size COCO-17 TAR-ViTPose (same code, tiny dims, 64x48 input).",
+        variant_of="tar_vitpose_s_coco",
+        **{**_COMMON, "layout": "coco17"},
     ),
 )

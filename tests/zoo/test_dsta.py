@@ -66,6 +66,7 @@ class _RefOfficialDSTA(nn.Module):
         self.head_sigma = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2))
         self.flow = nn.Module()  # RLE's RealNVP: a mask buffer and six s/t nets (training only)
         self.flow.register_buffer("mask", torch.tensor([[0.0, 1.0], [1.0, 0.0]] * 3))
+
         def net():
             act = nn.LeakyReLU
             return nn.Sequential(nn.Linear(2, 64), act(), nn.Linear(64, 64), act(), nn.Linear(64, 2))
@@ -327,3 +328,61 @@ def test_full_model_stage_io_and_size():
     assert shapes == {"coords": (2, 17, 2), "sigma": (2, 17, 2), "scores": (2, 17)}
     official = create_model("dsta_mnv2", compat="official")
     assert official.jfd.fc.weight.shape == (17 * 32, 1280)
+
+
+# ---- the COCO-17 build -------------------------------------------------------------------------
+
+
+def test_coco_build_is_the_same_network_slot_for_slot():
+    """dsta_mnv2_coco groups the same slots, so with dsta_mnv2's weights (and its padding) it computes
+    the same outputs; only the names on the slots differ."""
+    from edgepose.core.keypoints import COCO17
+    from edgepose.zoo import get_spec
+
+    torch.manual_seed(0)
+    pt = _randomise(create_model("dsta_mnv2_tiny"), seed=12)
+    coco = create_model("dsta_mnv2_coco_tiny", pad="torch").eval()
+    coco.load_state_dict(pt.state_dict())
+    assert torch.equal(coco.group_index, pt.group_index) and torch.equal(coco.rest_index, pt.rest_index)
+    x = _window(pt, seed=13)
+    with torch.no_grad():
+        a, b = pt(x), coco(x)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    assert get_spec("dsta_mnv2_coco").layout == "coco17" and coco.layout == "coco17"
+    # the head group is nose and eyes; the ears stay outside the spatial blocks, as PoseTrack's empty ears
+    head = [COCO17.names[i] for i in coco.group_index[:3].tolist()]
+    assert sorted(head) == ["left_eye", "nose", "right_eye"]
+    assert [COCO17.names[i] for i in coco.rest_index.tolist()] == ["left_ear", "right_ear"]
+    # every body group is one side's joints, so flipping maps groups onto groups
+    flip = COCO17.flip_index
+    groups = [tuple(coco.group_index[i : i + 3].tolist()) for i in range(0, 15, 3)]
+    assert {tuple(sorted(flip[j] for j in g)) for g in groups} == {tuple(sorted(g)) for g in groups}
+
+
+def test_coco_build_refuses_the_official_posetrack_checkpoint(official):
+    coco = create_model("dsta_mnv2_coco_tiny", jfd="pool")
+    with pytest.raises(CheckpointError, match=r"posetrack17 layout.*dsta_mnv2_coco_tiny is coco17"):
+        load_weights(coco, {"state_dict": official.state_dict()})
+    with pytest.raises(ValueError, match="compat='official' reproduces the official posetrack17"):
+        create_model("dsta_mnv2_coco_tiny", compat="official")
+    with pytest.raises(ValueError, match="DSTA layouts"):
+        create_model("dsta_mnv2_tiny", layout="posetrack15")
+
+
+def test_coco_build_reads_labels_in_coco17(tmp_path):
+    """Training data convert to the model's layout by name: COCO-named labels keep their eyes and ears,
+    PoseTrack-named ones give COCO's nose and body (eyes and ears unlabelled)."""
+    from edgepose.data.synth_dataset import write_dataset
+    from edgepose.data.synthetic import SynthConfig
+    from edgepose.training import datasets as D
+    from edgepose.zoo import get_spec
+
+    write_dataset(tmp_path, SynthConfig.preset("easy", width=128, height=96, frames=3), videos=1, seed=1)
+    spec = get_spec("dsta_mnv2_coco_tiny")
+    split = D.load_split(tmp_path, "train", spec)
+    person = next(p for v in split.records for f in v.frames for p in f.persons if p.labelled.any())
+    assert person.layout == "coco17"
+    assert not person.labelled[1:5].any() and person.labelled[5:].any()
+    item = D.topdown_dataset(spec, split, train=False)[0]
+    assert item["frames"].shape == (3, 3, 64, 48) and item["target_weight"].shape == (17,)
