@@ -10,6 +10,49 @@ import typer
 
 from ._common import console, err_console, friendly_errors, print_json
 
+# --weights names that are not files: starts read from a checked third-party asset. Each gives the
+# loader ("module:function", model -> note), the config the model must be built with for it, and the
+# BN calibration ("module:function", (trunk, crops)) run on that many training crops once they exist.
+NAMED_STARTS = {
+    "movenet": {
+        "loader": "edgepose.zoo.movenet_trunk:init_from_movenet",
+        "config": {"pad": "tf"},  # TF's padding: MoveNet's trunk is a Keras one
+        "calibrate": ("edgepose.zoo.movenet_trunk:calibrate_batchnorm", 16),
+    },
+}
+
+
+def _function(ref: str):
+    import importlib
+
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _start_config(spec, weights: str | None) -> tuple[dict, list[str]]:
+    """Config overrides a named start needs (only keys the model has), and a note for each."""
+    start = NAMED_STARTS.get(weights or "")
+    if start is None:
+        return {}, []
+    changed = {k: v for k, v in start["config"].items() if k in spec.config and spec.config[k] != v}
+    notes = [f"built with {k}={v!r} for --weights {weights} (the checkpoints record it)" for k, v in changed.items()]
+    return changed, notes
+
+
+def _calibrate(model, weights: str | None, train_set) -> str | None:
+    """A named start's BN statistics from evenly spaced training crops (all frames of each window)."""
+    import torch
+
+    start = NAMED_STARTS.get(weights or "")
+    if start is None or not start.get("calibrate"):
+        return None
+    ref, count = start["calibrate"]
+    n = min(count, len(train_set))
+    picks = [train_set[round(i * (len(train_set) - 1) / max(n - 1, 1))] for i in range(n)]
+    crops = torch.cat([(item["frames"] if "frames" in item else item["image"][None]) for item in picks])
+    _function(ref)(model.trunk, crops)
+    return f"BN statistics of the {weights} trunk from {len(crops)} training crops (so training-mode BN starts there)"
+
 
 def _init_weights(model, path: str) -> str:
     """Load initial weights non-strictly (e.g. a COCO ViTPose into TAR-ViTPose) and say what was left out."""
@@ -34,7 +77,7 @@ def _check_arguments(name: str, lr: float | None, weights: str | None, frames: i
         raise ValueError(f"--lr must be a finite number in (0, 10], got {lr:g}")
     if frames is not None and frames not in (3, 5):
         raise ValueError(f"--frames must be 3 or 5, got {frames}")
-    if weights:
+    if weights and weights not in NAMED_STARTS:
         from ..zoo.checkpoints import check_model_name, read_checkpoint
 
         check_model_name(read_checkpoint(weights), name, f"checkpoint {weights!r}")
@@ -66,7 +109,8 @@ def register(app: typer.Typer) -> None:
         weights: str = typer.Option(
             None, "--weights",
             help="Initial weights: ours, an official checkpoint, or for SHaRPose a plain ViT (MAE, ViTPose) "
-                 "for its shared encoder, as the paper starts."),
+                 "for its shared encoder, as the paper starts; 'movenet' starts a DSTA's MobileNet-V2 trunk "
+                 "from MoveNet Lightning's (the checked asset; built with TF padding)."),
         teacher: str = typer.Option(None, "--teacher", help="DistilPose teacher: MODEL, CHECKPOINT or MODEL:CHECKPOINT."),
         frames: int = typer.Option(None, "--frames", help="Window length for temporal models (3 or 5)."),
         seed: int = typer.Option(0, "--seed", help="Seed of init, data order, augmentation, synthetic data."),
@@ -107,12 +151,16 @@ def register(app: typer.Typer) -> None:
                 if "frames" not in spec.config:
                     raise ValueError(f"{model_name} is not a temporal model; --frames does not apply")
                 overrides["frames"] = frames
+            start_config, start_notes = _start_config(spec, weights)
+            overrides.update(start_config)
             resolve_device(device)  # fail early on a missing GPU
             seed_everything(seed)
             model = create_model(model_name, **overrides)
             spec = _spec_with_offsets(spec, model)
-            notes = [f"recipe {recipe.name}: {recipe.source}"]
-            if weights:
+            notes = [f"recipe {recipe.name}: {recipe.source}", *start_notes]
+            if weights in NAMED_STARTS:
+                notes.append(_function(NAMED_STARTS[weights]["loader"])(model))
+            elif weights:
                 notes.append(_init_weights(model, weights))
             model, spec = trained_part(model, spec, recipe)
             if recipe.single_frame:
@@ -132,6 +180,9 @@ def register(app: typer.Typer) -> None:
             train_split = D.load_split(data_dir, "train", spec, data_format)
             train_set = D.topdown_dataset(spec, train_split, train=True, heatmap_size=task.heatmap_size(), seed=seed,
                                           **recipe.dataset_options(spec.layout))
+            calibrated = _calibrate(model, weights, train_set)
+            if calibrated:
+                notes.append(calibrated)
             val_split = val_set = None
             if val_every:
                 try:
