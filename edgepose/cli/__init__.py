@@ -32,14 +32,17 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", help="Print the edgepose version and exit.", is_eager=True, callback=_print_version
+        False, "--version", help="Print the edgepose version and exit.", is_eager=True,
+        callback=_print_version,
     ),
 ):
     """Video pose models for edge devices."""
 
 
 # Each module defines ``register(app)``; the table is the CLI.
-COMMAND_MODULES = ("models", "data", "label", "train", "evaluate", "export", "quantize", "run", "bench", "demo")
+COMMAND_MODULES = (
+    "predict", "models", "data", "label", "train", "evaluate", "export", "quantize", "run", "bench", "demo",
+)
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}").register(app)

@@ -106,4 +106,5 @@ def register(app: typer.Typer) -> None:
             )
         if not wide:
             console.print(f"[dim]GFLOPs per steady-state frame (the ring buffer's), T frames per window; per "
-                          f"stage, keypoint layouts, the papers' accuracy and notes: a terminal of {WIDE}+ columns, or --json[/]")
+                          f"stage, keypoint layouts, the papers' accuracy and notes: a terminal of {WIDE}+ "
+                          "columns, or --json[/]")

@@ -18,6 +18,7 @@ from .detectors import (
 from .drawing import color_for, draw_detections, draw_overlay, draw_poses, draw_skeleton, timing_lines
 from .estimator import STAGE_PLANS, Crops, PoseEstimator
 from .pipeline import FrameResult, VideoPipeline
+from .results import Results, save_all
 from .ring_buffer import RingBuffer, TrackBuffers, capacity_for, delay_for
 from .sinks import JsonlSink, VideoSink, open_sink, read_jsonl
 from .smoothing import OneEuroFilter, PoseSmoother
@@ -53,6 +54,7 @@ __all__ = [
     "Pose",
     "PoseEstimator",
     "PoseSmoother",
+    "Results",
     "ReusePoses",
     "RingBuffer",
     "Source",
@@ -80,5 +82,6 @@ __all__ = [
     "open_sink",
     "open_source",
     "read_jsonl",
+    "save_all",
     "timing_lines",
 ]

@@ -86,10 +86,15 @@ def draw_poses(
     min_score: float = 0.3,
     boxes: bool = True,
     ids: bool = True,
+    by_order: bool = False,
 ) -> np.ndarray:
-    """Each pose's skeleton, and optionally its box labelled with the track id, in the track's colour."""
-    for p in poses:
-        color = color_for(p.track_id)
+    """Each pose's skeleton, and optionally its box labelled with the track id, in the track's colour.
+
+    ``by_order``: untracked poses (a still image) take a palette colour by their position instead of
+    all being grey, so the people in one photo can be told apart.
+    """
+    for i, p in enumerate(poses):
+        color = color_for(i if by_order and p.track_id < 0 else p.track_id)
         if boxes:
             label = f"#{p.track_id}" if ids and p.track_id >= 0 else None
             draw_box(image, p.box, color, label, thickness=1)

@@ -31,6 +31,7 @@ import numpy as np
 from ..core.codecs import decode
 from ..core.keypoints import LAYOUTS, KeypointLayout
 from ..core.transforms import box_to_center_size, crop_matrix, invert_affine, transform_points, warp
+from .results import Results, image_files, read_image
 from .types import Pose
 
 
@@ -100,7 +101,9 @@ class PoseEstimator:
 
     ``bundle``: a bundle directory (opened with ``edgepose.load``) or an open
     ``Bundle``. ``refine``: heatmap refinement (``dark``, ``shift``, ``none``).
-    ``quality_threshold`` overrides the manifest's SHaRPose gate.
+    ``quality_threshold`` overrides the manifest's SHaRPose gate. ``detector``: what finds the people
+    when ``est(image)`` is called without boxes (``KIND[:ARG]`` of ``edgepose.sdk.DETECTORS`` or a
+    callable); made on first use, so callers that always pass boxes never load one.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class PoseEstimator:
         refine: str = "dark",
         quality_threshold: float | None = None,
         max_batch: int | None = None,
+        detector="auto",
         **load_options,
     ):
         if isinstance(bundle, (str, os.PathLike)):
@@ -137,6 +141,8 @@ class PoseEstimator:
         self.quality_threshold = float(
             quality_threshold if quality_threshold is not None else m.extra.get("quality_threshold", 1.0)
         )
+        self.detector_spec = detector
+        self._detector = None
         self.fine_patches = None
         if "fine" in m.stage_names:
             shape = next(t.shape for t in m.stage("fine").inputs if t.name == "patch_index")
@@ -153,6 +159,19 @@ class PoseEstimator:
 
     def __repr__(self) -> str:
         return f"<PoseEstimator {self.bundle!r}>"
+
+    @property
+    def detector(self):
+        """The person detector for calls without boxes (``detector=`` of the constructor), made lazily."""
+        if self._detector is None:
+            from .detectors import make_detector
+
+            self._detector = make_detector(self.detector_spec)
+        return self._detector
+
+    @detector.setter
+    def detector(self, value) -> None:
+        self.detector_spec, self._detector = value, None
 
     def close(self) -> None:
         self.bundle.close()
@@ -257,16 +276,46 @@ class PoseEstimator:
     def __call__(
         self,
         image: np.ndarray,
-        boxes: np.ndarray,
+        boxes: np.ndarray | None = None,
         box_scores: Sequence[float] | None = None,
         track_ids: Sequence[int] | None = None,
-    ) -> list[Pose]:
-        """Poses of the people in ``boxes`` (xyxy, frame pixels) of one BGR image."""
+    ) -> Results:
+        """Poses of the people in one BGR image: in ``boxes`` (xyxy, frame pixels), or, without boxes,
+        wherever the detector finds people. A temporal model sees a one-frame clip (its window clamps
+        as at a clip edge). Returns ``Results``, a ``list[Pose]`` that can ``plot()`` and ``save()``."""
+        if image is None or np.ndim(image) != 3 or np.shape(image)[2] != 3:
+            got = "None (did cv2.imread fail?)" if image is None else np.shape(image)
+            raise ValueError(f"expected a BGR image (H, W, 3), got {got}")
+        if boxes is None:
+            det = self.detector(image, 0)
+            boxes, box_scores = det.boxes, det.scores if box_scores is None else box_scores
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         if len(boxes) == 0:
-            return []
+            return Results([], image, layout=self.layout)
         crops = self.prepare(image, boxes)
         kp, sc = self.decode(self.run_crops(crops), crops.matrices)
         ids = list(track_ids) if track_ids is not None else [-1] * len(boxes)
         bs = list(box_scores) if box_scores is not None else [1.0] * len(boxes)
-        return [Pose(boxes[i], kp[i], sc[i], int(ids[i]), float(bs[i])) for i in range(len(boxes))]
+        poses = [Pose(boxes[i], kp[i], sc[i], int(ids[i]), float(bs[i]), layout=self.layout)
+                 for i in range(len(boxes))]
+        return Results(poses, image, layout=self.layout)
+
+    def predict(self, source) -> list[Results]:
+        """``Results`` for each image of ``source``: an image file, a folder of images, a BGR array, or a
+        list of files and arrays. People are found by the detector (see ``detector``)."""
+        if isinstance(source, (str, os.PathLike)):
+            path = os.fspath(source)
+            items = image_files(path) if os.path.isdir(path) else [path]
+        elif isinstance(source, np.ndarray):
+            items = [source]
+        else:
+            items = list(source)
+        out = []
+        for item in items:
+            if isinstance(item, np.ndarray):
+                out.append(self(item))
+            else:
+                res = self(read_image(item))
+                res.path = os.fspath(item)
+                out.append(res)
+        return out

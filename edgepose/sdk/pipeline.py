@@ -178,7 +178,7 @@ class VideoPipeline:
                 k = kp[i]
                 if self.smoother is not None:
                     k = self.smoother(tid, k, frame.timestamp, scores=sc[i], box=boxes[i])
-                poses.append(Pose(boxes[i], k, sc[i], tid, pending.people[tid][2]))
+                poses.append(Pose(boxes[i], k, sc[i], tid, pending.people[tid][2], layout=est.layout))
             live = {t.id for t in self.tracker.tracks}
             for p in poses:  # keypoints for OKS matching in the next update
                 if p.track_id in live:

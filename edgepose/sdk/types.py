@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.keypoints import KeypointLayout
+
 
 @dataclass
 class Frame:
@@ -49,11 +51,12 @@ class Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
 
 
-@dataclass
+@dataclass(repr=False)
 class Pose:
     """One person in one frame, in frame pixels.
 
     ``keypoints`` (J, 2) x, y; ``scores`` (J,) in [0, 1]; ``track_id`` -1 when untracked.
+    ``layout`` names the joints (the estimator sets it): ``pose["left_wrist"]`` is (x, y, score).
     """
 
     box: np.ndarray
@@ -62,6 +65,40 @@ class Pose:
     track_id: int = -1
     box_score: float = 1.0
     extra: dict = field(default_factory=dict)
+    layout: KeypointLayout | None = field(default=None, compare=False)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The joints' names in order (empty when the pose was made without a layout)."""
+        return tuple(self.layout.names) if self.layout is not None else ()
+
+    def __getitem__(self, joint: str | int) -> tuple[float, float, float]:
+        """``(x, y, score)`` of a joint by name (``"left_wrist"``) or index."""
+        if isinstance(joint, str):
+            if self.layout is None:
+                raise KeyError(f"this pose has no joint names (made without a layout); index it by number "
+                               f"0..{len(self.scores) - 1}")
+            joint = self.layout.index(joint)
+        x, y = np.asarray(self.keypoints, dtype=np.float64).reshape(-1, 2)[joint]
+        return float(x), float(y), float(np.asarray(self.scores).reshape(-1)[joint])
+
+    def __repr__(self) -> str:
+        sc = np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        box = ", ".join(f"{v:.0f}" for v in np.asarray(self.box, dtype=np.float64).reshape(4))
+        seen = int((sc >= 0.3).sum())
+        mean = float(sc[sc >= 0.3].mean()) if seen else 0.0
+        who = f"track {self.track_id}" if self.track_id >= 0 else "untracked"
+        bad = f", non-finite joints {self.nonfinite_joints}" if self.nonfinite_joints else ""
+        return (f"Pose({who}, box [{box}] score {float(self.box_score):.2f}, {seen}/{len(sc)} joints >= 0.3 "
+                f"(mean {mean:.2f}){bad})")
+
+    def plot(self, image: np.ndarray, min_score: float = 0.3, box: bool = True) -> np.ndarray:
+        """A copy of the BGR ``image`` with this pose drawn (skeleton and box); ``image`` is untouched."""
+        from .drawing import draw_poses
+
+        if self.layout is None:
+            raise ValueError("this pose has no keypoint layout to draw its skeleton with")
+        return draw_poses(np.array(image, copy=True), [self], self.layout, min_score=min_score, boxes=box)
 
     @property
     def nonfinite_joints(self) -> list[int]:

@@ -1,0 +1,162 @@
+"""``edgepose predict``: poses on a photo, a folder of photos or a video, drawn and as JSON.
+
+The first command a newcomer runs: a person detector (``--detector``, NanoDet where fetched) finds
+people, the pose model (``--model`` with ``--weights pretrained`` by default, exported once to the
+cache as ``run`` does, or ``--bundle``) estimates each one, and the annotated picture and the poses
+are written. Stills have poses from the first (only) frame: a temporal model sees a one-frame clip,
+its window clamped as at a clip edge, and there is no tracker to confirm anyone. A video runs the
+offline pipeline with a tracker that confirms on the first hit, so its first frames have poses too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._common import console, err_console, friendly_errors, import_errors, print_json
+
+DEFAULT_MODEL = "dsta_mnv2"
+DEFAULT_OUT = Path("edgepose-predict")
+VIDEO_SUFFIXES = (".mp4", ".avi")
+
+
+def plan_outputs(source: Path, out: Path | None, images: list[Path]) -> dict:
+    """Where each output goes: ``{"kind": image|folder|video, "image"|"folder"|"video", "json"}``.
+
+    One image: ``--out x.jpg`` (the picture, poses in ``x.json``) or a folder. Several images: a
+    folder (``predictions.json`` inside). A video: ``--out x.mp4`` (poses in ``x.jsonl``) or a folder.
+    """
+    from ..sdk.results import IMAGE_SUFFIXES
+
+    out = out if out is not None else DEFAULT_OUT
+    suffix = out.suffix.lower()
+    if images and len(images) == 1 and source.is_file():
+        if suffix in IMAGE_SUFFIXES:
+            return {"kind": "image", "image": out, "json": out.with_suffix(".json")}
+        if suffix:
+            raise ValueError(f"--out {str(out)!r}: for an image give an image file "
+                             f"({', '.join(IMAGE_SUFFIXES)}) or a folder")
+        name = source.name if source.suffix.lower() in IMAGE_SUFFIXES else source.stem + ".jpg"
+        return {"kind": "image", "image": out / name, "json": out / (Path(name).stem + ".json")}
+    if images:
+        if suffix:
+            raise ValueError(f"--out {str(out)!r}: {len(images)} images need a folder, not a file name")
+        return {"kind": "folder", "folder": out, "json": out / "predictions.json"}
+    if suffix in VIDEO_SUFFIXES:
+        return {"kind": "video", "video": out, "json": out.with_suffix(".jsonl")}
+    if suffix:
+        raise ValueError(f"--out {str(out)!r}: for a video give a {' or '.join(VIDEO_SUFFIXES)} file or "
+                         "a folder")
+    return {"kind": "video", "video": out / (source.stem + ".mp4"), "json": out / (source.stem + ".jsonl")}
+
+
+def classify(source: Path) -> list[Path]:
+    """The images to predict on (empty: ``source`` is a video); one clear error for anything else."""
+    from ..sdk.results import IMAGE_SUFFIXES, image_files
+
+    if not source.exists():
+        raise FileNotFoundError(f"{str(source)!r} does not exist (an image, a folder of images or a video)")
+    if source.is_dir():
+        found = image_files(source)
+        if not found:
+            raise ValueError(f"folder {str(source)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        return found
+    return [source] if source.suffix.lower() in IMAGE_SUFFIXES else []
+
+
+def _predict_images(est, images: list[Path], plan: dict, say) -> list[dict]:
+    from ..sdk.results import read_image, save_all
+
+    results = []
+    for path in images:
+        res = est(read_image(path))
+        res.path = str(path)
+        results.append(res)
+        say(f"{path.name}: {len(res)} {'person' if len(res) == 1 else 'people'}")
+    if plan["kind"] == "image":
+        results[0].save(plan["image"])
+        results[0].save(plan["json"])
+    else:
+        save_all(results, plan["folder"])
+    return [r.to_dict() for r in results]
+
+
+def _predict_video(est, source: Path, plan: dict, max_frames: int | None) -> dict:
+    from ..sdk.pipeline import VideoPipeline
+    from ..sdk.tracker import Tracker
+
+    # confirm a track on its first detection: a prediction shows everyone from frame 0 (a live run
+    # keeps the tracker's 3-hit confirmation against flickering false detections)
+    tracker = Tracker(min_hits=1, sigmas=est.layout.sigmas)
+    pipe = VideoPipeline(est, detector=est.detector, tracker=tracker, mode="offline")
+    frames = poses = 0
+    tracks: set[int] = set()
+    for res in pipe.run(str(source), video_out=plan["video"], jsonl_out=plan["json"], max_frames=max_frames,
+                        overlay=False):
+        frames += 1
+        poses += len(res.poses)
+        tracks.update(p.track_id for p in res.poses)
+    if frames == 0:
+        raise RuntimeError(f"no frames could be read from {str(source)!r} (an empty or undecodable video?)")
+    return {"frames": frames, "poses": poses, "tracks": len(tracks)}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("predict")
+    def predict_cmd(
+        source: Path = typer.Argument(..., help="An image, a folder of images, or a video file."),
+        model: str = typer.Option(None, "--model", help=f"Zoo model (default {DEFAULT_MODEL}); exported once "
+                                  "to the cache."),
+        bundle: Path = typer.Option(None, "--bundle", help="An exported bundle instead of --model."),
+        weights: str = typer.Option(None, "--weights", help="With --model: 'pretrained' (the default: the "
+                                    "shipped weights) or a checkpoint."),
+        detector: str = typer.Option("auto", "--detector", help="auto (nanodet where fetched, else hog) | "
+                                     "nanodet | centernet | movenet_multipose | hog | onnx:PATH."),
+        out: Path = typer.Option(None, "--out", help=f"An image file (x.jpg) for one image, a video file "
+                                 f"(x.mp4) for a video, or a folder (default {DEFAULT_OUT}/)."),
+        backend: str = typer.Option(None, "--backend", help="onnxruntime | openvino | tflite "
+                                    "(default: onnx)."),
+        device: str = typer.Option("auto", "--device", help="auto | cpu | gpu | npu."),
+        max_frames: int = typer.Option(None, "--max-frames", min=1, help="A video: stop after N frames."),
+        as_json: bool = typer.Option(False, "--json", help="Print the poses as JSON."),
+    ):
+        """Find people and their poses in SOURCE; write the annotated image (or video) and the poses."""
+        say = (lambda m: None) if as_json else (lambda m: err_console.print(f"[dim]{m}[/]", soft_wrap=True))
+        from .run import json_stdout
+
+        with friendly_errors(), import_errors(), json_stdout(as_json):
+            images = classify(source)
+            plan = plan_outputs(source, out, images)
+            if bundle is not None and (model or weights):
+                raise ValueError("pass --bundle DIR or --model NAME [--weights], not both")
+            from .run import backend_format, open_estimator, resolve_bundle
+
+            fmt = backend_format(backend)
+            name = None if bundle is not None else (model or DEFAULT_MODEL)
+            weights = None if bundle is not None else (weights or "pretrained")
+            path, how = resolve_bundle(bundle, name, weights, None, fmt, say)
+            say(how)
+            est = open_estimator(path, fmt, device, None)
+            try:
+                est.detector = detector
+                det = est.detector
+                say(f"detector: {detector} ({type(det).__name__})")
+                if images:
+                    body = {"images": _predict_images(est, images, plan, say)}
+                else:
+                    body = {"video": str(source), **_predict_video(est, source, plan, max_frames)}
+            finally:
+                est.close()
+        written = {k: str(v) for k, v in plan.items() if k != "kind"}
+        summary = {"model": est.name, "how": how, "detector": detector, "outputs": written, **body}
+        if as_json:
+            print_json(summary)
+            return
+        if "images" in body:
+            n = sum(len(r["poses"]) for r in body["images"])
+            console.print(f"{len(body['images'])} image(s), {n} people")
+        else:
+            console.print(f"{body['frames']} frames, {body['poses']} poses, {body['tracks']} tracks")
+        for kind, p in written.items():
+            console.print(f"{kind}: {p}")
