@@ -102,3 +102,19 @@ def test_bad_settings_are_named(tmp_path):
 def test_asking_for_cuda_without_a_gpu_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="torch sees no CUDA GPU"):
         _run(tmp_path, device="cuda")
+
+
+def test_frozen_prefixes_keep_their_weights_and_batchnorm_statistics(tmp_path):
+    """--freeze: the named parameters end as loaded and their BatchNorm stays in eval mode (its running
+    statistics untouched); the rest trains."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 3))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.02, freeze=("0.", "1."))
+    Trainer(model, LeastSquares(), Pairs(), config, tmp_path, progress=False).fit()
+    after = model.state_dict()
+    for k in ("0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var"):
+        assert torch.equal(before[k], after[k]), k
+    assert not torch.equal(before["3.weight"], after["3.weight"])
+    with pytest.raises(ValueError, match="--freeze trunk. matches no parameter"):
+        Trainer(model, LeastSquares(), Pairs(), TrainConfig(freeze=("trunk.",)), tmp_path / "b", progress=False).fit()

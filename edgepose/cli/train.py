@@ -123,6 +123,9 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
         synthetic_videos: int = typer.Option(6, "--synthetic-videos", min=2, help="Videos in the synthetic set."),
         synthetic_frames: int = typer.Option(24, "--synthetic-frames", min=1, help="Frames per synthetic video."),
+        freeze: str = typer.Option(
+            None, "--freeze", help="Comma list of parameter-name prefixes to keep as loaded (no gradient, "
+            "BatchNorm in eval mode), e.g. trunk.conv1,trunk.layer to train on a MoveNet trunk."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
         as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ):
@@ -195,6 +198,7 @@ def register(app: typer.Typer) -> None:
                 epochs=epochs, batch_size=bs, lr=lr, steps_per_epoch=len(train_set) // bs, seed=seed,
                 device=device, checkpoint_every=checkpoint_every, num_workers=workers,
                 val_metric=PRIMARY_METRIC[train_split.format] if val_set is not None else "",
+                freeze=tuple(f.strip() for f in (freeze or "").split(",") if f.strip()),
             )
             lr_scale = layer_decay(model, spec.family, recipe.layer_decay) if recipe.layer_decay else None
 

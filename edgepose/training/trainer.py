@@ -52,10 +52,14 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps; 0 = only at epoch ends
     val_metric: str = ""  # key of the validation dict to select best.pt; "" = none
     val_mode: str = "max"
+    # parameter-name prefixes kept as loaded: no gradient, and their modules stay in eval mode, so a
+    # pretrained trunk keeps its BatchNorm statistics (train mode would normalise by each batch)
+    freeze: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["milestones"] = list(self.milestones)
+        d["freeze"] = list(self.freeze)
         return d
 
 
@@ -260,6 +264,30 @@ class Trainer:
         return True
 
     # -- loop ------------------------------------------------------------------
+    def _apply_freeze(self) -> int:
+        """Turn gradients off under the ``freeze`` prefixes; how many tensors it froze."""
+        frozen = 0
+        for name, p in self.model.named_parameters():
+            if any(name.startswith(f) for f in self.cfg.freeze):
+                p.requires_grad_(False)
+                frozen += 1
+        if self.cfg.freeze and not frozen:
+            raise ValueError(f"--freeze {','.join(self.cfg.freeze)} matches no parameter of the model")
+        return frozen
+
+    def _frozen_modules(self) -> list[torch.nn.Module]:
+        """Modules whose parameters are all frozen (and that have some): kept in eval mode."""
+        if not self.cfg.freeze:
+            return []
+        out = []
+        for name, module in self.model.named_modules():
+            params = list(module.parameters(recurse=True))
+            if params and all(not p.requires_grad for p in params) and any(
+                name.startswith(f.rstrip(".")) for f in self.cfg.freeze
+            ):
+                out.append(module)
+        return out
+
     def fit(self, resume: bool = True) -> TrainState:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -268,6 +296,7 @@ class Trainer:
         self.model.to(self.device)
         if self._task_module is not None:
             self._task_module.to(self.device)
+        self._apply_freeze()
         self.optimizer = _make_optimizer(cfg, self._named_parameters(), self.lr_scale)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp and self.amp_dtype == torch.float16 else None
         self.out.mkdir(parents=True, exist_ok=True)
@@ -280,6 +309,8 @@ class Trainer:
             while self.state.epoch < cfg.epochs:
                 epoch = self.state.epoch
                 self.model.train()
+                for module in self._frozen_modules():
+                    module.eval()
                 if self._task_module is not None:
                     self._task_module.train()
                 if hasattr(self.task, "set_epoch"):
