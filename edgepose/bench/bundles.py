@@ -117,6 +117,9 @@ def cached_bundle(
 ) -> Path:
     """The verified bundle directory of ``model`` (a zoo name or a model instance), exporting it if needed."""
     say = progress or (lambda msg: None)
+    from ..export.source import adopt_pretrained
+
+    model, weights = adopt_pretrained(model, weights, frames)  # "pretrained": the shipped weights
     key = bundle_key(model, weights, frames, format, precision, batch, init_seed)
     path = Path(root) if root is not None else cache_dir() / "bundles" / key
     if not refresh and _usable(path):

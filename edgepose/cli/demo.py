@@ -35,13 +35,18 @@ DEMO_SIZE = (640, 480)
 DEMO_PRESET = "easy"  # the preset the shipped weights trained on (benchmarks/results/train_synthetic_easy.md)
 
 
-def _model(name: str, say):
-    """(model, description): the shipped weights when present, else random weights with a warning."""
+def _model(name: str, say, weights: str | None = None):
+    """(model, description): ``weights`` (a checkpoint, or 'pretrained': the shipped ones, required);
+    by default the shipped weights when present, else random weights with a warning."""
     from ..zoo import create_model, get_spec
     from ..zoo.pretrained import list_pretrained, pretrained_info
 
     get_spec(name)
-    if name in list_pretrained():
+    if weights is not None and weights != "pretrained":
+        from .evaluate import build_for_weights
+
+        return build_for_weights(name, weights)[0].eval(), f"weights {weights}"
+    if name in list_pretrained() or weights == "pretrained":
         from ..zoo.pretrained import load_pretrained
 
         info = pretrained_info(name)
@@ -159,6 +164,7 @@ def run_demo(
     device: str = "auto",
     detector: str | None = None,
     say=lambda m: None,
+    weights: str | None = None,
 ) -> dict:
     """The demo (see the module docstring); returns the summary it also writes to ``OUT/summary.json``."""
     from ..core.atomic import atomic_file
@@ -177,7 +183,7 @@ def run_demo(
     times: dict[str, float] = {}
 
     t = time.perf_counter()
-    net, weights = _model(model, say)
+    net, weights = _model(model, say, weights)
     say(f"model {model}: {weights}")
     res = export(net, out=out / "bundle", format=fmt, onnx_exporter="torchscript", progress=say)
     check = res.bundles[0].check
@@ -284,6 +290,10 @@ def register(app: typer.Typer) -> None:
             help="auto | nanodet | centernet | movenet_multipose | hog | onnx:PATH | boxes:JSONL "
             "(default: ground truth for the synthetic video, auto for --source).",
         ),
+        weights: str = typer.Option(
+            None, "--weights", help="'pretrained' (the shipped weights; the default where the model has "
+            "them) or a checkpoint."
+        ),
         quick: bool = typer.Option(False, "--quick", help="A 16-frame smoke run."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ):
@@ -295,7 +305,11 @@ def register(app: typer.Typer) -> None:
         """
         say = (lambda m: None) if as_json else (lambda m: err_console.print(f"[dim]{m}[/]"))
         with friendly_errors(), import_errors(), json_stdout(as_json):
-            s = run_demo(out, model, 16 if quick else frames, source, backend, device, detector, say)
+            if weights is not None:
+                from .evaluate import check_paths
+
+                check_paths(weights=weights)
+            s = run_demo(out, model, 16 if quick else frames, source, backend, device, detector, say, weights)
         timer, stats = s.pop("_timer"), s.pop("_stats")
         if as_json:
             print_json(s)

@@ -15,10 +15,16 @@ from ._common import console, err_console, friendly_errors, print_json
 
 def build_for_weights(name: str, weights: str, frames: int | None = None):
     """The model named ``name`` with ``weights`` loaded strictly; an edgepose checkpoint's own
-    config (e.g. frames=5) is applied first, and a single-frame stage's checkpoint gives that part."""
+    config (e.g. frames=5) is applied first, and a single-frame stage's checkpoint gives that part.
+    ``weights="pretrained"``: the shipped weights, at the crop size and window they were trained for."""
     from ..zoo import create_model, get_spec, load_weights
-    from ..zoo.checkpoints import FORMAT, check_model_name, read_checkpoint
+    from ..zoo.checkpoints import FORMAT, LoadReport, check_model_name, read_checkpoint
 
+    if str(weights) == "pretrained":
+        from ..export.source import adopt_pretrained
+
+        model, _ = adopt_pretrained(name, weights, frames)
+        return model, LoadReport("edgepose", name, len(model.state_dict()), meta=dict(model.pretrained))
     spec = get_spec(name)
     obj = read_checkpoint(weights)
     check_model_name(obj, name, f"checkpoint {str(weights)!r}")
@@ -34,6 +40,16 @@ def build_for_weights(name: str, weights: str, frames: int | None = None):
         model = model.single_frame_model()  # a single-frame stage's run (TAR-ViTPose's ViTPose)
     report = load_weights(model, obj, label=f"checkpoint {str(weights)!r}")
     return model, report
+
+
+def check_paths(weights: str | None = None, data: Path | str | None = None) -> None:
+    """One line for a missing checkpoint or dataset, before any heavy import (seconds of torch)."""
+    if weights is not None and str(weights) != "pretrained" and not Path(weights).is_file():
+        raise FileNotFoundError(
+            f"--weights {str(weights)!r} does not exist (a checkpoint file, or 'pretrained')"
+        )
+    if data is not None and str(data) != "synthetic" and not Path(data).exists():
+        raise FileNotFoundError(f"--data {str(data)!r} does not exist (a dataset directory)")
 
 
 def metrics_table(fmt: str, name: str, metrics: dict) -> Table:
@@ -53,7 +69,8 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_(
         model_name: str = typer.Argument(..., metavar="MODEL", help="Zoo model the weights belong to."),
-        weights: str = typer.Option(..., "--weights", help="Checkpoint (ours, e.g. OUT/best.pt, or official)."),
+        weights: str = typer.Option(..., "--weights", help="Checkpoint (ours, e.g. OUT/best.pt, or "
+                                    "official), or 'pretrained' for the shipped weights."),
         data: Path = typer.Option(..., "--data", help="Dataset directory (PoseTrack and/or COCO form)."),
         split: str = typer.Option("val", "--split", help="train | val."),
         data_format: str = typer.Option("auto", "--format", help="auto | posetrack | coco."),
@@ -66,19 +83,23 @@ def register(app: typer.Typer) -> None:
         """Evaluate MODEL with WEIGHTS: PoseTrack (Head Sho Elb Wri Hip Knee Ank Mean) or COCO (AP ... AR)."""
         import dataclasses
 
-        from ..training import datasets as D
-        from ..training.trainer import resolve_device
-        from ..training.validate import evaluate
-        from ..zoo import get_spec
-
         with friendly_errors():
+            check_paths(weights=weights, data=data)  # before the imports: a typo answers at once
+            from ..training import datasets as D
+            from ..training.trainer import resolve_device
+            from ..training.validate import evaluate
+            from ..zoo import get_spec
+
             if split not in D.SPLITS:
                 raise ValueError(f"--split must be one of {D.SPLITS}, got {split!r}")
             dev = resolve_device(device)
             model, report = build_for_weights(model_name, weights, frames)
             spec = get_spec(model_name)
-            if tuple(spec.frame_offsets) != tuple(model.frame_offsets):
-                spec = dataclasses.replace(spec, frame_offsets=tuple(model.frame_offsets))
+            # the crops and window the weights were built for (a checkpoint's or the shipped build's config)
+            if (tuple(spec.frame_offsets), tuple(spec.input_size)) != (tuple(model.frame_offsets),
+                                                                      tuple(model.input_size)):
+                spec = dataclasses.replace(spec, frame_offsets=tuple(model.frame_offsets),
+                                           input_size=tuple(model.input_size))
             part = D.load_split(data, split, spec, data_format)
             dataset = D.topdown_dataset(spec, part, train=False)
             metrics = evaluate(model, spec, part, dataset, batch_size=batch_size, device=dev, flip=flip_test)

@@ -117,10 +117,10 @@ def register(app: typer.Typer) -> None:
             "(dynamic where the format allows, else 1).",
         ),
         frames: int = typer.Option(None, "--frames", help="Window of a temporal model: 3 or 5."),
-        weights: Path = typer.Option(
+        weights: str = typer.Option(
             None,
             "--weights",
-            help="Checkpoint (edgepose or official layout); "
+            help="Checkpoint (edgepose or official layout), or 'pretrained' for the shipped weights; "
             "without it the model is randomly initialised (for testing the path).",
         ),
         no_verify: bool = typer.Option(False, "--no-verify", help="Skip the parity check against PyTorch."),
@@ -133,6 +133,9 @@ def register(app: typer.Typer) -> None:
         with friendly_errors(), import_errors():
             if frames is not None and frames not in _FRAMES:
                 raise ValueError(f"--frames must be 3 or 5, got {frames}")
+            from .evaluate import check_paths
+
+            check_paths(weights=weights)
             from ..export import export
 
             say = None if as_json else (lambda msg: err_console.print(f"[dim]{msg}[/]"))

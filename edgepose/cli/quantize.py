@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
     def quantize_cmd(
         model: str = typer.Argument(..., metavar="MODEL", help="Zoo model name (see `edgepose models`)."),
         out: Path = typer.Option(..., "--out", help="Bundle directory (several formats: OUT/<format>/)."),
-        weights: Path = typer.Option(None, "--weights", help="Trained checkpoint (edgepose or official layout)."),
+        weights: str = typer.Option(None, "--weights", help="Trained checkpoint (edgepose or official "
+                                    "layout), or 'pretrained' for the shipped weights."),
         method: str = typer.Option("ptq", "--method", help="ptq | qat."),
         data: str = typer.Option(..., "--data", help="Dataset directory (train split calibrates/trains, val "
                                  "split evaluates), or 'synthetic'."),
@@ -35,6 +36,9 @@ def register(app: typer.Typer) -> None:
     ):
         """Quantise MODEL to int8 for each format; report size, accuracy and latency against fp32."""
         with friendly_errors(), import_errors():
+            from .evaluate import check_paths
+
+            check_paths(weights=weights, data=data)
             from ..quantization import quantize
 
             scopes = None if float_scopes is None else [s.strip() for s in float_scopes.split(",") if s.strip()]

@@ -68,6 +68,29 @@ def state_sha256(model) -> str:
     return checkpoint_state_sha256(model.state_dict())
 
 
+PRETRAINED = "pretrained"
+
+
+def adopt_pretrained(model: str | Any, weights, frames: int | None = None):
+    """``weights="pretrained"``: the shipped weights (``edgepose.load_pretrained``) as a built model,
+    returned as ``(model, None)``, so export, quantize, eval, cached bundles and every CLI ``--weights``
+    mean the same thing by the word (and build the crop size and window the weights were trained
+    for). Other weights pass through unchanged."""
+    if weights is None or os.fspath(weights) != PRETRAINED:
+        return model, weights
+    if not isinstance(model, str):
+        raise ExportError("weights='pretrained' needs a model name (e.g. 'dsta_mnv2'), not a built model")
+    from ..zoo.pretrained import load_pretrained
+
+    net = load_pretrained(model)
+    if frames is not None and frames != len(net.frame_offsets):
+        raise ExportError(
+            f"the shipped {model} weights are a {len(net.frame_offsets)}-frame build; --frames {frames} "
+            "needs weights trained for it (a checkpoint)"
+        )
+    return net, None
+
+
 def build(
     model: str | Any,
     weights: str | os.PathLike | None = None,
@@ -75,7 +98,11 @@ def build(
     init_seed: int = DEFAULT_INIT_SEED,
     config: dict[str, Any] | None = None,
 ) -> Source:
-    """Build (or adopt) the model to export; ``frames`` only for temporal models."""
+    """Build (or adopt) the model to export; ``frames`` only for temporal models; ``weights`` a
+    checkpoint or ``"pretrained"`` (the shipped weights)."""
+    if weights is not None and os.fspath(weights) == PRETRAINED:
+        model, weights = adopt_pretrained(model, weights, frames)
+        frames = None  # checked against the shipped build's window
     if not isinstance(model, str):  # an already-built PoseModel
         if frames is not None or weights is not None:
             raise ExportError("pass frames/weights with a model name, not with a model instance")

@@ -162,6 +162,7 @@ def quantize(
     from .scopes import resolve
 
     say = progress or (lambda s: None)
+    model, weights = source_mod.adopt_pretrained(model, weights)  # weights="pretrained": the shipped ones
     if method not in METHODS:
         raise QuantizationError(f"method must be one of {METHODS}, got {method!r}")
     formats = resolve_formats(format)
