@@ -81,9 +81,9 @@ def test_run_writes_video_json_and_timing(tiny_bundle, video, tmp_path, mode):
         mode,
         "--out",
         out,
-        "--json",
+        "--json-out",
         js,
-        "--summary-json",
+        "--json",
     )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
@@ -175,9 +175,9 @@ def test_real_street_video_with_hog_forms_tracks(tiny_bundle, tmp_path):
         "hog",
         "--max-frames",
         frames,
-        "--json",
+        "--json-out",
         js,
-        "--summary-json",
+        "--json",
     )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
@@ -209,7 +209,7 @@ def test_model_with_shipped_weights_is_exported_once_and_run(video, tmp_path, mo
     monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
     clip, boxes = video
     args = ["run", clip, "--model", "dsta_mnv2", "--weights", "pretrained", "--detector", f"boxes:{boxes}",
-            "--summary-json"]
+            "--json"]
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     s = json.loads(first.stdout)

@@ -79,10 +79,11 @@ def timing_rows(timer: TotalsTimer, stats: RunStats) -> list[dict]:
 
 
 def timing_table(timer: TotalsTimer, stats: RunStats, title: str = "Per-stage timing") -> Table:
-    t = Table(
-        title=f"{title}: {stats.frames} frames in {stats.wall_s:.1f} s = {stats.fps:.1f} fps, "
-        f"{stats.poses} poses, {stats.tracks} tracks",
-        title_justify="left",
+    from ._common import new_table
+
+    t = new_table(
+        f"{title}: {stats.frames} frames in {stats.wall_s:.1f} s = {stats.fps:.1f} fps, "
+        f"{stats.poses} poses, {stats.tracks} tracks"
     )
     for col in ("stage", "calls", "ms/call", "ms/frame", "share"):
         t.add_column(col, justify="left" if col == "stage" else "right")

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._common import console, err_console, friendly_errors, print_json
+from ._common import console, err_console, friendly_errors, new_table, print_json
 
 
 def build_for_weights(name: str, weights: str, frames: int | None = None):
@@ -56,7 +56,8 @@ def metrics_table(fmt: str, name: str, metrics: dict) -> Table:
     from ..training.validate import COCO_COLUMNS, POSETRACK_COLUMNS
 
     columns = [title for _, title in POSETRACK_COLUMNS] if fmt == "posetrack" else list(COCO_COLUMNS)
-    table = Table(title=f"{'PoseTrack mAP (PCKh@0.5)' if fmt == 'posetrack' else 'COCO keypoint AP (OKS)'}, GT boxes")
+    what = "PoseTrack mAP (PCKh@0.5)" if fmt == "posetrack" else "COCO keypoint AP (OKS)"
+    table = new_table(f"{what}, GT boxes")
     table.add_column("Method")
     for c in columns:
         table.add_column(c, justify="right")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from ._common import console, err_console, friendly_errors, import_errors, print_json
+from ._common import console, err_console, friendly_errors, import_errors, new_table, print_json
 
 _FRAMES = (3, 5)
 
@@ -31,7 +30,7 @@ def _px(v) -> str:
 
 
 def _print_export(result) -> None:
-    table = Table(title=f"edgepose export {result.model} -> {result.out}")
+    table = new_table(f"edgepose export {result.model} -> {result.out}")
     for col in (
         "format",
         "stage",
@@ -73,7 +72,7 @@ def _print_export(result) -> None:
 
 
 def _print_checks(checks) -> None:
-    table = Table(title="edgepose verify")
+    table = new_table("edgepose verify")
     for col in ("bundle", "format", "stage", "backend/device", "max err (tol)", "kp px", "check", "why"):
         table.add_column(col)
     for c in checks:

@@ -53,10 +53,10 @@ def plan_outputs(source: Path, out: Path | None, images: list[Path]) -> dict:
 
 def classify(source: Path) -> list[Path]:
     """The images to predict on (empty: ``source`` is a video); one clear error for anything else."""
+    if not source.exists():  # before importing OpenCV and the SDK: a typo answers at once
+        raise FileNotFoundError(f"{str(source)!r} does not exist (an image, a folder of images or a video)")
     from ..sdk.results import IMAGE_SUFFIXES, image_files
 
-    if not source.exists():
-        raise FileNotFoundError(f"{str(source)!r} does not exist (an image, a folder of images or a video)")
     if source.is_dir():
         found = image_files(source)
         if not found:

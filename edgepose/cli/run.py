@@ -150,17 +150,18 @@ def register(app: typer.Typer) -> None:
             "movenet_multipose | hog | onnx:PATH | boxes:JSONL."
         ),
         out: Path = typer.Option(None, "--out", help="Annotated video (.mp4 or .avi)."),
-        json_out: Path = typer.Option(None, "--json", help="Poses as JSON lines (one per person per frame)."),
+        json_out: Path = typer.Option(
+            None, "--json-out", help="Poses as JSON lines (one per person per frame) in this file."
+        ),
         max_frames: int = typer.Option(None, "--max-frames", help="Stop after N frames."),
         no_smooth: bool = typer.Option(False, "--no-smooth", help="Turn off One-Euro keypoint smoothing."),
         show: bool = typer.Option(False, "--show", help="Show the annotated frames in a window (q quits)."),
         threads: int = typer.Option(None, "--threads", min=1, help="Runtime threads (>= 1)."),
-        summary_json: bool = typer.Option(
-            False, "--summary-json", help="Print the end-of-run summary as JSON."
-        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the end-of-run summary as JSON."),
+        summary_json: bool = typer.Option(False, "--summary-json", hidden=True, help="Old name of --json."),
     ):
         """Track people and estimate their poses through SOURCE; ends with a per-stage timing table."""
-
+        summary_json = summary_json or as_json
         say = None if summary_json else (lambda m: err_console.print(f"[dim]{m}[/]"))
         with friendly_errors(), import_errors(), json_stdout(summary_json):
             if mode not in MODES:
