@@ -71,6 +71,28 @@ def _escape(text: str) -> str:
 
 
 @contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Handle SIGTERM (``kill``, ``timeout``, a service manager) as Ctrl-C: the same KeyboardInterrupt
+    unwinds the loop, so the sinks finalise what was written and no ``.partial`` file is left behind
+    (an unhandled SIGTERM ends the process before any ``finally`` runs)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # signals go to the main thread only
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def import_errors():
     """A runtime or converter package that fails to import is a one-line error (exit 2) too."""
     try:

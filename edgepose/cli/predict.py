@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, err_console, friendly_errors, import_errors, print_json
+from ._common import console, err_console, friendly_errors, import_errors, print_json, sigterm_as_interrupt
 
 DEFAULT_MODEL = "dsta_mnv2"
 DEFAULT_OUT = Path("edgepose-predict")
@@ -145,7 +145,8 @@ def register(app: typer.Typer) -> None:
                 if images:
                     body = {"images": _predict_images(est, images, plan, say)}
                 else:
-                    body = {"video": str(source), **_predict_video(est, source, plan, max_frames)}
+                    with sigterm_as_interrupt():
+                        body = {"video": str(source), **_predict_video(est, source, plan, max_frames)}
             finally:
                 est.close()
         written = {k: str(v) for k, v in plan.items() if k != "kind"}

@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from . import _timing
-from ._common import console, err_console, friendly_errors, import_errors, print_json
+from ._common import console, err_console, friendly_errors, import_errors, print_json, sigterm_as_interrupt
 from ._timing import RunStats, timing_rows, timing_table
 
 MODES = ("auto", "online", "offline")
@@ -191,7 +191,8 @@ def register(app: typer.Typer) -> None:
                 src.close()
                 raise
             pipe.timer = _timing.TotalsTimer()
-            stats, tracks = _loop(pipe, src, out, json_out, max_frames, show, quiet=summary_json)
+            with sigterm_as_interrupt():
+                stats, tracks = _loop(pipe, src, out, json_out, max_frames, show, quiet=summary_json)
             if stats.frames == 0:
                 raise RuntimeError(
                     f"no frames could be read from {source!r}"
@@ -221,12 +222,23 @@ def register(app: typer.Typer) -> None:
         }
         if getattr(src, "skipped", 0):
             summary["skipped_frames"] = src.skipped
+            summary["gaps"] = [list(g) for g in getattr(src, "gaps", [])]
         est.close()
         if summary_json:
             print_json(summary)
             return
         console.print(f"[dim]{how}; sessions {sessions}; mode {pipe.mode}[/]")
         console.print(timing_table(pipe.timer, stats))
+        if summary.get("skipped_frames"):
+            gaps = summary["gaps"]
+            where = (
+                "; gaps (first frame, count): " + ", ".join(f"{a}+{n}" for a, n in gaps[:8])
+                + (f" and {len(gaps) - 8} more" if len(gaps) > 8 else "")
+                if gaps else ""
+            )
+            lost = summary["skipped_frames"]
+            console.print(f"[yellow]lost frames:[/] {lost} frames of {source!r} could not be decoded or "
+                          f"were missing{where}")
         for kind, p in (("video", out), ("poses", json_out)):
             if p is not None:
                 console.print(f"{kind}: {p}")

@@ -228,8 +228,11 @@ def check_combination(fmt: Format, precision: str, batch: int | None) -> None:
         raise ExportError(f"--batch must be >= 1 or 'dynamic', got {batch}")
 
 
+MAX_STATIC_BATCH = 256  # export traces an example batch of this size: memory grows with it
+
+
 def parse_batch(value: str | int | None) -> int | None:
-    """'dynamic' / None -> None (symbolic), '4' / 4 -> 4."""
+    """'dynamic' / None -> None (symbolic), '4' / 4 -> 4 (at most ``MAX_STATIC_BATCH``)."""
     if value is None or value == "dynamic":
         return None
     try:
@@ -238,6 +241,13 @@ def parse_batch(value: str | int | None) -> int | None:
         raise ExportError(f"--batch must be a positive integer or 'dynamic', got {value!r}") from None
     if n < 1:
         raise ExportError(f"--batch must be a positive integer or 'dynamic', got {value!r}")
+    if n > MAX_STATIC_BATCH:
+        raise ExportError(
+            f"--batch {n} is above {MAX_STATIC_BATCH}: the export builds and runs an example batch of that "
+            "size (its memory grows with it: --batch 100000 grew to 18 GB and was killed). A static batch is "
+            "for NPUs and fixed-shape runtimes (1-64 is usual); use --batch dynamic for a batch chosen at "
+            "run time"
+        )
     return n
 
 
