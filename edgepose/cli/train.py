@@ -94,6 +94,26 @@ def _check_resumable(out: Path, name: str, resume: bool) -> None:
         raise ValueError(f"{last} is a run of {ck_model}, not {name}; choose another --out or pass --no-resume")
 
 
+MIN_STEPS_PER_EPOCH = 4
+
+
+def fit_batch(asked: int | None, recipe_batch: int, crops: int, notes: list[str]) -> int:
+    """The batch size: ``--batch-size`` as given (it must fit the data), else the recipe's, shrunk on a
+    small dataset so an epoch has at least ``MIN_STEPS_PER_EPOCH`` steps (the papers' 512 on 40 crops
+    was zero steps and an error after the data had loaded)."""
+    if crops < 1:
+        raise ValueError("the training split has no person crops")
+    if asked is not None:
+        if asked > crops:
+            raise ValueError(f"--batch-size {asked} is larger than the {crops} training crops; pass at most {crops}")
+        return asked
+    bs = max(1, min(recipe_batch, crops // MIN_STEPS_PER_EPOCH))
+    if bs < recipe_batch:
+        notes.append(f"batch {bs}, not the recipe's {recipe_batch}: {crops} training crops make at least "
+                     f"{MIN_STEPS_PER_EPOCH} steps an epoch (--batch-size to choose)")
+    return bs
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
@@ -193,7 +213,7 @@ def register(app: typer.Typer) -> None:
                     val_set = D.topdown_dataset(spec, val_split, train=False)
                 except FileNotFoundError as e:
                     notes.append(f"no validation: {e}")
-            bs = batch_size or recipe.batch_size
+            bs = fit_batch(batch_size, recipe.batch_size, len(train_set), notes)
             config = recipe.config(
                 epochs=epochs, batch_size=bs, lr=lr, steps_per_epoch=len(train_set) // bs, seed=seed,
                 device=device, checkpoint_every=checkpoint_every, num_workers=workers,

@@ -299,7 +299,9 @@ class HogDetector:
     Frames shorter than ``min_height`` are upscaled first (the 64x128 window
     misses people under ~100 px). HOG boxes include a margin around the
     person; ``tighten`` (fraction of width, of height, per side) removes it.
-    Scores are the SVM margins, not probabilities.
+    ``score_threshold`` applies to the SVM margin m; the reported score is m / (1 + m), in [0, 1)
+    like every other detector's and the keypoints' (a margin of 1.89 was printed beside scores in
+    [0, 1]); it keeps the margins' order, so NMS and thresholds on it rank boxes the same way.
     """
 
     def __init__(
@@ -361,7 +363,8 @@ class HogDetector:
             axis=1,
         )
         keep = nms(boxes, scores, self.nms_threshold)
-        return Detections(clip_boxes(boxes[keep], w, h), scores[keep])
+        margins = np.maximum(scores[keep], 0.0)
+        return Detections(clip_boxes(boxes[keep], w, h), margins / (1.0 + margins))
 
 
 # -- boxes from the previous poses -----------------------------------------------------------------

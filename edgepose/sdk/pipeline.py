@@ -225,14 +225,20 @@ class VideoPipeline:
         video_out: str | os.PathLike | None = None,
         jsonl_out: str | os.PathLike | None = None,
         draw: bool = True,
-        overlay: bool = True,
+        overlay: bool | None = None,
         max_frames: int | None = None,
         **source_kw,
     ) -> Iterator[FrameResult]:
-        """Run over ``source`` (anything ``open_source`` takes), write the sinks, yield the results."""
+        """Run over ``source`` (anything ``open_source`` takes), write the sinks, yield the results.
+
+        ``overlay``: the FPS/timing panel on drawn frames. Default: on for a live source (someone is
+        watching the speed), off when writing a file's video (the panel covered a person in 480x360
+        footage, and a recording is for the poses)."""
         src = source if isinstance(source, Source) else open_source(source, **source_kw)
         mode = self.requested_mode if self.requested_mode != "auto" else ("online" if src.live else "offline")
         self.reset(mode)
+        if overlay is None:
+            overlay = bool(src.live)
         video = VideoSink(video_out, fps=src.fps) if video_out else None
         jsonl = JsonlSink(jsonl_out) if jsonl_out else None
         try:
