@@ -73,8 +73,9 @@ def main(argv=None) -> int:
             table.add(label, statistics.median(times), min(times), max(times),
                       ",".join(map(str, sorted(codes))), expected)
     table.seconds = time.perf_counter() - t0
-    table.notes.append("Before issue 18 on the same machine: --help 1.15 s, --version failed ('Missing command'), "
-                       "models 27.4 s (every call measured the zoo with torch), a missing checkpoint ~1-11 s.")
+    table.notes.append("Before issue 18 on the same machine: --help 1.15 s, --version failed ('Missing "
+                       "command'), models 27.4 s (every call measured the zoo with torch), a missing checkpoint "
+                       "~1-11 s.")
     if any(r[4] != str(r[5]) for r in table.rows):
         table.notes.append("An exit code differs from the expected one: see the rows.")
     from rich.console import Console

@@ -105,7 +105,9 @@ def fit_batch(asked: int | None, recipe_batch: int, crops: int, notes: list[str]
         raise ValueError("the training split has no person crops")
     if asked is not None:
         if asked > crops:
-            raise ValueError(f"--batch-size {asked} is larger than the {crops} training crops; pass at most {crops}")
+            raise ValueError(
+                f"--batch-size {asked} is larger than the {crops} training crops; pass at most {crops}"
+            )
         return asked
     bs = max(1, min(recipe_batch, crops // MIN_STEPS_PER_EPOCH))
     if bs < recipe_batch:
