@@ -210,3 +210,14 @@ def test_detectors_benchmark_runs_on_held_out_frames(tmp_path):
     assert recall["nanodet"] > recall["hog"]  # vtest's small walkers: HOG misses most of them
     assert set(teachers.column("teacher")) >= {"movenet_lightning", "blazepose_full"}
     assert [p.name for p in detectors.write(tmp_path)] == ["detectors.md", "detectors.json", "detectors.png"]
+
+
+def test_square_tiles_cover_wide_frames_and_leave_near_square_ones_whole():
+    from edgepose.external.tiling import square_tiles
+
+    assert square_tiles(768, 576) == [(0, 0, 768, 576)]  # 4:3: one squashed pass
+    tiles = square_tiles(1920, 1080)
+    assert tiles == [(0, 0, 1080, 1080), (840, 0, 1080, 1080)]  # 16:9: two overlapping squares
+    assert square_tiles(720, 1280) == [(0, 0, 720, 720), (0, 560, 720, 720)]  # portrait
+    wide = square_tiles(4000, 500, max_tiles=3)  # 8:1 with 3 tiles: they stretch to cover the frame
+    assert len(wide) == 3 and wide[-1][0] + wide[-1][2] == 4000 and wide[0][0] == 0

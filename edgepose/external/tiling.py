@@ -20,11 +20,13 @@ from ..sdk.types import Detections
 def square_tiles(width: int, height: int, max_tiles: int = 3) -> list[tuple[int, int, int, int]]:
     """(x, y, w, h) of overlapping tiles covering the frame along its long side.
 
-    A frame within 1.25:1 of square is one tile (squashed to the input); otherwise squares of the
+    A frame within 1.5:1 of square is one tile (squashed to the input): on vtest's 4:3 frames two
+    tiles plus the whole-frame pass cost 2.8x one pass for recall 0.91 vs 0.90
+    (benchmarks/results/detectors.md). Otherwise squares of the
     short side, evenly spread, overlapping; past ``max_tiles`` the tiles stretch to cover.
     """
     short, long_ = min(width, height), max(width, height)
-    if long_ <= 1.25 * short or max_tiles <= 1:
+    if long_ <= 1.5 * short or max_tiles <= 1:
         return [(0, 0, width, height)]
     n = min(max_tiles, int(np.ceil(long_ / short)))
     span = max(short, int(np.ceil(long_ / n)))
