@@ -214,3 +214,72 @@ def plot(table: Table, path) -> None:
     ax.set_title("Held-out real footage")
     ax.grid(alpha=0.3)
     save_figure(fig, path)
+
+
+def ap_against_teachers(
+    images: list[np.ndarray], predicted: dict[str, list[np.ndarray]], threads: int | None = None
+) -> dict:
+    """COCO AP (13 shared joints) of each entry of ``predicted`` on ``images`` against labels made
+    on the spot by ``edgepose label``'s default teachers and detector; with the mean-pose floor and
+    MoveNet Lightning on the labels' boxes beside them.
+
+    ``predicted[name][k]``: (N, 17, 3) COCO-17 x, y, score of image k (any boxes: OKS matches).
+    Returns {name: AP in %, ..., "mean pose": ..., "movenet_lightning": ..., "people": count}.
+    """
+    from ..data.pseudo_labels import LabelConfig, Labeller
+    from ..eval.coco_ap import coco_keypoint_ap
+    from ..external.registry import load_teacher
+
+    labeller = Labeller(LabelConfig(), threads=threads)
+    images_gt, anns, boxes_per = [], [], []
+    for k, img in enumerate(images):
+        people = [p for p in labeller.persons(img) if not p["ignore"]]
+        images_gt.append({"id": k, "width": img.shape[1], "height": img.shape[0]})
+        boxes_per.append(np.array([p["box"] for p in people], np.float32).reshape(-1, 4))
+        for p in people:
+            x1, y1, x2, y2 = p["box"]
+            kp = np.array(p["keypoints"], np.float64)[SHARED_IDX]
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": k,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "keypoints": kp.reshape(-1).tolist(),
+                    "num_keypoints": int((kp[:, 2] > 0).sum()),
+                }
+            )
+    if not anns:
+        return {"people": 0}
+    gt = {
+        "images": images_gt,
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "person", "keypoints": list(SHARED)}],
+    }
+    rel, n = np.zeros((len(SHARED), 2)), np.zeros((len(SHARED), 1))
+    for a in anns:
+        x, y, w, h = a["bbox"]
+        kp = np.array(a["keypoints"]).reshape(-1, 3)
+        ok = kp[:, 2:3] > 0
+        rel += ok * (kp[:, :2] - [x, y]) / [max(w, 1), max(h, 1)]
+        n += ok
+    mean = np.zeros((17, 2))
+    mean[SHARED_IDX] = rel / np.maximum(n, 1)
+    lightning = load_teacher("movenet_lightning", threads=threads)
+    rows = dict(predicted)
+    rows["mean pose"] = [mean_pose(mean)(img, b) for img, b in zip(images, boxes_per)]
+    rows["movenet_lightning"] = [
+        lightning(img, b) if len(b) else np.zeros((0, 17, 3)) for img, b in zip(images, boxes_per)
+    ]
+    out: dict = {"people": len(anns), "frames": len(images)}
+    sigmas = COCO17.sigmas[SHARED_IDX]
+    for name, per_image in rows.items():
+        preds = [
+            {"image_id": k, "keypoints": p[SHARED_IDX, :2], "scores": np.clip(p[SHARED_IDX, 2], 0, 1)}
+            for k, kp in enumerate(per_image)
+            for p in np.asarray(kp, np.float64).reshape(-1, 17, 3)
+        ]
+        out[name] = 100 * coco_keypoint_ap(preds, gt, sigmas=sigmas)["AP"] if preds else 0.0
+    return out
