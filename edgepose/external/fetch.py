@@ -174,13 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-convert", action="store_true", help="fetch only; do not convert TF.js models")
     ap.add_argument("--strict", action="store_true", help="exit 1 when any piece is missing")
     args = ap.parse_args(argv)
-    dest = Path(args.dest)
-    dest.mkdir(parents=True, exist_ok=True)
     wanted = args.only or [*FILES, *CONVERSIONS]
     unknown = [n for n in wanted if n not in FILES and n not in CONVERSIONS]
     if unknown:
         print(f"error: unknown file(s) {unknown}; known: {sorted([*FILES, *CONVERSIONS])}", file=sys.stderr)
         return 2
+    dest = Path(args.dest)
+    dest.mkdir(parents=True, exist_ok=True)
     convs = [n for n in wanted if n in CONVERSIONS] if not args.no_convert else []
     needed = {n for n in wanted if n in FILES}
     for c in convs:  # a conversion needs its sources and the frames it is checked on
