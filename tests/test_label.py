@@ -141,3 +141,28 @@ def test_cli_label_refuses_bad_input_in_one_line(tmp_path):
     video = clip(tmp_path / "walk.avi", frames=2)
     r = runner.invoke(app, ["label", str(video), "--out", str(tmp_path / "o"), "--val", "run:0.3"])
     assert r.exit_code == 2 and "match no input" in r.output
+
+
+def test_a_coco17_video_model_is_scored_by_coco_ap(tmp_path):
+    """PoseTrack mAP needs head_top/head_bottom for its head size; a COCO-17 model on PoseTrack-form
+    video (the real-footage labels) is scored by COCO AP instead of a meaningless 0 mAP."""
+    from edgepose.training.validate import metric_format, primary_metric
+
+    assert metric_format("posetrack", "coco17") == "coco" and primary_metric("posetrack", "coco17") == "AP"
+    assert (
+        metric_format("posetrack", "posetrack17") == "posetrack" and primary_metric("coco", "coco17") == "AP"
+    )
+    video = clip(tmp_path / "walk.avi")
+    out = tmp_path / "labels"
+    label_videos([VideoJob(video, "walk", val_tail=0.5)], out, labeller=FakeLabeller())
+    from edgepose.zoo import create_model
+    from edgepose.zoo.checkpoints import save_checkpoint
+
+    ck = save_checkpoint(create_model("dsta_mnv2_coco_tiny"), tmp_path / "w.pt")
+    r = CliRunner().invoke(
+        app,
+        ["eval", "dsta_mnv2_coco_tiny", "--weights", str(ck), "--data", str(out), "--split", "val", "--json"],
+    )
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout[r.stdout.index("{") :])
+    assert result["format"] == "posetrack" and "AP" in result["metrics"] and "mAP" not in result["metrics"]

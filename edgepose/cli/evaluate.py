@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
             check_paths(weights=weights, data=data)  # before the imports: a typo answers at once
             from ..training import datasets as D
             from ..training.trainer import resolve_device
-            from ..training.validate import evaluate
+            from ..training.validate import evaluate, metric_format
             from ..zoo import get_spec
 
             if split not in D.SPLITS:
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
             return
         err_console.print(f"[dim]{model_name}: {report.loaded} tensors from {weights} ({report.source}); "
                           f"{len(dataset)} crops of {part.path}[/]")
-        console.print(metrics_table(part.format, model_name, metrics))
+        console.print(metrics_table(metric_format(part.format, spec.layout), model_name, metrics))
 
 
 def table_text(fmt: str, name: str, metrics: dict) -> str:

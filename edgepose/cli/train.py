@@ -156,7 +156,7 @@ def register(app: typer.Typer) -> None:
         from ..training.recipes import get_recipe, layer_decay, recipe_for, trained_part
         from ..training.tasks import build_task
         from ..training.trainer import Trainer, resolve_device, seed_everything
-        from ..training.validate import PRIMARY_METRIC, evaluate
+        from ..training.validate import evaluate, primary_metric
         from ..zoo import create_model, get_spec
 
         with friendly_errors():
@@ -219,7 +219,7 @@ def register(app: typer.Typer) -> None:
             config = recipe.config(
                 epochs=epochs, batch_size=bs, lr=lr, steps_per_epoch=len(train_set) // bs, seed=seed,
                 device=device, checkpoint_every=checkpoint_every, num_workers=workers,
-                val_metric=PRIMARY_METRIC[train_split.format] if val_set is not None else "",
+                val_metric=primary_metric(train_split.format, spec.layout) if val_set is not None else "",
                 freeze=tuple(f.strip() for f in (freeze or "").split(",") if f.strip()),
             )
             lr_scale = layer_decay(model, spec.family, recipe.layer_decay) if recipe.layer_decay else None

@@ -131,16 +131,16 @@ def score(evalset: EvalSet, keypoints: np.ndarray, scores: np.ndarray) -> dict:
     """The format metric, PCKh@0.5 and PCK@0.2 (box) of crop-pixel predictions, in percent."""
     from ..eval.pck import pck
     from ..eval.predictions import Prediction
-    from ..training.validate import PRIMARY_METRIC, metrics_of
+    from ..training.validate import metrics_of, primary_metric
 
     frame_kp = np.stack([transform_points(k, m) for k, m in zip(keypoints, evalset.inverse)])
     preds = [Prediction(int(i), frame_kp[n], scores[n].astype(np.float64)) for n, i in enumerate(evalset.image_ids)]
-    fmt = evalset.split.format
-    metrics = metrics_of(fmt, preds, evalset.split.records, evalset.spec.layout)
-    layout = evalset.spec.layout
+    fmt, layout = evalset.split.format, evalset.spec.layout
+    metrics = metrics_of(fmt, preds, evalset.split.records, layout)
+    primary = primary_metric(fmt, layout)
     return {
-        "metric_name": "PoseTrack mAP" if fmt == "posetrack" else "COCO AP",
-        "metric": _num(metrics[PRIMARY_METRIC[fmt]]),
+        "metric_name": "PoseTrack mAP" if primary == "mAP" else "COCO AP",
+        "metric": _num(metrics[primary]),
         "pckh@0.5": _num(pck(frame_kp, evalset.gt, evalset.mask, evalset.head, 0.5, layout).mean),
         "pck@0.2": _num(pck(frame_kp, evalset.gt, evalset.mask, evalset.box, 0.2, layout).mean),
     }

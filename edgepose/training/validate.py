@@ -31,6 +31,21 @@ COCO_COLUMNS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
 PRIMARY_METRIC = {"posetrack": "mAP", "coco": "AP"}
 
 
+def metric_format(fmt: str, layout: str) -> str:
+    """The metric a split is scored by: PoseTrack mAP needs head_top/head_bottom for its head size,
+    so a layout without them (a COCO-17 model on PoseTrack-form video) is scored by COCO AP."""
+    from ..core.keypoints import get_layout
+
+    names = get_layout(layout).names
+    if fmt == "posetrack" and not ("head_top" in names and "head_bottom" in names):
+        return "coco"
+    return fmt
+
+
+def primary_metric(fmt: str, layout: str) -> str:
+    return PRIMARY_METRIC[metric_format(fmt, layout)]
+
+
 def _inputs(batch: dict) -> torch.Tensor:
     return batch["frames"] if "frames" in batch else batch["image"]
 
@@ -67,7 +82,8 @@ def predict(model, spec, dataset, batch_size: int = 32, device: str | torch.devi
 
 
 def metrics_of(fmt: str, predictions: list[Prediction], ground_truth, layout: str) -> dict[str, Any]:
-    """The format's metric table as a flat dict; the primary metric under ``PRIMARY_METRIC[fmt]``."""
+    """The format's metric table as a flat dict; the primary metric under ``primary_metric(fmt, layout)``."""
+    fmt = metric_format(fmt, layout)
     if fmt == "posetrack":
         from ..eval.posetrack_map import posetrack_map
 
