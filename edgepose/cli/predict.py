@@ -16,7 +16,14 @@ import typer
 
 from ._common import console, err_console, friendly_errors, import_errors, print_json, sigterm_as_interrupt
 
-DEFAULT_MODEL = "dsta_mnv2"
+DEFAULT_MODEL = "dsta_mnv2_coco"  # the shipped weights distilled on real footage
+FALLBACK_MODEL = "dsta_mnv2"  # synthetic-only weights, where an install lacks the real ones
+
+
+def default_model() -> str:
+    from ..zoo.pretrained import list_pretrained
+
+    return DEFAULT_MODEL if DEFAULT_MODEL in list_pretrained() else FALLBACK_MODEL
 DEFAULT_OUT = Path("edgepose-predict")
 VIDEO_SUFFIXES = (".mp4", ".avi")
 
@@ -133,7 +140,7 @@ def register(app: typer.Typer) -> None:
             from .run import backend_format, open_estimator, resolve_bundle
 
             fmt = backend_format(backend)
-            name = None if bundle is not None else (model or DEFAULT_MODEL)
+            name = None if bundle is not None else (model or default_model())
             weights = None if bundle is not None else (weights or "pretrained")
             path, how = resolve_bundle(bundle, name, weights, None, fmt, say)
             say(how)
