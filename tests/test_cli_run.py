@@ -219,3 +219,13 @@ def test_model_with_shipped_weights_is_exported_once_and_run(video, tmp_path, mo
     again = invoke(*args)
     assert again.exit_code == 0 and json.loads(again.stdout)["bundle"] == s["bundle"]
     assert manifest.stat().st_mtime_ns == stamp  # reused, not exported again
+
+
+def test_load_runs_an_onnx_bundle_with_another_backend(tiny_bundle):
+    """edgepose.load(..., backend=) picks the runtime (it raised a duplicate-keyword TypeError)."""
+    from edgepose.runtimes.bundle import load
+
+    b = load(tiny_bundle, backend="openvino", device="cpu")
+    assert {s.backend for s in b.sessions.values()} == {"openvino"}
+    with pytest.raises(ValueError, match="does not read .onnx"):
+        load(tiny_bundle, backend="tflite", device="cpu")

@@ -53,9 +53,10 @@ def bundle_root_formats(path: str | os.PathLike) -> dict[str, Path]:
     }
 
 
-def session_options(manifest: Manifest, stage: str) -> dict:
-    """Backend-specific session options a bundle implies (OpenVINO: exact precision hint, ONNX I/O names)."""
-    if manifest.format == "openvino":
+def session_options(manifest: Manifest, stage: str, backend: str | None = None) -> dict:
+    """Backend-specific session options a bundle implies (OpenVINO, reading an IR or an ONNX bundle:
+    exact precision hint and the manifest's I/O names among the several it keeps per tensor)."""
+    if (backend or FORMAT_BACKENDS[manifest.format]) == "openvino":
         entry = manifest.stage(stage)
         return {"precision": manifest.precision, "names": [*entry.input_names, *entry.output_names]}
     return {}
@@ -221,9 +222,14 @@ def load(
     format: str | None = None,  # noqa: A002 - the user-facing word
     allow_fallback: bool = False,
     stages: list[str] | None = None,
+    backend: str | None = None,
     **options,
 ) -> Bundle:
-    """Open a bundle (or pick one from an ``--format all`` root) with one Session per stage."""
+    """Open a bundle (or pick one from an ``--format all`` root) with one Session per stage.
+
+    ``backend``: a runtime other than the format's own that reads its files (OpenVINO reads ONNX
+    bundles); open_session refuses one that cannot, naming what it reads.
+    """
     from . import open_session
 
     root = Path(path)
@@ -236,13 +242,13 @@ def load(
     manifest = read_manifest(root)
     if format is not None and manifest.format != format:
         raise ManifestError(f"{str(root)!r} is a {manifest.format} bundle, not {format}")
-    backend = FORMAT_BACKENDS[manifest.format]
+    backend = backend or FORMAT_BACKENDS[manifest.format]
     sessions = {}
     try:
         for entry in manifest.stages:
             if stages is not None and entry.name not in stages:
                 continue
-            opts = {**session_options(manifest, entry.name), **options}
+            opts = {**session_options(manifest, entry.name, backend), **options}
             sessions[entry.name] = open_session(
                 root / entry.file, backend=backend, device=device, allow_fallback=allow_fallback, **opts
             )
