@@ -64,15 +64,18 @@ def _score(model, clip):
             len(ds))
 
 
+REAL = {"dsta_mnv2_coco"}  # distilled on real footage (benchmarks/distil_real.py)
+
+
 def test_shipped_set_and_size():
     names = list_pretrained()
-    assert "dsta_mnv2" in names and len(names) >= 2, names
-    assert set(names) <= set(FLOORS)
+    assert {"dsta_mnv2", "dsta_mnv2_coco"} <= set(names), names
+    assert set(names) <= set(FLOORS) | REAL
     total = sum((WEIGHTS_DIR / pretrained_info(n)["file"]).stat().st_size for n in names)
     assert total < 15e6, f"shipped weights take {total / 1e6:.1f} MB"
     for n in names:
         info = pretrained_info(n)
-        assert "synthetic" in info["trained_on"]
+        assert ("real footage" if n in REAL else "synthetic") in info["trained_on"]
         stored = read_checkpoint(WEIGHTS_DIR / info["file"])
         assert stored["model"] == n and stored["config"]
         floats = [v for v in stored["state_dict"].values() if v.is_floating_point()]
@@ -112,3 +115,39 @@ def test_damaged_or_missing_files_fail_clearly(tmp_path):
         load_pretrained(name, copy)
     with pytest.raises(PretrainedError, match="no pretrained weights for 'nope'; shipped: .*dsta_mnv2"):
         load_pretrained("nope")
+
+
+def test_real_weights_are_the_zoo_size_and_see_real_people():
+    """dsta_mnv2_coco's shipped weights: the size `edgepose models` lists, and on a real street frame
+    their joints sit where MoveNet Thunder puts them (the synthetic weights' do not)."""
+    import cv2
+
+    from edgepose.bench.bundles import cached_bundle
+    from edgepose.bench.real_world import SHARED_IDX, bundle_model
+    from edgepose.core.assets import asset_path, missing_reason
+    from edgepose.external import check
+    from edgepose.external.registry import load_detector, load_teacher
+    from edgepose.zoo import get_spec
+
+    info = pretrained_info("dsta_mnv2_coco")
+    assert info["input_size"] == list(get_spec("dsta_mnv2_coco").input_size) == [256, 192]
+    assert info["metrics"]["AP"] > info["metrics"]["mean pose AP"] + 30
+    for name in ("vtest.avi", "movenet-multipose.onnx", "movenet-thunder.onnx"):
+        if asset_path(name) is None or not check.available(name):
+            pytest.skip(missing_reason(name))
+    cap = cv2.VideoCapture(str(asset_path("vtest.avi")))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 700)  # in the held-out last 30%
+    ok, frame = cap.read()
+    cap.release()
+    boxes = load_detector("movenet_multipose")(frame).boxes
+    ref = load_teacher("movenet_thunder")(frame, boxes)
+    heights = (boxes[:, 3] - boxes[:, 1])[:, None]
+    sure = ref[..., 2] > 0.3
+    sure[:, [j for j in range(17) if j not in SHARED_IDX]] = False  # the 13 joints both layouts have
+    for name, limit in (("dsta_mnv2_coco", 0.08), ("dsta_mnv2", None)):
+        got = bundle_model(cached_bundle(load_pretrained(name)), threads=None)(frame, boxes)
+        err = float(np.median((np.linalg.norm(got[..., :2] - ref[..., :2], axis=-1) / heights)[sure]))
+        if limit is not None:
+            assert err < limit, (name, err)
+        else:
+            assert err > 0.08, (name, err)  # the synthetic weights never saw a real person
