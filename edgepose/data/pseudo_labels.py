@@ -35,6 +35,7 @@ from .. import __version__
 from ..core.atomic import atomic_file
 from ..core.keypoints import COCO17
 from ..data.synth_dataset import category, image_id
+from ..external.check import file_sha256
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -170,14 +171,6 @@ def _scaled(img: np.ndarray, max_side: int) -> np.ndarray:
     return img if s >= 1 else cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # -- the run ------------------------------------------------------------------------------------------
 def _done_frames(work: Path) -> list[dict]:
     """Frames already processed (a torn last line from a kill is dropped)."""
@@ -234,7 +227,7 @@ def label_videos(
         rows = _label_one(job, out, config, labeller, progress)
         sources[job.name] = {
             "file": str(job.path),
-            "sha256": _sha256(job.path),
+            "sha256": file_sha256(job.path),
             "frames": len(rows),
             "val_tail": job.val_tail,
         }

@@ -11,7 +11,6 @@ which ``edgepose.external.check`` reads before the model is allowed to run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ import cv2
 import numpy as np
 
 from ..core.atomic import atomic_file
+from .check import file_sha256
 from .sources import FILES, PACKAGES
 
 # The conversion venv and node modules are caches outside the repository: a fresh clone on the
@@ -115,11 +115,7 @@ CONVERSIONS: dict[str, Conversion] = {
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(Path(path))
 
 
 def _bins(src_json: Path) -> list[str]:
@@ -137,8 +133,10 @@ def converter_python(say=print) -> Path:
         return py
     say(f"making the conversion venv {venv} ({', '.join(CONVERTER_PINS)}; ~1 min)")
     shutil.rmtree(venv, ignore_errors=True)
-    _run([sys.executable, "-m", "venv", str(venv)], "python -m venv")
-    _run([str(py), "-m", "pip", "install", "-q", *CONVERTER_PINS], f"pip install {' '.join(CONVERTER_PINS)}")
+    run_tool([sys.executable, "-m", "venv", str(venv)], "python -m venv")
+    run_tool(
+        [str(py), "-m", "pip", "install", "-q", *CONVERTER_PINS], f"pip install {' '.join(CONVERTER_PINS)}"
+    )
     stamp.write_text("\n".join(CONVERTER_PINS))
     return py
 
@@ -157,7 +155,7 @@ def tfjs_modules(say=print) -> Path:
     say(f"installing TF.js ({', '.join(TFJS_PINS)}) into {root}")
     root.mkdir(parents=True, exist_ok=True)
     (root / "package.json").write_text('{"name": "edgepose-tfjs-reference", "private": true}\n')
-    _run(
+    run_tool(
         ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(root), *TFJS_PINS],
         "npm install",
     )
@@ -165,14 +163,25 @@ def tfjs_modules(say=print) -> Path:
     return mods
 
 
-def _run(cmd: list[str], what: str, env: dict | None = None) -> str:
+def run_tool(
+    cmd: list[str],
+    what: str,
+    error: type[Exception] | None = None,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    timeout: float = 1800,
+) -> str:
+    """Run a tool quietly; a failure raises ``error`` with one line: what failed and its last words."""
+    error = error or ConversionError
     try:
-        r = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=1800)
+        r = subprocess.run(
+            cmd, check=False, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise ConversionError(f"{what} could not run: {e}") from None
+        raise error(f"{what} could not run: {e}") from None
     if r.returncode != 0:
         tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise ConversionError(f"{what} failed (exit {r.returncode}): {tail[0]}")
+        raise error(f"{what} failed (exit {r.returncode}): {tail[0]}")
     return r.stdout
 
 
@@ -188,7 +197,9 @@ def tfjs_reference(model_json: Path, feeds: dict[str, tuple[np.ndarray, str]], o
             req["inputs"][name] = {"dtype": dtype, "shape": list(arr.shape), "file": str(f)}
         (Path(tmp) / "req.json").write_text(json.dumps(req))
         env = {**os.environ, "NODE_PATH": str(node_modules)}
-        _run(["node", str(script), str(model_json), str(Path(tmp) / "req.json")], "TF.js reference", env)
+        run_tool(
+            ["node", str(script), str(model_json), str(Path(tmp) / "req.json")], "TF.js reference", env=env
+        )
         shapes = json.loads((Path(tmp) / "shapes.json").read_text())
         return [np.fromfile(Path(tmp) / f"{i}.bin", np.float32).reshape(s) for i, s in enumerate(shapes)]
 
@@ -278,7 +289,9 @@ def convert(name: str, assets: Path, say=print, force: bool = False) -> Path:
     script = Path(__file__).with_name("tfjs_to_onnx.py")
     with tempfile.TemporaryDirectory(prefix="edgepose-convert-", dir=assets) as tmp:
         raw = Path(tmp) / name
-        _run([str(py), str(script), str(src), str(raw), "--opset", str(OPSET)], f"tf2onnx on {conv.source}")
+        run_tool(
+            [str(py), str(script), str(src), str(raw), "--opset", str(OPSET)], f"tf2onnx on {conv.source}"
+        )
         worst = compare(raw, conv, assets, reference_images(assets), mods)
         model = onnx.load(str(raw))
         first = FILES[conv.source]

@@ -14,7 +14,6 @@ import argparse
 import glob
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -22,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 from ..core.atomic import atomic_file
-from .convert import CACHE, CONVERSIONS, ConversionError, convert, sha256_file
+from .convert import CACHE, CONVERSIONS, ConversionError, convert, run_tool, sha256_file
 from .sources import FILES, PACKAGES, Package
 
 
@@ -31,13 +30,7 @@ class FetchError(RuntimeError):
 
 
 def _quiet(cmd: list[str], cwd: Path) -> None:
-    try:
-        r = subprocess.run(cmd, check=False, cwd=cwd, capture_output=True, text=True, timeout=900)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise FetchError(f"{cmd[0]} could not run: {e}") from None
-    if r.returncode != 0:
-        last = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise FetchError(f"`{' '.join(cmd[:3])} ...` failed: {last[0]}")
+    run_tool(cmd, f"`{' '.join(cmd[:3])} ...`", FetchError, cwd=cwd, timeout=900)
 
 
 def _npm(pkg: Package, into: Path) -> Path:
