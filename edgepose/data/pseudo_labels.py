@@ -301,7 +301,7 @@ def _write_video(job: VideoJob, v: int, rows: list[dict], out: Path, coco: dict,
     parts: dict[str, dict] = {}
     for row in rows:
         t = row["frame"]
-        persons = [p for p in row["persons"]]
+        persons = row["persons"]
         boxes = np.array([p["box"] for p in persons], np.float64).reshape(-1, 4)
         kps = np.array([p["keypoints"] for p in persons], np.float64).reshape(-1, 17, 3)
         kps[..., 2] = kps[..., 2] > 0
