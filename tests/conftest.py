@@ -23,3 +23,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A dsta_mnv2_tiny ONNX bundle (seed 0, unverified), exported once for the tests that only read
+    it (run, predict, interrupts); tests that damage a bundle copy it first."""
+    import torch
+
+    from edgepose.export import export
+    from edgepose.zoo import create_model
+
+    out = tmp_path_factory.mktemp("bundle") / "tiny"
+    torch.manual_seed(0)
+    export(create_model("dsta_mnv2_tiny").eval(), out=out, format="onnx", onnx_exporter="torchscript", verify=False)
+    return out

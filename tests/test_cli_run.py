@@ -26,23 +26,6 @@ FRAMES, PERSONS = 12, 2
 
 
 @pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory):
-    from edgepose.export import export
-    from edgepose.zoo import create_model
-
-    out = tmp_path_factory.mktemp("run") / "tiny"
-    torch.manual_seed(0)
-    export(
-        create_model("dsta_mnv2_tiny").eval(),
-        out=out,
-        format="onnx",
-        onnx_exporter="torchscript",
-        verify=False,
-    )
-    return out
-
-
-@pytest.fixture(scope="module")
 def video(tmp_path_factory):
     """A short mp4 with two people-sized blobs and a JSON-lines file of their boxes."""
     d = tmp_path_factory.mktemp("video")
@@ -53,8 +36,7 @@ def video(tmp_path_factory):
     w.release()
     with open(d / "boxes.jsonl", "w") as f:
         for i, boxes in enumerate(clip.boxes):
-            for b in boxes:
-                f.write(json.dumps({"frame": i, "box": b.tolist(), "box_score": 0.9}) + "\n")
+            f.writelines(json.dumps({"frame": i, "box": b.tolist(), "box_score": 0.9}) + "\n" for b in boxes)
     return d / "clip.mp4", d / "boxes.jsonl"
 
 

@@ -26,18 +26,6 @@ BOXES = np.array([[40, 20, 120, 220], [180, 30, 260, 230]], np.float32)
 
 
 @pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory):
-    from edgepose.export import export
-    from edgepose.zoo import create_model
-
-    out = tmp_path_factory.mktemp("predict") / "tiny"
-    torch.manual_seed(0)
-    export(create_model("dsta_mnv2_tiny").eval(), out=out, format="onnx", onnx_exporter="torchscript",
-           verify=False)
-    return out
-
-
-@pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """Two 'photos' and a boxes file naming the two people in frame 0 (what a detector would give)."""
     d = tmp_path_factory.mktemp("photos")
@@ -45,8 +33,7 @@ def photos(tmp_path_factory):
     cv2.imwrite(str(d / "a.png"), clip.frames[0])
     cv2.imwrite(str(d / "b.jpg"), clip.frames[1])
     with open(d.parent / "boxes.jsonl", "w") as f:
-        for b in clip.boxes[0]:
-            f.write(json.dumps({"frame": 0, "box": b.tolist(), "box_score": 0.9}) + "\n")
+        f.writelines(json.dumps({"frame": 0, "box": b.tolist(), "box_score": 0.9}) + "\n" for b in clip.boxes[0])
     return d, d.parent / "boxes.jsonl", clip
 
 
@@ -157,8 +144,7 @@ def test_cli_predict_video_has_poses_from_the_first_frame(tiny_bundle, tmp_path)
     w.release()
     with open(tmp_path / "b.jsonl", "w") as f:
         for i, bs in enumerate(clip.boxes):
-            for b in bs:
-                f.write(json.dumps({"frame": i, "box": b.tolist()}) + "\n")
+            f.writelines(json.dumps({"frame": i, "box": b.tolist()}) + "\n" for b in bs)
     args = ["predict", str(tmp_path / "c.mp4"), "--bundle", str(tiny_bundle), "--detector",
             f"boxes:{tmp_path / 'b.jsonl'}"]
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o.mp4")])

@@ -23,18 +23,6 @@ from edgepose.cli import app
 from edgepose.export.formats import MAX_STATIC_BATCH, ExportError, parse_batch
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory):
-    from edgepose.export import export
-    from edgepose.zoo import create_model
-
-    out = tmp_path_factory.mktemp("sig") / "tiny"
-    torch.manual_seed(0)
-    export(create_model("dsta_mnv2_tiny").eval(), out=out, format="onnx", onnx_exporter="torchscript",
-           verify=False)
-    return out
-
-
 def test_sigterm_finalises_the_video_like_ctrl_c(tiny_bundle, tmp_path):
     clip = make_clip(1, 4, size=(240, 320))
     src = tmp_path / "long.avi"  # long enough that the run is still going when the signal comes
