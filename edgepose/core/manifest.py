@@ -40,6 +40,9 @@ TENSOR_LAYOUTS = ("NCHW", "NHWC")
 COLOR_ORDERS = ("RGB", "BGR")
 DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int16", "int32", "int64", "bool")
 CODECS = tuple(CODEC_OUTPUTS)
+# what a bundle's first stage consumes: "crop" (one person crop per detected person: top-down, the
+# SDK needs a person detector) or "frame" (the whole frame, letterboxed: the model finds the people)
+INPUT_KINDS = ("crop", "frame")
 
 _FIX = "re-export the bundle with `edgepose export` (or correct the field by hand)"
 
@@ -478,6 +481,12 @@ class Manifest:
     # None in bundles exported before edgepose recorded them
     files: dict | None = None
     digest: str | None = None  # sha256 of this manifest's canonical JSON without it; set on writing
+    # "crop" (top-down: person crops) or "frame" (whole frames); bundles from before the field are "crop"
+    input_kind: str = "crop"
+    # how stages chain: {stage: {input: {"stage": earlier stage, "output": its output, "window": bool}}};
+    # "window": the input is that output stacked over the frame window (B, T, ...). Inputs not listed
+    # are the image or derived (extra["derived_inputs"]). Derived from the stages' I/O when not given.
+    chain: dict | None = None
 
     def __post_init__(self):
         if isinstance(self.keypoints, (str, KeypointLayout)):
@@ -485,6 +494,8 @@ class Manifest:
         for name in ("input_size", "mean", "std", "frame_offsets", "stages", "verification"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "extra", dict(self.extra))
+        if self.chain is None:
+            object.__setattr__(self, "chain", derive_chain(self.stages))
 
     # ---- convenience for runtimes
     @property
@@ -494,6 +505,15 @@ class Manifest:
     @property
     def is_temporal(self) -> bool:
         return len(self.frame_offsets) > 1
+
+    @property
+    def is_whole_frame(self) -> bool:
+        """The model takes whole frames and finds the people itself (no person detector)."""
+        return self.input_kind == "frame"
+
+    def stage_feeds(self, stage: str) -> dict[str, dict]:
+        """``{input: {"stage", "output", "window"}}``: which earlier stage output feeds each input of ``stage``."""
+        return dict((self.chain or {}).get(stage, {}))
 
     def stage(self, name: str) -> StageEntry:
         for s in self.stages:
@@ -634,6 +654,8 @@ class Manifest:
                 "extra": (extra, False),
                 "files": (_opt(files), False),
                 "digest": (_opt(_str, pattern=r"[0-9a-f]{64}"), False),
+                "input_kind": (lambda x, p: _str(x, p, INPUT_KINDS), False),
+                "chain": (_opt(_chain), False),
             },
         )
         if v.get("files") is not None:
@@ -653,6 +675,8 @@ class Manifest:
                 "re-export the bundle with `edgepose export`"
             )
         names = [s.name for s in v["stages"]]
+        if v.get("chain") is not None:
+            _check_chain(v["chain"], v["stages"])
         for i, ver in enumerate(v.get("verification", ())):
             if ver.stage not in names:
                 raise _bad(f"verification[{i}].stage", f"one of the stage names {names}", ver.stage)
@@ -661,7 +685,80 @@ class Manifest:
     def replace(self, **changes) -> Manifest:
         from dataclasses import replace
 
+        if "stages" in changes and "chain" not in changes:
+            changes["chain"] = None  # re-derived from the new stages
         return replace(self, **changes)
+
+
+# --------------------------------------------------------------------------- stage chaining
+
+
+def derive_chain(stages) -> dict:
+    """How stages chain, read off their I/O: an input of a later stage takes the earlier stage's output
+    of the same name, or of its name without ``_window`` (``memory_window`` <- ``memory``); it is a
+    window of that output when it has one more axis (B, T, ...). Never raises (old or odd bundles give
+    an empty or partial chain)."""
+    chain: dict[str, dict] = {}
+    try:
+        for i, st in enumerate(stages):
+            feeds = {}
+            for t in st.inputs:
+                for src in reversed(stages[:i]):
+                    by_name = {o.name: o for o in src.outputs}
+                    base = t.name[: -len("_window")] if t.name.endswith("_window") else None
+                    out = by_name.get(t.name) or (by_name.get(base) if base else None)
+                    if out is None:
+                        continue
+                    window = t.shape is not None and out.shape is not None
+                    window = window and len(t.shape) == len(out.shape) + 1
+                    feeds[t.name] = {"stage": src.name, "output": out.name, "window": bool(window)}
+                    break
+            if feeds:
+                chain[st.name] = feeds
+    except (AttributeError, TypeError):
+        return {}
+    return chain
+
+
+def _chain(value, path):
+    if not isinstance(value, Mapping):
+        raise _bad(path, "an object {stage: {input: {stage, output, window}}}", value)
+    out = {}
+    for stage, feeds in value.items():
+        q = f"{path}.{stage}"
+        if not isinstance(feeds, Mapping):
+            raise _bad(q, "an object {input: {stage, output, window}}", feeds)
+        out[stage] = {}
+        for name, rec in feeds.items():
+            r = f"{q}.{name}"
+            if not isinstance(rec, Mapping) or set(rec) != {"stage", "output", "window"}:
+                raise _bad(r, 'an object {"stage": name, "output": name, "window": bool}', rec)
+            if not isinstance(rec["window"], bool):
+                raise _bad(f"{r}.window", "true or false", rec["window"])
+            out[stage][name] = {
+                "stage": _str(rec["stage"], f"{r}.stage"),
+                "output": _str(rec["output"], f"{r}.output"),
+                "window": rec["window"],
+            }
+    return out
+
+
+def _check_chain(chain: dict, stages) -> None:
+    """Every chained input exists and is fed by an output of a stage that runs before it."""
+    order = [s.name for s in stages]
+    for stage, feeds in chain.items():
+        if stage not in order:
+            raise _bad(f"chain.{stage}", f"a stage name ({order})", stage)
+        entry = stages[order.index(stage)]
+        for name, rec in feeds.items():
+            if name not in entry.input_names:
+                raise _bad(f"chain.{stage}.{name}", f"an input of stage {stage!r} ({entry.input_names})", name)
+            src = rec["stage"]
+            if src not in order[: order.index(stage)]:
+                raise _bad(f"chain.{stage}.{name}.stage", f"a stage that runs before {stage!r}", src)
+            outs = stages[order.index(src)].output_names
+            if rec["output"] not in outs:
+                raise _bad(f"chain.{stage}.{name}.output", f"an output of stage {src!r} ({outs})", rec["output"])
 
 
 # --------------------------------------------------------------------------- files
@@ -762,6 +859,7 @@ __all__ = [
     "COLOR_ORDERS",
     "DTYPES",
     "FORMATS",
+    "INPUT_KINDS",
     "MANIFEST_NAME",
     "PRECISIONS",
     "SCHEMA_VERSION",
@@ -774,6 +872,7 @@ __all__ = [
     "TensorInfo",
     "Verification",
     "check_integrity",
+    "derive_chain",
     "manifest_path",
     "read_manifest",
     "write_manifest",

@@ -229,6 +229,7 @@ def _manifest(
         stages=tuple(StageEntry(s, a.files, a.inputs, a.outputs) for s, a in artifacts.items()),
         weights_sha256=src.weights_sha256,
         extra=extra,
+        input_kind=getattr(model, "input_kind", "crop"),
     )
 
 
