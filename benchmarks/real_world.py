@@ -14,6 +14,7 @@ import sys
 
 from rich.console import Console
 
+from edgepose.bench.real_loop import loop_fps
 from edgepose.bench.real_world import run
 from edgepose.bench.tables import RESULTS_DIR
 
@@ -43,15 +44,24 @@ def main(argv=None) -> int:
         "--max-frames", type=int, default=None, help="score at most N held-out frames (spread evenly)"
     )
     p.add_argument("--out", default=str(RESULTS_DIR))
+    p.add_argument(
+        "--loop-frames",
+        type=int,
+        default=60,
+        help="also run the whole loop on vtest's held-out tail with each detector (0: skip)",
+    )
     args = p.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 160)
     say = lambda m: console.print(f"[dim]{m}[/]")
-    table = run(
-        args.labels, bundles(args.model, say), threads=args.threads, max_frames=args.max_frames, progress=say
-    )
-    table.print(console)
-    for path in table.write(args.out):
-        console.print(f"wrote {path}")
+    models = bundles(args.model, say)
+    tables = [run(args.labels, models, threads=args.threads, max_frames=args.max_frames, progress=say)]
+    if args.loop_frames:
+        shipped = next((b for n, b in models.items() if n.endswith("(shipped)")), next(iter(models.values())))
+        tables.append(loop_fps(shipped, frames=args.loop_frames, threads=args.threads, progress=say))
+    for table in tables:
+        table.print(console)
+        for path in table.write(args.out):
+            console.print(f"wrote {path}")
     return 0
 
 
