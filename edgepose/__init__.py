@@ -1,7 +1,8 @@
 """edgepose: video pose models for edge devices.
 
 The top level imports nothing heavy: names resolve on first use, so device-side
-code (``edgepose.load``, ``PoseEstimator``, ``VideoPipeline``) runs with numpy,
+code (``edgepose.load``, ``PoseEstimator`` -- a ``TopDownEstimator`` or a
+``WholeFrameEstimator`` by the bundle --, ``VideoPipeline``) runs with numpy,
 opencv and one runtime installed, and torch loads only for the zoo, training
 and export.
 """
@@ -23,6 +24,8 @@ _PUBLIC = {
     "quantize": "edgepose.quantization.api:quantize",
     "load": "edgepose.runtimes.bundle:load",
     "PoseEstimator": "edgepose.sdk.estimator:PoseEstimator",
+    "TopDownEstimator": "edgepose.sdk.estimator:TopDownEstimator",
+    "WholeFrameEstimator": "edgepose.sdk.estimator:WholeFrameEstimator",
     "VideoPipeline": "edgepose.sdk.pipeline:VideoPipeline",
 }
 

@@ -1,4 +1,5 @@
-"""The on-device SDK: detectors, tracker, per-track ring buffers, smoothing, sources, sinks, drawing.
+"""The on-device SDK: detectors, tracker, per-track and per-stream ring buffers, smoothing, sources, sinks,
+drawing; top-down (person crops) and whole-frame estimators behind ``PoseEstimator``.
 
 Pure numpy + OpenCV (no torch): see DESIGN.md §1 for how the parts form the loop
 video -> detector -> tracker -> crop -> frame stage -> ring buffer -> temporal stage -> smooth.
@@ -16,10 +17,19 @@ from .detectors import (
     nms,
 )
 from .drawing import color_for, draw_detections, draw_overlay, draw_poses, draw_skeleton, timing_lines
-from .estimator import STAGE_PLANS, Crops, PoseEstimator
+from .estimator import (
+    STAGE_PLANS,
+    Crops,
+    FrameInput,
+    FramePoses,
+    PoseEstimator,
+    TopDownEstimator,
+    WholeFrameEstimator,
+    letterbox_matrix,
+)
 from .pipeline import FrameResult, VideoPipeline
 from .results import Results, save_all
-from .ring_buffer import RingBuffer, TrackBuffers, capacity_for, delay_for
+from .ring_buffer import RingBuffer, StreamBuffer, TrackBuffers, capacity_for, delay_for
 from .sinks import JsonlSink, VideoSink, open_sink, read_jsonl
 from .smoothing import OneEuroFilter, PoseSmoother
 from .sources import (
@@ -43,6 +53,8 @@ __all__ = [
     "Detections",
     "FpsMeter",
     "Frame",
+    "FrameInput",
+    "FramePoses",
     "FrameResult",
     "GivenBoxes",
     "HogDetector",
@@ -59,12 +71,15 @@ __all__ = [
     "RingBuffer",
     "Source",
     "StageTimer",
+    "StreamBuffer",
+    "TopDownEstimator",
     "Track",
     "TrackBuffers",
     "Tracker",
     "VideoFileSource",
     "VideoPipeline",
     "VideoSink",
+    "WholeFrameEstimator",
     "boxes_from_poses",
     "capacity_for",
     "color_for",
@@ -76,6 +91,7 @@ __all__ = [
     "gstreamer_available",
     "iou_matrix",
     "letterbox",
+    "letterbox_matrix",
     "make_detector",
     "nms",
     "oks_matrix",

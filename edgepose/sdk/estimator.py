@@ -1,4 +1,17 @@
-"""PoseEstimator: a bundle's stages on person crops, with numpy pre- and post-processing.
+"""PoseEstimator: a bundle's stages on person crops or whole frames, with numpy pre- and post-processing.
+
+``PoseEstimator(bundle)`` gives the estimator the bundle's manifest asks for (``input_kind``):
+
+* ``TopDownEstimator`` (``"crop"``, every bundle before whole-frame models): a person detector finds
+  the people, each box is cropped and run through the stages (below).
+* ``WholeFrameEstimator`` (``"frame"``, e.g. PAVE-Net): the frame is letterboxed to the model's input
+  size, its ``frame`` stage runs once per frame (``image`` -> ``memory``), the ``temporal`` stage reads
+  a window of memories and gives ``poses`` (B, M, K, 3: x, y in input pixels, joint score) and
+  ``scores`` (B, M); people at or above ``score_threshold`` are mapped back through the letterbox.
+  No person detector is ever made.
+
+Both return the same ``Results`` of ``Pose`` and take a BGR image; ``isinstance(est, PoseEstimator)``
+holds for both.
 
 Everything a model needs comes from the bundle's manifest: input size,
 mean/std, colour order, graph layout, codec, keypoint layout, frame offsets.
@@ -96,26 +109,54 @@ STAGE_PLANS: dict[tuple[str, ...], Callable[[PoseEstimator, Crops], dict[str, np
 }
 
 
-class PoseEstimator:
-    """Top-down pose estimation with an exported bundle (see the module docstring).
+def _peek_input_kind(path: str | os.PathLike) -> str:
+    """A bundle directory's ``input_kind`` from its manifest JSON (a multi-format root: any of its
+    bundles; every format of one export consumes the same input), without opening a runtime."""
+    import json
+    from pathlib import Path
 
-    ``bundle``: a bundle directory (opened with ``edgepose.load``) or an open
-    ``Bundle``. ``refine``: heatmap refinement (``dark``, ``shift``, ``none``).
-    ``quality_threshold`` overrides the manifest's SHaRPose gate. ``detector``: what finds the people
-    when ``est(image)`` is called without boxes (``KIND[:ARG]`` of ``edgepose.sdk.DETECTORS`` or a
-    callable); made on first use, so callers that always pass boxes never load one.
+    from ..core.manifest import MANIFEST_NAME
+
+    root = Path(path)
+    candidates = [root / MANIFEST_NAME]
+    if root.is_dir():
+        candidates += sorted(p / MANIFEST_NAME for p in root.iterdir() if p.is_dir())
+    for c in candidates:
+        try:
+            data = json.loads(c.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            kind = data.get("input_kind", "crop")
+            return kind if isinstance(kind, str) else "crop"
+    return "crop"  # let load() say what is wrong with the path
+
+
+class PoseEstimator:
+    """Pose estimation with an exported bundle (see the module docstring).
+
+    ``PoseEstimator(bundle, ...)`` returns a ``TopDownEstimator`` or a ``WholeFrameEstimator`` by the
+    manifest's ``input_kind``. ``bundle``: a bundle directory (opened with ``edgepose.load``) or an
+    open ``Bundle``. Top-down options: ``refine`` (heatmap refinement: ``dark``, ``shift``, ``none``),
+    ``quality_threshold`` (overrides the manifest's SHaRPose gate), ``detector`` (what finds the people
+    when ``est(image)`` is called without boxes: ``KIND[:ARG]`` of ``edgepose.sdk.DETECTORS`` or a
+    callable; made on first use). Whole-frame option: ``score_threshold`` (people kept; default the
+    manifest's ``extra["score_threshold"]``, else 0.5); a whole-frame estimator ignores ``detector``.
     """
 
-    def __init__(
-        self,
-        bundle,
-        device: str = "auto",
-        refine: str = "dark",
-        quality_threshold: float | None = None,
-        max_batch: int | None = None,
-        detector="auto",
-        **load_options,
-    ):
+    input_kind = "crop"
+    needs_detector = True
+
+    def __new__(cls, bundle=None, *args, **kwargs):
+        if cls is PoseEstimator:
+            if isinstance(bundle, (str, os.PathLike)):
+                kind = _peek_input_kind(bundle)
+            else:
+                kind = getattr(getattr(bundle, "manifest", None), "input_kind", "crop")
+            return super().__new__(WholeFrameEstimator if kind == "frame" else TopDownEstimator)
+        return super().__new__(cls)
+
+    def __init__(self, bundle, device: str = "auto", max_batch: int | None = None, **load_options):
         if isinstance(bundle, (str, os.PathLike)):
             from ..runtimes.bundle import load
 
@@ -123,30 +164,13 @@ class PoseEstimator:
         self.bundle = bundle
         m = bundle.manifest
         self.manifest = m
-        plan = STAGE_PLANS.get(tuple(m.stage_names))
-        if plan is None:
-            raise ValueError(
-                f"bundle {m.model!r} has stages {m.stage_names}; PoseEstimator knows the stage sets "
-                f"{[list(k) for k in STAGE_PLANS]}"
-            )
-        self._plan = plan
         self.input_size = tuple(int(v) for v in m.input_size)  # (H, W)
         self.mean = np.asarray(m.mean, np.float32)
         self.std = np.asarray(m.std, np.float32)
         self.offsets = tuple(m.frame_offsets)
         self.layout = layout_from_manifest(m.keypoints)
-        self.refine = refine
         self.max_batch = max_batch
         self.image_inputs = set(m.extra.get("image_inputs", ("image",)))
-        self.quality_threshold = float(
-            quality_threshold if quality_threshold is not None else m.extra.get("quality_threshold", 1.0)
-        )
-        self.detector_spec = detector
-        self._detector = None
-        self.fine_patches = None
-        if "fine" in m.stage_names:
-            shape = next(t.shape for t in m.stage("fine").inputs if t.name == "patch_index")
-            self.fine_patches = int(shape[-1])
 
     # -- properties ------------------------------------------------------------------------------
     @property
@@ -154,24 +178,15 @@ class PoseEstimator:
         return tuple(self.manifest.stage_names) == ("frame", "temporal")
 
     @property
+    def is_whole_frame(self) -> bool:
+        return self.input_kind == "frame"
+
+    @property
     def name(self) -> str:
         return self.manifest.model
 
     def __repr__(self) -> str:
-        return f"<PoseEstimator {self.bundle!r}>"
-
-    @property
-    def detector(self):
-        """The person detector for calls without boxes (``detector=`` of the constructor), made lazily."""
-        if self._detector is None:
-            from .detectors import make_detector
-
-            self._detector = make_detector(self.detector_spec)
-        return self._detector
-
-    @detector.setter
-    def detector(self, value) -> None:
-        self.detector_spec, self._detector = value, None
+        return f"<{type(self).__name__} {self.bundle!r}>"
 
     def close(self) -> None:
         self.bundle.close()
@@ -186,21 +201,11 @@ class PoseEstimator:
     def to_model_colour(self, image_bgr: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB) if self.manifest.color == "RGB" else image_bgr
 
-    def prepare(self, image: np.ndarray, boxes: np.ndarray, colour_converted: bool = False) -> Crops:
-        """Crops (N, 3, H, W) for xyxy ``boxes`` of a BGR frame (``colour_converted``: already RGB)."""
-        img = image if colour_converted else self.to_model_colour(image)
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        h, w = self.input_size
-        out = np.empty((len(boxes), 3, h, w), np.float32)
-        mats = np.empty((len(boxes), 2, 3), np.float64)
-        scale = np.float32(1.0 / 255.0)
-        for i, b in enumerate(boxes):
-            center, size = box_to_center_size(b, self.input_size)
-            m = crop_matrix(center, size, self.input_size)
-            crop = warp(img, m, self.input_size).astype(np.float32) * scale
-            out[i] = ((crop - self.mean) / self.std).transpose(2, 0, 1)
-            mats[i] = m
-        return Crops(out, mats)
+    @staticmethod
+    def _check_image(image) -> None:
+        if image is None or np.ndim(image) != 3 or np.shape(image)[2] != 3:
+            got = "None (did cv2.imread fail?)" if image is None else np.shape(image)
+            raise ValueError(f"expected a BGR image (H, W, 3), got {got}")
 
     # -- running stages --------------------------------------------------------------------------
     def run_stage(self, stage: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -238,11 +243,14 @@ class PoseEstimator:
             out[t.name] = np.zeros(shape, dtype)
         return out
 
-    def run_frame(self, crops: Crops) -> dict[str, np.ndarray]:
-        """The frame stage of a temporal model: {name: (N, ...)} per-person features."""
-        if not self.is_temporal:
-            raise ValueError(f"{self.name} has no frame stage (stages: {self.manifest.stage_names})")
-        return self.run_stage("frame", {"image": crops.images})
+    def window_feeds(
+        self, windows: Mapping[str, np.ndarray], stage: str = "temporal"
+    ) -> dict[str, np.ndarray]:
+        """``{frame-stage output: (N, T, ...)}`` windows as ``stage``'s inputs, renamed by the manifest's
+        chain (``memory`` -> ``memory_window``); windows already named after the inputs pass through."""
+        feeds = self.manifest.stage_feeds(stage)
+        rename = {rec["output"]: name for name, rec in feeds.items() if rec["window"]}
+        return {rename.get(k, k): v for k, v in windows.items()}
 
     def run_temporal(self, windows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The temporal stage on {name: (N, T, ...)} windows of frame-stage outputs."""
@@ -252,7 +260,105 @@ class PoseEstimator:
                 raise ValueError(
                     f"window {k!r} has shape {np.shape(v)}; expected (N, {t}, ...) for offsets {self.offsets}"
                 )
-        return self.run_stage("temporal", windows)
+        return self.run_stage("temporal", self.window_feeds(windows))
+
+    def __call__(self, image: np.ndarray, *args, **kwargs) -> Results:  # pragma: no cover - subclasses
+        raise NotImplementedError
+
+    def predict(self, source) -> list[Results]:
+        """``Results`` for each image of ``source``: an image file, a folder of images, a BGR array, or a
+        list of files and arrays. People are found by the detector (top-down, see ``detector``) or by
+        the model itself (whole-frame)."""
+        if isinstance(source, (str, os.PathLike)):
+            path = os.fspath(source)
+            items = image_files(path) if os.path.isdir(path) else [path]
+        elif isinstance(source, np.ndarray):
+            items = [source]
+        else:
+            items = list(source)
+        out = []
+        for item in items:
+            if isinstance(item, np.ndarray):
+                out.append(self(item))
+            else:
+                res = self(read_image(item))
+                res.path = os.fspath(item)
+                out.append(res)
+        return out
+
+
+class TopDownEstimator(PoseEstimator):
+    """Top-down: a bundle whose stages take person crops (``input_kind == "crop"``)."""
+
+    input_kind = "crop"
+    needs_detector = True
+
+    def __init__(
+        self,
+        bundle,
+        device: str = "auto",
+        refine: str = "dark",
+        quality_threshold: float | None = None,
+        max_batch: int | None = None,
+        detector="auto",
+        **load_options,
+    ):
+        super().__init__(bundle, device, max_batch, **load_options)
+        m = self.manifest
+        plan = STAGE_PLANS.get(tuple(m.stage_names))
+        if plan is None:
+            raise ValueError(
+                f"bundle {m.model!r} has stages {m.stage_names}; PoseEstimator knows the stage sets "
+                f"{[list(k) for k in STAGE_PLANS]}"
+            )
+        self._plan = plan
+        self.refine = refine
+        self.quality_threshold = float(
+            quality_threshold if quality_threshold is not None else m.extra.get("quality_threshold", 1.0)
+        )
+        self.detector_spec = detector
+        self._detector = None
+        self.fine_patches = None
+        if "fine" in m.stage_names:
+            shape = next(t.shape for t in m.stage("fine").inputs if t.name == "patch_index")
+            self.fine_patches = int(shape[-1])
+
+    @property
+    def detector(self):
+        """The person detector for calls without boxes (``detector=`` of the constructor), made lazily."""
+        if self._detector is None:
+            from .detectors import make_detector
+
+            self._detector = make_detector(self.detector_spec)
+        return self._detector
+
+    @detector.setter
+    def detector(self, value) -> None:
+        self.detector_spec, self._detector = value, None
+
+    # -- pre-processing --------------------------------------------------------------------------
+    def prepare(self, image: np.ndarray, boxes: np.ndarray, colour_converted: bool = False) -> Crops:
+        """Crops (N, 3, H, W) for xyxy ``boxes`` of a BGR frame (``colour_converted``: already RGB)."""
+        img = image if colour_converted else self.to_model_colour(image)
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        h, w = self.input_size
+        out = np.empty((len(boxes), 3, h, w), np.float32)
+        mats = np.empty((len(boxes), 2, 3), np.float64)
+        scale = np.float32(1.0 / 255.0)
+        for i, b in enumerate(boxes):
+            center, size = box_to_center_size(b, self.input_size)
+            m = crop_matrix(center, size, self.input_size)
+            crop = warp(img, m, self.input_size).astype(np.float32) * scale
+            out[i] = ((crop - self.mean) / self.std).transpose(2, 0, 1)
+            mats[i] = m
+        return Crops(out, mats)
+
+    # -- running stages --------------------------------------------------------------------------
+    def run_frame(self, crops: Crops) -> dict[str, np.ndarray]:
+        """The frame stage of a temporal model: {name: (N, ...)} per-person features."""
+        if not self.is_temporal:
+            raise ValueError(f"{self.name} has no frame stage (stages: {self.manifest.stage_names})")
+        return self.run_stage("frame", {"image": crops.images})
 
     def run_crops(self, crops: Crops) -> dict[str, np.ndarray]:
         """Codec outputs for crops of one image (temporal models: a one-frame clip)."""
@@ -283,9 +389,7 @@ class PoseEstimator:
         """Poses of the people in one BGR image: in ``boxes`` (xyxy, frame pixels), or, without boxes,
         wherever the detector finds people. A temporal model sees a one-frame clip (its window clamps
         as at a clip edge). Returns ``Results``, a ``list[Pose]`` that can ``plot()`` and ``save()``."""
-        if image is None or np.ndim(image) != 3 or np.shape(image)[2] != 3:
-            got = "None (did cv2.imread fail?)" if image is None else np.shape(image)
-            raise ValueError(f"expected a BGR image (H, W, 3), got {got}")
+        self._check_image(image)
         if boxes is None:
             det = self.detector(image, 0)
             boxes, box_scores = det.boxes, det.scores if box_scores is None else box_scores
@@ -300,22 +404,186 @@ class PoseEstimator:
                  for i in range(len(boxes))]
         return Results(poses, image, layout=self.layout)
 
-    def predict(self, source) -> list[Results]:
-        """``Results`` for each image of ``source``: an image file, a folder of images, a BGR array, or a
-        list of files and arrays. People are found by the detector (see ``detector``)."""
-        if isinstance(source, (str, os.PathLike)):
-            path = os.fspath(source)
-            items = image_files(path) if os.path.isdir(path) else [path]
-        elif isinstance(source, np.ndarray):
-            items = [source]
-        else:
-            items = list(source)
-        out = []
-        for item in items:
-            if isinstance(item, np.ndarray):
-                out.append(self(item))
-            else:
-                res = self(read_image(item))
-                res.path = os.fspath(item)
-                out.append(res)
-        return out
+
+# --------------------------------------------------------------------------- whole-frame models
+
+
+def letterbox_matrix(
+    image_hw: tuple[int, int], input_size: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The frame -> model-input affine (2, 3) of a centred letterbox, and the resized (w, h).
+
+    The frame is scaled by one factor per axis (the aspect ratio kept up to rounding to whole pixels)
+    with OpenCV's resize convention (pixel centres: ``x' = (x + 0.5) * s - 0.5``) and padded evenly
+    around; ``transform_points(p, invert_affine(m))`` maps model-input pixels back to the frame."""
+    h, w = int(image_hw[0]), int(image_hw[1])
+    H, W = int(input_size[0]), int(input_size[1])
+    scale = min(W / w, H / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    sx, sy = nw / w, nh / h
+    px, py = (W - nw) // 2, (H - nh) // 2
+    m = np.array([[sx, 0.0, 0.5 * sx - 0.5 + px], [0.0, sy, 0.5 * sy - 0.5 + py]], np.float64)
+    return m, (nw, nh)
+
+
+@dataclass
+class FrameInput:
+    """One letterboxed frame: ``image`` (1, 3, H, W) normalised, ``matrix`` (2, 3) frame -> model input."""
+
+    image: np.ndarray
+    matrix: np.ndarray
+
+
+def _person_boxes(kp: np.ndarray, sc: np.ndarray, min_score: float = 0.3) -> np.ndarray:
+    """(N, 4) xyxy around each person's joints at ``min_score`` (all finite joints when none is)."""
+    boxes = np.zeros((len(kp), 4), np.float32)
+    for i in range(len(kp)):
+        finite = np.isfinite(kp[i]).all(axis=-1)
+        use = finite & (sc[i] >= min_score)
+        if not use.any():
+            use = finite
+        if use.any():
+            pts = kp[i][use]
+            boxes[i] = (*pts.min(axis=0), *pts.max(axis=0))
+    return boxes
+
+
+@dataclass
+class FramePoses:
+    """The people a whole-frame model found in one frame, in frame pixels, best first."""
+
+    keypoints: np.ndarray  # (N, K, 2)
+    scores: np.ndarray  # (N, K) joint scores in [0, 1]
+    person_scores: np.ndarray  # (N,)
+    boxes: np.ndarray  # (N, 4) xyxy around the confident joints
+
+    def __len__(self) -> int:
+        return len(self.person_scores)
+
+
+class WholeFrameEstimator(PoseEstimator):
+    """A bundle whose model takes whole frames and finds every person itself (``input_kind == "frame"``).
+
+    Stages ``frame`` (``image`` (B, 3, H, W) -> ``memory``) and ``temporal`` (the memories of a window,
+    (B, T, ...) in offset order -> ``poses`` (B, M, K, 3), ``scores`` (B, M)). ``est(image)`` runs one
+    frame as a one-frame clip (its window clamps); ``VideoPipeline`` keeps a per-stream ring buffer
+    of memories so each frame's ``frame`` stage runs once. No person detector is made.
+    """
+
+    input_kind = "frame"
+    needs_detector = False
+
+    def __init__(
+        self,
+        bundle,
+        device: str = "auto",
+        score_threshold: float | None = None,
+        max_batch: int | None = None,
+        detector=None,
+        box_min_score: float = 0.3,
+        **load_options,
+    ):
+        load_options.pop("refine", None)  # top-down options a generic caller may pass: not used here
+        load_options.pop("quality_threshold", None)
+        super().__init__(bundle, device, max_batch, **load_options)
+        m = self.manifest
+        if tuple(m.stage_names) != ("frame", "temporal"):
+            raise ValueError(
+                f"whole-frame bundle {m.model!r} has stages {m.stage_names}; a whole-frame model has the "
+                "stages ['frame', 'temporal']"
+            )
+        outs = m.stage("temporal").output_names
+        if not {"poses", "scores"} <= set(outs):
+            raise ValueError(f"whole-frame bundle {m.model!r}: its temporal stage gives {outs}, "
+                             "expected 'poses' and 'scores'")
+        self.score_threshold = float(
+            score_threshold if score_threshold is not None else m.extra.get("score_threshold", 0.5)
+        )
+        self.box_min_score = float(box_min_score)
+        self.detector_spec = None  # a whole-frame model needs none; a passed detector is ignored
+
+    @property
+    def detector(self):
+        """None: a whole-frame model finds the people itself."""
+        return None
+
+    @detector.setter
+    def detector(self, value) -> None:
+        pass  # nothing to make: the model finds the people (kept settable for callers of either kind)
+
+    @property
+    def memory_names(self) -> tuple[str, ...]:
+        return tuple(self.manifest.stage("frame").output_names)
+
+    # -- pre-processing --------------------------------------------------------------------------
+    def prepare_frame(self, image: np.ndarray, colour_converted: bool = False) -> FrameInput:
+        """The letterboxed, normalised model input (1, 3, H, W) of a BGR frame and its frame -> input
+        affine."""
+        self._check_image(image)
+        img = image if colour_converted else self.to_model_colour(image)
+        h, w = self.input_size
+        m, (nw, nh) = letterbox_matrix(img.shape[:2], self.input_size)
+        interp = cv2.INTER_AREA if nw < img.shape[1] else cv2.INTER_LINEAR
+        resized = cv2.resize(img, (nw, nh), interpolation=interp).astype(np.float32)
+        resized *= np.float32(1.0 / 255.0)
+        px, py = (w - nw) // 2, (h - nh) // 2
+        out = np.zeros((1, 3, h, w), np.float32)  # the padding is the mean colour (0 after normalising)
+        out[0, :, py : py + nh, px : px + nw] = ((resized - self.mean) / self.std).transpose(2, 0, 1)
+        return FrameInput(out, m)
+
+    # -- running stages --------------------------------------------------------------------------
+    def run_frame(self, frame: FrameInput | np.ndarray) -> dict[str, np.ndarray]:
+        """The frame stage: {name: (B, ...)} memories of letterboxed frames (``FrameInput`` or
+        (B, 3, H, W))."""
+        images = frame.image if isinstance(frame, FrameInput) else np.asarray(frame, np.float32)
+        return self.run_stage("frame", {"image": images})
+
+    # -- post-processing -------------------------------------------------------------------------
+    def decode_people(
+        self, outputs: Mapping[str, np.ndarray], matrix: np.ndarray, row: int = 0,
+        score_threshold: float | None = None,
+    ) -> FramePoses:
+        """Row ``row`` of the temporal outputs: the people at or above the score threshold, best first,
+        mapped from model-input pixels to the frame through the letterbox ``matrix``."""
+        thr = self.score_threshold if score_threshold is None else float(score_threshold)
+        poses = np.asarray(outputs["poses"], np.float32)[row]  # (M, K, 3)
+        person = np.asarray(outputs["scores"], np.float32)
+        person = np.nan_to_num(person.reshape(len(person), -1)[row])
+        keep = np.flatnonzero(person >= thr)
+        keep = keep[np.argsort(-person[keep], kind="stable")]
+        inv = invert_affine(matrix)
+        kp = transform_points(poses[keep, :, :2], inv).astype(np.float32).reshape(len(keep), -1, 2)
+        sc = np.clip(np.nan_to_num(poses[keep, :, 2]), 0.0, 1.0).astype(np.float32).reshape(len(keep), -1)
+        sc[~np.isfinite(kp).all(axis=-1)] = 0.0  # as top-down: a non-finite joint keeps no confidence
+        ps = np.clip(person[keep], 0.0, 1.0).astype(np.float32)
+        return FramePoses(kp, sc, ps, _person_boxes(kp, sc, self.box_min_score))
+
+    def poses(self, found: FramePoses, track_ids: Sequence[int] | None = None) -> list[Pose]:
+        ids = list(track_ids) if track_ids is not None else [-1] * len(found)
+        return [
+            Pose(found.boxes[i], found.keypoints[i], found.scores[i], int(ids[i]),
+                 float(found.person_scores[i]), layout=self.layout)
+            for i in range(len(found))
+        ]
+
+    def __call__(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray | None = None,
+        box_scores: Sequence[float] | None = None,
+        track_ids: Sequence[int] | None = None,
+    ) -> Results:
+        """Poses of every person the model finds in one BGR image (a one-frame clip: the window repeats
+        the frame, as a clip of one frame clamps). ``boxes`` cannot be given: the model finds people."""
+        if boxes is not None:
+            raise ValueError(
+                f"{self.name} is a whole-frame model: it finds the people itself and takes no boxes "
+                "(call est(image))"
+            )
+        self._check_image(image)
+        inp = self.prepare_frame(image)
+        mem = self.run_frame(inp)
+        t = len(self.offsets)
+        windows = {k: np.repeat(v[:, None], t, axis=1) for k, v in mem.items()}
+        found = self.decode_people(self.run_temporal(windows), inp.matrix)
+        return Results(self.poses(found), image, layout=self.layout)

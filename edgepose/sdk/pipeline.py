@@ -9,6 +9,11 @@ come out at ``flush()``; ``online`` mode (cameras) is causal and emits each
 frame as it arrives. Models without a temporal stage run per frame in either
 mode.
 
+Whole-frame models (the manifest's ``input_kind == "frame"``, e.g. PAVE-Net) skip the detector and
+the crops: source -> letterbox -> frame stage (once per frame) -> the stream's ring buffer ->
+temporal stage -> people above the score threshold, mapped back to the frame -> tracker ->
+smoothing -> sinks. No person detector is made for them, whatever ``detector`` says.
+
 Push style: ``process(frame)`` returns the results that became ready (zero
 or one frame), ``flush()`` the rest. Pull style: ``run(source, ...)`` yields
 results and writes the sinks.
@@ -25,8 +30,8 @@ import numpy as np
 
 from .detectors import ReusePoses, make_detector
 from .drawing import draw_overlay, draw_poses, timing_lines
-from .estimator import PoseEstimator
-from .ring_buffer import TrackBuffers, delay_for
+from .estimator import FrameInput, PoseEstimator
+from .ring_buffer import StreamBuffer, TrackBuffers, delay_for
 from .sinks import JsonlSink, VideoSink
 from .smoothing import PoseSmoother
 from .sources import Source, open_source
@@ -53,6 +58,7 @@ class _Pending:
     people: dict[
         int, tuple[np.ndarray, np.ndarray, float]
     ]  # track id -> (box, frame->crop matrix, box score)
+    letterbox: np.ndarray | None = None  # whole-frame models: the frame -> model-input affine
 
 
 class VideoPipeline:
@@ -60,7 +66,9 @@ class VideoPipeline:
 
     ``detector``: ``KIND[:ARG]`` of ``edgepose.sdk.DETECTORS`` (default ``auto``: the
     pretrained NanoDet where fetched, else HOG with a warning), a path to an ONNX
-    detector, or any callable ``(image, frame_index) -> Detections``.
+    detector, or any callable ``(image, frame_index) -> Detections``. A whole-frame bundle
+    finds the people itself: no detector is made (``self.detector`` is None) and ``detector=None``
+    is its natural value; a top-down bundle with ``detector=None`` is refused.
     ``detect_every``: run the detector every N frames and follow the previous
     poses in between. ``mode``: ``offline``, ``online`` or ``auto`` (online for
     live sources). ``smoothing``: True (default One-Euro), False, or a
@@ -81,8 +89,16 @@ class VideoPipeline:
         self.estimator = (
             estimator if isinstance(estimator, PoseEstimator) else PoseEstimator(estimator, device)
         )
-        det = make_detector(detector)
-        self.detector: Callable[..., Detections] = ReusePoses(det, detect_every) if detect_every > 1 else det
+        self.whole_frame = bool(getattr(self.estimator, "is_whole_frame", False))
+        self.detector: Callable[..., Detections] | None = None
+        if not self.whole_frame:
+            if detector is None:
+                raise ValueError(
+                    f"{self.estimator.name} is a top-down model (it takes person crops): it needs a person "
+                    "detector; pass detector='auto' (or a KIND of edgepose.sdk.DETECTORS, or a callable)"
+                )
+            det = make_detector(detector)
+            self.detector = ReusePoses(det, detect_every) if detect_every > 1 else det
         self.tracker = tracker or Tracker(sigmas=self.estimator.layout.sigmas)
         if mode not in ("auto", "online", "offline"):
             raise ValueError(f"mode must be 'auto', 'online' or 'offline', got {mode!r}")
@@ -99,7 +115,10 @@ class VideoPipeline:
         self.mode = mode or self.mode
         offsets = self.estimator.offsets
         self.delay = delay_for(offsets, self.mode) if self.estimator.is_temporal else 0
-        self.buffers = TrackBuffers(offsets, self.mode) if self.estimator.is_temporal else None
+        if self.whole_frame:  # one ring for the stream: a memory per frame, not per person
+            self.buffers = StreamBuffer(offsets, self.mode)
+        else:
+            self.buffers = TrackBuffers(offsets, self.mode) if self.estimator.is_temporal else None
         self.tracker.reset()
         if self.smoother is not None:
             self.smoother.retain(())
@@ -111,6 +130,8 @@ class VideoPipeline:
     # -- the loop --------------------------------------------------------------------------------
     def process(self, frame: Frame) -> list[FrameResult]:
         """Take one frame; return the frame results now complete (offline: the frame ``delay`` back)."""
+        if self.whole_frame:
+            return self._process_whole_frame(frame)
         t_total = self.timer
         img = frame.image
         with t_total("detect"):
@@ -147,9 +168,49 @@ class VideoPipeline:
             self._last_seen[t.id] = frame.index
         return [self._emit(_Pending(frame, people))]
 
+    def _process_whole_frame(self, frame: Frame) -> list[FrameResult]:
+        """A whole-frame model: the frame stage once on the letterboxed frame, its memory into the
+        stream's ring; frames whose window is complete are emitted."""
+        est = self.estimator
+        with self.timer("frame stage"):
+            inp: FrameInput = est.prepare_frame(frame.image)
+            memory = est.run_frame(inp)
+        self.buffers.push(frame.index, {k: v[0] for k, v in memory.items()})
+        self._pending.append(_Pending(frame, {}, inp.matrix))
+        out = []
+        while self._pending and self._pending[0].frame.index <= frame.index - self.delay:
+            out.append(self._emit_whole_frame(self._pending.popleft()))
+        return out
+
+    def _emit_whole_frame(self, pending: _Pending) -> FrameResult:
+        frame, est = pending.frame, self.estimator
+        with self.timer("temporal stage"):
+            outputs = est.run_temporal(self.buffers.window_batch([frame.index]))
+        with self.timer("decode"):
+            found = est.decode_people(outputs, pending.letterbox)
+        with self.timer("track"):
+            kps = np.concatenate([found.keypoints, found.scores[..., None]], -1)
+            self.tracker.update(found.boxes, found.person_scores, kps, frame=frame.index)
+            ids = [-1] * len(found)
+            for t in self.tracker.tracks:
+                if t.det_index >= 0:
+                    ids[t.det_index] = t.id
+            if self.smoother is not None:
+                for tid in self.tracker.dead:
+                    self.smoother.drop(tid)
+        poses = est.poses(found, ids)
+        if self.smoother is not None:
+            for p in poses:
+                if p.track_id >= 0:
+                    p.keypoints = self.smoother(p.track_id, p.keypoints, frame.timestamp, scores=p.scores,
+                                                box=p.box)
+        return FrameResult(frame.index, frame.timestamp, frame.image, poses, dict(self.timer.ms),
+                           self.fps.tick())
+
     def flush(self) -> list[FrameResult]:
         """Emit the frames still waiting for look-ahead (end of a file); windows clamp at the clip end."""
-        out = [self._emit(self._pending.popleft()) for _ in range(len(self._pending))]
+        emit = self._emit_whole_frame if self.whole_frame else self._emit
+        out = [emit(self._pending.popleft()) for _ in range(len(self._pending))]
         if self.buffers is not None:
             self.buffers.clear()
         return out

@@ -1,4 +1,5 @@
-"""Per-track ring buffers of frame-stage outputs: the frame stage runs once per person per frame.
+"""Ring buffers of frame-stage outputs: per track (top-down: the frame stage runs once per person per
+frame) or per stream (whole-frame models: once per frame, ``StreamBuffer``).
 
 A temporal model's frame stage (the backbone) turns one person crop into named
 features; its temporal stage reads those features for a window of frames
@@ -322,3 +323,53 @@ class TrackBuffers:
     def clear(self) -> None:
         for tid in list(self._buffers):
             self.drop(tid)
+
+
+class StreamBuffer(RingBuffer):
+    """A whole-frame model's ring: one entry per frame of one video stream (not per person).
+
+    A whole-frame model (``input_kind == "frame"``, e.g. PAVE-Net) runs its frame stage once on the
+    letterboxed frame; the memory waits here and every later frame's temporal stage whose window
+    covers it reads it, so no frame's encoder runs twice. Windows clamp at the stream's start (and,
+    offline, at its end) exactly as a track's ring does at its clip edges; ``online`` repeats the
+    current frame for look-ahead offsets. ``pushes`` counts the frames stored (one frame stage each).
+    """
+
+    def __init__(self, offsets: Sequence[int], mode: str = "offline", capacity: int | None = None):
+        super().__init__(offsets, mode, capacity)
+        self.delay = delay_for(self.offsets, self.mode)
+        self.pushes = 0
+        self._batch: dict[str, np.ndarray] = {}
+
+    def push(self, t: int, outputs: Mapping[str, np.ndarray]) -> None:
+        super().push(t, outputs)
+        self.pushes += 1
+
+    def window_batch(
+        self, frames: Sequence[int], names: Iterable[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """``{name: (B, T, ...)}`` for frames ``[t, ...]`` of this stream; scratch reused across calls."""
+        frames = [int(t) for t in frames]
+        if not frames:
+            raise ValueError("window_batch needs at least one frame")
+        if self._store is None:
+            raise KeyError(f"the stream buffer is empty; frame {frames[0]} was never pushed")
+        specs = self.specs()
+        names = tuple(specs) if names is None else tuple(names)
+        n, length = len(frames), len(self.offsets)
+        views = {}
+        for name in names:
+            shape, dtype = specs[name]
+            cur = self._batch.get(name)
+            if cur is None or cur.shape[0] < n or cur.shape[2:] != shape or cur.dtype != dtype:
+                cur = np.zeros((max(n, 0 if cur is None else cur.shape[0]), length, *shape), dtype=dtype)
+                self._batch[name] = cur
+            views[name] = cur[:n]
+        for b, t in enumerate(frames):
+            self.window(t, names=names, out={name: views[name][b] for name in names})
+        return views
+
+    def reset(self) -> None:
+        """A new stream: forget every frame (the allocation is kept)."""
+        self.clear()
+        self.pushes = 0
