@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -97,10 +98,11 @@ def _check_resumable(out: Path, name: str, resume: bool) -> None:
 MIN_STEPS_PER_EPOCH = 4
 
 
-def fit_batch(asked: int | None, recipe_batch: int, crops: int, notes: list[str]) -> int:
-    """The batch size: ``--batch-size`` as given (it must fit the data), else the recipe's, shrunk on a
-    small dataset so an epoch has at least ``MIN_STEPS_PER_EPOCH`` steps (the papers' 512 on 40 crops
-    was zero steps and an error after the data had loaded)."""
+def fit_batch(asked: int | None, recipe_batch: int, crops: int, notes: list[str], world_size: int = 1) -> int:
+    """The (global) batch size: ``--batch-size`` as given (it must fit the data), else the recipe's, shrunk
+    on a small dataset so an epoch has at least ``MIN_STEPS_PER_EPOCH`` steps (the papers' 512 on 40 crops
+    was zero steps and an error after the data had loaded). Under torchrun it is split over the
+    ``world_size`` processes, so it must be a multiple of it (the recipe's is rounded down to one)."""
     if crops < 1:
         raise ValueError("the training split has no person crops")
     if asked is not None:
@@ -108,11 +110,19 @@ def fit_batch(asked: int | None, recipe_batch: int, crops: int, notes: list[str]
             raise ValueError(
                 f"--batch-size {asked} is larger than the {crops} training crops; pass at most {crops}"
             )
+        if asked % world_size:
+            raise ValueError(f"--batch-size {asked} is the global batch and must split evenly over the "
+                             f"{world_size} processes; pass a multiple of {world_size}")
         return asked
     bs = max(1, min(recipe_batch, crops // MIN_STEPS_PER_EPOCH))
     if bs < recipe_batch:
         notes.append(f"batch {bs}, not the recipe's {recipe_batch}: {crops} training crops make at least "
                      f"{MIN_STEPS_PER_EPOCH} steps an epoch (--batch-size to choose)")
+    if bs % world_size:
+        if crops < world_size:
+            raise ValueError(f"{crops} training crops cannot make a batch for each of {world_size} processes")
+        bs = max(world_size, bs // world_size * world_size)
+        notes.append(f"global batch {bs}: a multiple of the {world_size} processes")
     return bs
 
 
@@ -127,7 +137,13 @@ def register(app: typer.Typer) -> None:
                                         "_synthetic variant with --data synthetic)."),
         batch_size: int = typer.Option(None, "--batch-size", min=1, help="Batch size (default: the recipe's)."),
         lr: float = typer.Option(None, "--lr", help="Base learning rate (default: the recipe's; not batch-scaled)."),
-        device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+        device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (under torchrun: cuda:LOCAL_RANK)."),
+        amp: bool = typer.Option(None, "--amp/--no-amp", help="Mixed precision (default: on for CUDA; bf16 where "
+                                 "the GPU has it, else fp16 with a GradScaler; on CPU bf16 autocast)."),
+        amp_dtype: str = typer.Option("auto", "--amp-dtype", help="auto | bf16 | fp16 (with --amp)."),
+        channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last",
+                                           help="NHWC memory (default: on for CUDA convnets, e.g. DSTA)."),
+        compile_model: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the training step."),
         weights: str = typer.Option(
             None, "--weights",
             help="Initial weights: ours, an official checkpoint, or for SHaRPose a plain ViT (MAE, ViTPose) "
@@ -151,22 +167,32 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
         as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ):
-        """Train MODEL with its paper's losses and recipe; atomic checkpoints, exact resume."""
+        """Train MODEL with its paper's losses and recipe; atomic checkpoints, exact resume.
+
+        Data-parallel on several GPUs or processes: ``torchrun --nproc_per_node N -m edgepose.cli train ...``
+        (--batch-size is then the global batch; rank 0 writes the checkpoints and the log)."""
         from ..training import datasets as D
+        from ..training import distributed
         from ..training.recipes import get_recipe, layer_decay, recipe_for, trained_part
         from ..training.tasks import build_task
         from ..training.trainer import Trainer, resolve_device, seed_everything
         from ..training.validate import evaluate, primary_metric
         from ..zoo import create_model, get_spec
 
-        with friendly_errors():
+        with friendly_errors(), _process_group(device) as dist_info:
+            main = dist_info.is_main
+            say = err_console.print if main else (lambda *a, **k: None)  # rank 0 logs
             logging.getLogger("edgepose.training").setLevel(logging.WARNING)
             spec = get_spec(model_name)
             _check_arguments(model_name, lr, weights, frames)
             synthetic = data == "synthetic"
             if synthetic:
-                data_dir = D.synthetic_dataset(out, seed=seed, videos=synthetic_videos, frames=synthetic_frames)
-                err_console.print(f"synthetic data: {data_dir}")
+                if main:  # rendered once, by rank 0; the others then find it made
+                    data_dir = D.synthetic_dataset(out, seed=seed, videos=synthetic_videos, frames=synthetic_frames)
+                distributed.barrier()
+                if not main:
+                    data_dir = D.synthetic_dataset(out, seed=seed, videos=synthetic_videos, frames=synthetic_frames)
+                say(f"synthetic data: {data_dir}")
             else:
                 data_dir = Path(data)
             recipe = get_recipe(recipe_name) if recipe_name else recipe_for(spec, synthetic)
@@ -215,13 +241,15 @@ def register(app: typer.Typer) -> None:
                     val_set = D.topdown_dataset(spec, val_split, train=False)
                 except FileNotFoundError as e:
                     notes.append(f"no validation: {e}")
-            bs = fit_batch(batch_size, recipe.batch_size, len(train_set), notes)
+            bs = fit_batch(batch_size, recipe.batch_size, len(train_set), notes, dist_info.world_size)
             config = recipe.config(
                 epochs=epochs, batch_size=bs, lr=lr, steps_per_epoch=len(train_set) // bs, seed=seed,
                 device=device, checkpoint_every=checkpoint_every, num_workers=workers,
                 val_metric=primary_metric(train_split.format, spec.layout) if val_set is not None else "",
                 freeze=tuple(f.strip() for f in (freeze or "").split(",") if f.strip()),
             )
+            config.amp, config.amp_dtype, config.channels_last = amp, amp_dtype, channels_last
+            config.compile = compile_model
             lr_scale = layer_decay(model, spec.family, recipe.layer_decay) if recipe.layer_decay else None
 
             def validate(m):
@@ -237,15 +265,23 @@ def register(app: typer.Typer) -> None:
                               progress=progress, meta=meta, lr_scale=lr_scale,
                               on_epoch=lambda line: err_console.print(line, highlight=False))
             for n in notes:
-                err_console.print(f"[dim]{n}[/]")
-            err_console.print(
+                say(f"[dim]{n}[/]")
+            precision = str(trainer.amp_dtype).replace("torch.", "") + " AMP" if trainer.amp else "fp32"
+            say(
                 f"train {model_name}: {len(train_set)} crops ({train_split.format}, {train_split.path}), "
                 f"{config.epochs} epochs x {len(train_set) // config.batch_size} steps, batch {config.batch_size}, "
-                f"lr {config.lr:g}, device {trainer.device}"
+                f"lr {config.lr:g}, device {trainer.device}, {precision}"
+                + (", channels-last" if trainer.channels_last else "")
+                + (", compiled" if config.compile else "")
+                + (f", DDP {dist_info.world_size} processes ({config.batch_size // dist_info.world_size} each)"
+                   if dist_info.enabled else "")
                 + (f", val {len(val_set)} crops" if val_set is not None else "")
             )
-            _write_run(out, model_name, recipe, config, meta, notes)
+            if main:
+                _write_run(out, model_name, recipe, config, {**meta, "world_size": dist_info.world_size}, notes)
             state = trainer.fit(resume=resume)
+        if not main:
+            return
         summary = {
             "model": model_name,
             "out": str(out),
@@ -263,6 +299,22 @@ def register(app: typer.Typer) -> None:
         if config.val_metric:
             line += f", best val {config.val_metric} {state.best if state.best is not None else float('nan'):.2f}"
         console.print(line + f"; checkpoints in {out}")
+
+
+@contextlib.contextmanager
+def _process_group(device: str):
+    """torchrun's process group for the command (none when launched plainly), closed at the end."""
+    from ..training import distributed
+
+    if distributed.requested_world_size() > 1:
+        from ..training.trainer import resolve_device
+
+        resolve_device(device)  # the one-line refusal before any rendezvous
+    info = distributed.init_from_env(device)
+    try:
+        yield info
+    finally:
+        distributed.shutdown()
 
 
 def _spec_with_offsets(spec, model):

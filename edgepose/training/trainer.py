@@ -1,4 +1,4 @@
-"""The training loop: CUDA with AMP when present, CPU otherwise; atomic, resumable, deterministic.
+"""The training loop: CUDA with AMP when present, CPU otherwise; one process or DDP; atomic, resumable, deterministic.
 
 What the loop needs from a model family is a *task* (``forward(model, batch)
 -> outputs`` and ``loss(outputs, batch) -> (loss, parts)``); what it needs
@@ -7,6 +7,17 @@ here: seeding, the progress bar, checkpoints written atomically every epoch
 and every ``checkpoint_every`` steps, and resumption from the last one (a
 killed run continues where its last checkpoint left it, down to the batch,
 and reaches the same weights as an uninterrupted run).
+
+Under ``torchrun`` (a process group initialised, see :mod:`.distributed`) the
+same loop runs DistributedDataParallel: ``batch_size`` is the global batch,
+each rank takes its slice of every global batch of the one-process order,
+BatchNorm is synchronised over the global batch, and only rank 0 writes
+checkpoints (with every rank's RNG state), ``history.json`` and the log. The
+saved position is in global batches, so a run resumes with any process count.
+
+On CUDA: AMP (bf16 where the GPU has it, else fp16 with a GradScaler),
+channels-last for convnets, and ``torch.compile`` on request. AMP on CPU is
+bf16 autocast.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..core.atomic import atomic_file
 from ..zoo.checkpoints import read_checkpoint, save_checkpoint
+from . import distributed as D
 
 
 class Task(Protocol):
@@ -48,6 +60,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool | None = None  # None: on for CUDA
+    amp_dtype: str = "auto"  # auto (bf16 where supported, else fp16 + GradScaler) | bf16 | fp16
+    channels_last: bool | None = None  # None: on for CUDA when the model is mostly convolutions
+    compile: bool = False  # torch.compile the training step (model + loss)
+    compile_backend: str = "inductor"
+    find_unused_parameters: bool = False  # DDP: for models with parameters some steps do not use
     num_workers: int = 0
     checkpoint_every: int = 0  # steps; 0 = only at epoch ends
     val_metric: str = ""  # key of the validation dict to select best.pt; "" = none
@@ -78,10 +95,33 @@ class TrainState:
 
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    if device == "cuda" and D.current().enabled:
+        return torch.device("cuda", torch.cuda.current_device())  # init_from_env set it to LOCAL_RANK
     return torch.device(device)
+
+
+def resolve_amp_dtype(device: torch.device, wanted: str = "auto") -> torch.dtype:
+    """bf16 where the device runs it (CPU autocast is bf16), fp16 otherwise (with a GradScaler)."""
+    if wanted not in ("auto", "bf16", "fp16"):
+        raise ValueError(f"unknown AMP dtype {wanted!r}; choose from auto, bf16, fp16")
+    if wanted == "fp16":
+        return torch.float16
+    if wanted == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("this GPU has no bf16; use --amp-dtype fp16 or auto")
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16
+
+
+def is_convnet(model: torch.nn.Module) -> bool:
+    """Most parameters in convolutions: channels-last memory helps (tensor cores read NHWC)."""
+    conv = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Conv2d) for p in m.parameters(False))
+    return conv > 0.5 * max(sum(p.numel() for p in model.parameters()), 1)
 
 
 def seed_everything(seed: int) -> None:
@@ -136,28 +176,50 @@ def _lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
     return schedules[cfg.schedule]()
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
+def _to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
     if isinstance(batch, torch.Tensor):
+        if channels_last and batch.dim() == 4 and batch.is_floating_point():
+            return batch.to(device, non_blocking=True, memory_format=torch.channels_last)
         return batch.to(device, non_blocking=True)
     if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
+        return {k: _to_device(v, device, channels_last and k in ("image", "frames")) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
+        return type(batch)(_to_device(v, device, channels_last) for v in batch)
     return batch
 
 
-def _rng_state() -> dict:
+class _TrainStep(torch.nn.Module):
+    """Model and task as one module whose forward is the loss: what DDP wraps (the task's own
+    parameters, e.g. RLE's flow, are averaged with the model's) and what ``torch.compile`` compiles."""
+
+    def __init__(self, model: torch.nn.Module, task: Any):
+        super().__init__()
+        self.model = model
+        self.task_module = task if isinstance(task, torch.nn.Module) else None
+        self._task = task
+
+    def forward(self, batch: dict):
+        outputs = self._task.forward(self.model, batch)
+        return self._task.loss(outputs, batch)
+
+
+def _rng_state(device: torch.device | None = None) -> dict:
     np_state = np.random.get_state()
-    return {
+    state = {
         "torch": torch.get_rng_state(),
         "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
         "numpy_pos": int(np_state[2]),
         "python": json.dumps(random.getstate()),
     }
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
 
 
-def _set_rng_state(s: dict) -> None:
+def _set_rng_state(s: dict, device: torch.device | None = None) -> None:
     torch.set_rng_state(s["torch"])
+    if "cuda" in s and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(s["cuda"], device)
     np.random.set_state(("MT19937", s["numpy_keys"].numpy().astype(np.uint32), s["numpy_pos"], 0, 0.0))
     st = json.loads(s["python"])
     random.setstate((st[0], tuple(st[1]), st[2]))
@@ -187,10 +249,11 @@ class Trainer:
         self.on_epoch = on_epoch  # receives each epoch's summary line when the progress bar is off
         self.meta = dict(meta or {})
         self.device = resolve_device(config.device)
+        self.dist = D.current()
         self.amp = (self.device.type == "cuda") if config.amp is None else bool(config.amp)
-        if self.amp and self.device.type != "cuda":
-            raise ValueError("AMP needs a CUDA device here; leave amp unset on CPU")
-        self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.amp_dtype = resolve_amp_dtype(self.device, config.amp_dtype) if self.amp else torch.float32
+        self.channels_last = (self.device.type == "cuda" and is_convnet(model)) if config.channels_last is None \
+            else bool(config.channels_last)
         self.state = TrainState()
         self.interrupt_after_steps: int | None = None  # tests use this to simulate a kill
 
@@ -198,6 +261,9 @@ class Trainer:
     def steps_per_epoch(self) -> int:
         if len(self.data) < self.cfg.batch_size:
             raise ValueError(f"{len(self.data)} training samples are fewer than one batch of {self.cfg.batch_size}")
+        if self.cfg.batch_size % self.dist.world_size:
+            raise ValueError(f"the global batch {self.cfg.batch_size} does not split evenly over "
+                             f"{self.dist.world_size} processes; pass a multiple of {self.dist.world_size}")
         return len(self.data) // self.cfg.batch_size
 
     def _loader(self, epoch: int, start_batch: int) -> DataLoader:
@@ -207,10 +273,12 @@ class Trainer:
             self.data.set_epoch(epoch, seed=self.cfg.seed)  # augmentation keyed by (seed, epoch, index)
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.data), generator=g)[: self.steps_per_epoch * self.cfg.batch_size]
+        # this rank's slice of each global batch (all of it with one process): the one-process order
+        sampler = D.rank_indices(order, self.cfg.batch_size, self.dist.rank, self.dist.world_size, start_batch)
         return DataLoader(
             self.data,
-            batch_size=self.cfg.batch_size,
-            sampler=order[start_batch * self.cfg.batch_size :].tolist(),
+            batch_size=self.cfg.batch_size // self.dist.world_size,
+            sampler=sampler,
             num_workers=self.cfg.num_workers,
             worker_init_fn=_seed_worker if self.cfg.num_workers else None,
             pin_memory=self.device.type == "cuda",
@@ -228,8 +296,16 @@ class Trainer:
         return named
 
     # -- checkpoints ---------------------------------------------------------
-    def _save(self, name: str) -> None:
+    def _checkpoint(self, names: list[str]) -> None:
+        """Save ``names`` from rank 0 with every rank's RNG state (a collective: all ranks call it)."""
+        rngs = D.gather_objects(_rng_state(self.device))
+        if self.dist.is_main:
+            for name in names:
+                self._save(name, rngs)
+
+    def _save(self, name: str, rngs: list[dict] | None = None) -> None:
         s = self.state
+        rngs = rngs or [_rng_state(self.device)]
         save_checkpoint(
             self.model,
             self.out / name,
@@ -241,7 +317,9 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "task": self._task_module.state_dict() if self._task_module is not None else {},
                 "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-                "rng": _rng_state(),
+                "rng": rngs[0],
+                "rng_ranks": rngs if len(rngs) > 1 else [],
+                "world_size": self.dist.world_size,
             },
         )
 
@@ -260,7 +338,9 @@ class Trainer:
         if self.scaler is not None and tr["scaler"]:
             self.scaler.load_state_dict(tr["scaler"])
         self.state = TrainState(**tr["state"], history=json.loads(tr["history"]))
-        _set_rng_state(tr["rng"])
+        ranks = tr.get("rng_ranks") or [tr["rng"]]
+        if self.dist.rank < len(ranks):  # a rank new to the run keeps its seeded state
+            _set_rng_state(ranks[self.dist.rank], self.device)
         return True
 
     # -- loop ------------------------------------------------------------------
@@ -288,23 +368,57 @@ class Trainer:
                 out.append(module)
         return out
 
+    def _build_step_module(self) -> torch.nn.Module:
+        """The module each step calls: model + loss, DDP-wrapped under a process group, compiled on request."""
+        step: torch.nn.Module = _TrainStep(self.model, self.task)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            step = DistributedDataParallel(
+                step, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.cfg.find_unused_parameters,
+            )
+        if self.cfg.compile:
+            step = torch.compile(step, backend=self.cfg.compile_backend)
+        return step
+
     def fit(self, resume: bool = True) -> TrainState:
+        try:
+            return self._fit(resume)
+        finally:
+            if self.dist.enabled:  # the model works outside the process group again
+                D.revert_sync_batchnorm(self.model)
+                if self._task_module is not None:
+                    D.revert_sync_batchnorm(self._task_module)
+
+    def _fit(self, resume: bool) -> TrainState:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         cfg = self.cfg
-        seed_everything(cfg.seed)
+        main = self.dist.is_main
+        # rank 0 draws what a one-process run draws; the others their own streams (dropout masks)
+        seed_everything(cfg.seed + 7919 * self.dist.rank)
         self.model.to(self.device)
         if self._task_module is not None:
             self._task_module.to(self.device)
+        if self.dist.enabled:  # statistics over the global batch, as one process with that batch has them
+            D.convert_sync_batchnorm(self.model, self.device)
+            if self._task_module is not None:
+                D.convert_sync_batchnorm(self._task_module, self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self._apply_freeze()
         self.optimizer = _make_optimizer(cfg, self._named_parameters(), self.lr_scale)
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp and self.amp_dtype == torch.float16 else None
-        self.out.mkdir(parents=True, exist_ok=True)
+        fp16 = self.amp and self.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type) if fp16 else None
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
         resumed = resume and self._resume()
+        self.step_module = self._build_step_module()  # after the resume: DDP starts from the loaded weights
         total = cfg.epochs * self.steps_per_epoch
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    TextColumn("{task.fields[info]}"))
-        with Progress(*columns, disable=not self.progress, transient=False) as bar:
+        with Progress(*columns, disable=not (self.progress and main), transient=False) as bar:
             job = bar.add_task("train", total=total, completed=self.state.step, info="resumed" if resumed else "")
             while self.state.epoch < cfg.epochs:
                 epoch = self.state.epoch
@@ -320,7 +434,7 @@ class Trainer:
                 sums = dict(self.state.epoch_sums) if start else {}
                 n = self.state.epoch_batches if start else 0
                 for i, batch in enumerate(self._loader(epoch, start), start=start):
-                    parts = self._step(_to_device(batch, self.device), total)
+                    parts = self._step(_to_device(batch, self.device, self.channels_last), total)
                     for k, v in parts.items():
                         sums[k] = sums.get(k, 0.0) + v
                     n += 1
@@ -330,12 +444,12 @@ class Trainer:
                     bar.update(job, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs}",
                                info=f"loss {parts['loss']:.4f}")
                     if cfg.checkpoint_every and self.state.step % cfg.checkpoint_every == 0:
-                        self._save("last.pt")
+                        self._checkpoint(["last.pt"])
                     if self.interrupt_after_steps is not None and self.state.step >= self.interrupt_after_steps:
                         raise KeyboardInterrupt("interrupted on request")
                 record = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 2)}
                 record.update({f"train_{k}": v / max(n, 1) for k, v in sums.items()})
-                if self.evaluate is not None:
+                if self.evaluate is not None and main:  # the others wait for it at their next step
                     self.model.eval()
                     with torch.no_grad():
                         record.update({f"val_{k}": v for k, v in self.evaluate(self.model).items()})
@@ -343,31 +457,39 @@ class Trainer:
                 self.state.epoch, self.state.step_in_epoch = epoch + 1, 0
                 self.state.epoch_sums, self.state.epoch_batches = {}, 0
                 key = f"val_{cfg.val_metric}"
-                if cfg.val_metric and key in record:
+                saves = ["last.pt"]
+                if cfg.val_metric and key in record:  # only rank 0 has validation numbers
                     better = self.state.best is None or (
                         record[key] > self.state.best if cfg.val_mode == "max" else record[key] < self.state.best
                     )
                     if better:
                         self.state.best = record[key]
-                        self._save("best.pt")
-                self._save("last.pt")
+                        saves.insert(0, "best.pt")
+                self._checkpoint(saves)
+                if not main:
+                    continue
                 with atomic_file(self.out / "history.json", "w") as f:
                     json.dump(self.state.history, f, indent=1)
                 if self.progress:
                     bar.console.log(_format_record(record))
                 elif self.on_epoch is not None:
                     self.on_epoch(_format_record(record))
+        D.barrier()  # rank 0's last files are written before any rank returns
         return self.state
 
     def _step(self, batch: dict, total: int) -> dict[str, float]:
         for g in self.optimizer.param_groups:
             g["lr"] = self.cfg.lr * g.get("lr_scale", 1.0) * _lr_factor(self.cfg, self.state.step, total)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            outputs = self.task.forward(self.model, batch)
-            loss, parts = self.task.loss(outputs, batch)
-        if not torch.isfinite(loss):
+            loss, parts = self.step_module(batch)
+        # the logged numbers are the global batch's: the mean over ranks of each rank's mean
+        names = list(parts)
+        logged = D.mean_across_ranks(torch.stack([loss.detach().float(), *(
+            torch.as_tensor(parts[k], dtype=torch.float32, device=loss.device).reshape(()) for k in names)]))
+        logged = logged.tolist()
+        if not math.isfinite(logged[0]):  # the same on every rank: all stop together
             raise FloatingPointError(
-                f"loss became {loss.item()} at step {self.state.step}; lower the learning rate or check the data"
+                f"loss became {logged[0]} at step {self.state.step}; lower the learning rate or check the data"
             )
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -382,7 +504,7 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
-        return {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
+        return {"loss": logged[0], **dict(zip(names, logged[1:]))}
 
 
 def _seed_worker(worker_id: int) -> None:
