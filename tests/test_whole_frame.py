@@ -412,3 +412,42 @@ def test_sdk_stays_torch_free():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _write_video(path, n=5, hw=(90, 160)):
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (hw[1], hw[0]))
+    for i in range(n):
+        w.write(grey(*hw, 50 + 20 * i))
+    w.release()
+    return path
+
+
+def test_cli_run_and_predict_skip_the_detector(bundle, no_detectors, tmp_path):
+    import json
+
+    import cv2
+    from typer.testing import CliRunner
+
+    from edgepose.cli import app
+    from edgepose.sdk.sinks import read_jsonl
+
+    video = _write_video(tmp_path / "in.avi")
+    res = CliRunner().invoke(app, ["run", str(video), "--bundle", str(bundle), "--json-out",
+                                   str(tmp_path / "p.jsonl"), "--json"])
+    assert res.exit_code == 0, res.output
+    recs = list(read_jsonl(tmp_path / "p.jsonl"))
+    assert len(recs) == 10 and {r["frame"] for r in recs} == set(range(5))
+    cv2.imwrite(str(tmp_path / "img.png"), grey(120, 240, 100))
+    res = CliRunner().invoke(app, ["predict", str(tmp_path / "img.png"), "--bundle", str(bundle),
+                                   "--out", str(tmp_path / "out.jpg"), "--json"])
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.stdout[res.stdout.index("{"):])
+    poses = body["images"][0]["poses"]
+    assert len(poses) == 2
+    want = expected_xy(toy_poses(), (120, 240))
+    np.testing.assert_allclose([k[:2] for k in poses[0]["keypoints"]], want[0], atol=0.01)

@@ -146,9 +146,11 @@ def register(app: typer.Typer) -> None:
             say(how)
             est = open_estimator(path, fmt, device, None)
             try:
-                est.detector = detector
-                det = est.detector
-                say(f"detector: {detector} ({type(det).__name__})")
+                if est.needs_detector:
+                    est.detector = detector
+                    say(f"detector: {detector} ({type(est.detector).__name__})")
+                else:
+                    say("detector: none (a whole-frame model finds the people itself)")
                 if images:
                     body = {"images": _predict_images(est, images, plan, say)}
                 else:

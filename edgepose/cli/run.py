@@ -183,7 +183,8 @@ def register(app: typer.Typer) -> None:
                 fmt = backend_format(backend)
                 path, how = resolve_bundle(bundle, model, weights, frames, fmt, say)
                 est = open_estimator(path, fmt, device, threads)
-                det = make_detector(detector)
+                # a whole-frame bundle finds the people itself: no detector is made
+                det = make_detector(detector) if est.needs_detector else None
                 pipe = VideoPipeline(
                     est, detector=det, mode=mode, detect_every=detect_every, smoothing=not no_smooth
                 )
