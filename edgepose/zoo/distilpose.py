@@ -56,8 +56,8 @@ from .base import PoseModel
 from .checkpoints import CheckpointError
 from .layers.sine_position import sine_position_embedding_2d
 from .layers.stemnet import StemNet
-from .layers.token_transformer import PreNormBlock, init_vit_weights
 from .spec import ModelSpec, PaperNumbers
+from .vit_blocks import TOKENPOSE, Block, init_vit_weights
 
 # score_raw -> scores in [0, 1]; see the module docstring for why clamp is the default.
 SCORE_ACTIVATIONS = {
@@ -121,6 +121,13 @@ def ours_to_official(key: str) -> str:
     raise KeyError(f"{key!r} has no official DistilPose name")
 
 
+def tokenpose_block(dim: int, heads: int, mlp_dim: int) -> Block:
+    """TokenPose's pre-norm encoder layer: qkv without bias, output projection with one, logits
+    scaled by ``head_dim ** -0.5`` (``scale_with_head=True``), exact GELU, LayerNorm eps 1e-5, no
+    stochastic depth; our names ``attn_norm``/``attn``/``mlp_norm``/``mlp`` (``_HEAD_KEYS``)."""
+    return Block(dim, heads, qkv_bias=False, eps=1e-5, mlp_hidden=mlp_dim, names=TOKENPOSE)
+
+
 class TokenDistillingEncoder(nn.Module):
     """Feature map -> (keypoint tokens (B,K,D), visual tokens (B,P,D)) after the last layer.
 
@@ -145,7 +152,7 @@ class TokenDistillingEncoder(nn.Module):
         self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=(ph, pw), stride=(ph, pw))
         self.keypoint_tokens = nn.Parameter(torch.zeros(1, num_keypoints, dim))
         self.register_buffer("pos", sine_position_embedding_2d(*self.grid, dim)[None], persistent=False)
-        self.blocks = nn.ModuleList(PreNormBlock(dim, heads, mlp_dim) for _ in range(depth))
+        self.blocks = nn.ModuleList(tokenpose_block(dim, heads, mlp_dim) for _ in range(depth))
 
     def forward(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         vis = self.patch_embed(feature).flatten(2).transpose(1, 2) + self.pos  # (B, P, D), row-major grid

@@ -81,9 +81,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import PoseModel
-from .layers.attention_map_vit import AttentionMapBlock, Mlp, init_vit_weights
 from .layers.sine_position import sine_position_embedding_2d
 from .spec import ModelSpec, PaperNumbers
+from .vit_blocks import Attention, Block, Mlp, init_vit_weights
 
 COMPAT = ("paper", "official")
 
@@ -144,6 +144,27 @@ def _exporting() -> bool:
 def _gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """x (B, N, D), index (B, n) -> (B, n, D)."""
     return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+class MapAttention(Attention):
+    """The shared attention, returning ``(output, probabilities (B, heads, N, N))``: the coarse pass
+    ranks patches by the keypoint tokens' attention rows."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.attend(x)
+
+
+class AttentionMapBlock(Block):
+    """timm's block (``norm1``, ``attn.qkv`` with bias, ``attn.proj``, ``norm2``, ``mlp.fc1/fc2``, the
+    names of the timm-built official checkpoints; LayerNorm eps 1e-5) returning ``(x, attention)``."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float):
+        super().__init__(dim, heads, mlp_ratio, True, drop_path, 1e-5, attn_layer=MapAttention)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, attn = self.attn(self.norm1(x))
+        x = x + self.drop_path(y)
+        return x + self.drop_path(self.mlp(self.norm2(x))), attn
 
 
 class QualityPredictor(nn.Module):
@@ -243,7 +264,7 @@ class SHaRPose(PoseModel):
         self.keypoint_tokens = nn.Parameter(torch.zeros(1, num_joints, dim))
         self.quality_token = nn.Parameter(torch.zeros(1, 1, dim))
         rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]  # official linspace(0, rate, depth)
-        self.blocks = nn.ModuleList(AttentionMapBlock(dim, heads, mlp_ratio, True, r) for r in rates)
+        self.blocks = nn.ModuleList(AttentionMapBlock(dim, heads, mlp_ratio, r) for r in rates)
         self.norm = nn.LayerNorm(dim)
         self.reuse_block = nn.Sequential(nn.LayerNorm(dim), Mlp(dim, int(mlp_ratio * dim), dim))
         self.quality_predictor = QualityPredictor(dim)

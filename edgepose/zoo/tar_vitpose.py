@@ -45,6 +45,7 @@ from .checkpoints import CheckpointError
 from .layers.deconv_head import DeconvHeatmapHead
 from .layers.mmpretrain_vit import ViTEncoder
 from .spec import ModelSpec, PaperNumbers
+from .vit_blocks import Mlp, attend
 
 COMPAT_MODES = ("paper", "official")
 # Added to blocked logits. exp(-3e4) is exactly 0 in fp32 and fp16, so this equals -inf masking
@@ -81,11 +82,8 @@ class _Attention(nn.Module):
         q = F.linear(query, w_q, b_q).reshape(b, lq, self.heads, d).transpose(1, 2)
         k = F.linear(context, w_k, b_k).reshape(b, lk, self.heads, d).transpose(1, 2)
         v = F.linear(context, w_v, b_v).reshape(b, lk, self.heads, d).transpose(1, 2)
-        scores = (q * d**-0.5) @ k.transpose(-2, -1)
-        if bias is not None:
-            scores = scores + bias.unsqueeze(1)  # same mask for every head
-        out = scores.softmax(dim=-1) @ v
-        return self.out_proj(out.transpose(1, 2).reshape(b, lq, c))
+        bias = None if bias is None else bias.unsqueeze(1)  # same mask for every head
+        return self.out_proj(attend(q, k, v, d**-0.5, scale_query=True, bias=bias)[0])
 
 
 class _AttentionLayer(nn.Module):
@@ -100,18 +98,15 @@ class _AttentionLayer(nn.Module):
         return self.norm(query + self.mha(query, query if context is None else context, bias))
 
 
-class _FFNLayer(nn.Module):
-    """``norm(x + fc2(gelu(fc1(x))))`` with a 2x hidden width, as the official FFNLayer."""
+class _FFNLayer(Mlp):
+    """``norm(x + fc2(gelu(fc1(x))))`` with a 2x hidden width, as the official FFNLayer (post-norm)."""
 
     def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
+        super().__init__(dim, hidden)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x):
-        return self.norm(x + self.fc2(self.act(self.fc1(x))))
+        return self.norm(x + super().forward(x))
 
 
 class TARViTPose(PoseModel):

@@ -5,30 +5,16 @@ mmpose 1.x builds ViTPose's backbone from ``mmpretrain.VisionTransformer`` with
 TAR-ViTPose) store keys such as ``patch_embed.projection.weight``,
 ``layers.3.attn.qkv.weight``, ``layers.3.ffn.layers.0.0.weight`` and a final
 norm ``ln1``. Mirroring those names makes loading their checkpoints a prefix
-rename. Attention is written out (matmul, softmax) rather than fused so every
-exporter sees plain ops.
+rename. The blocks are :class:`edgepose.zoo.vit_blocks.Block` with mmpretrain's names
+(``ln1``, ``attn``, ``ln2``, ``ffn``) and its numerics (queries scaled before ``q @ k^T``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from ..vit_blocks import MMPRETRAIN, Block, MmcvFFN
 from .sine_position import sine_position_embedding_2d
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: drops a whole residual branch per sample while training."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-        return x * mask / keep
 
 
 class PatchEmbed(nn.Module):
@@ -44,51 +30,11 @@ class PatchEmbed(nn.Module):
         return x.flatten(2).transpose(1, 2), hw
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention with a fused ``qkv`` projection and output ``proj``."""
-
-    def __init__(self, dim: int, heads: int, qkv_bias: bool = True):
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"embedding dim {dim} is not divisible by {heads} heads")
-        self.heads = heads
-        self.scale = (dim // heads) ** -0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
-
-
-class FFN(nn.Module):
-    """Linear-GELU-Linear; the nesting reproduces mmcv's ``ffn.layers.0.0`` / ``ffn.layers.1`` names."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.layers = nn.Sequential(nn.Sequential(nn.Linear(dim, hidden), nn.GELU()), nn.Linear(hidden, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
-
-
-class EncoderLayer(nn.Module):
-    """Pre-norm transformer block (``ln1`` -> attention, ``ln2`` -> FFN)."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float, eps: float):
-        super().__init__()
-        self.ln1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = SelfAttention(dim, heads)
-        self.ln2 = nn.LayerNorm(dim, eps=eps)
-        self.ffn = FFN(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.ln1(x)))
-        return x + self.drop_path(self.ffn(self.ln2(x)))
+def encoder_layer(dim: int, heads: int, mlp_ratio: float, drop_path: float, eps: float) -> Block:
+    """mmpretrain's ``TransformerEncoderLayer``: pre-norm (``ln1`` -> attention, ``ln2`` -> FFN)."""
+    return Block(
+        dim, heads, mlp_ratio, True, drop_path, eps, names=MMPRETRAIN, scale_query=True, mlp_layer=MmcvFFN
+    )
 
 
 class ViTEncoder(nn.Module):
@@ -119,7 +65,7 @@ class ViTEncoder(nn.Module):
         self.dim = dim
         self.pos_embed = nn.Parameter(torch.zeros(1, gh * gw, dim))
         rates = torch.linspace(0, drop_path, depth).tolist() if depth > 1 else [drop_path]
-        self.layers = nn.ModuleList(EncoderLayer(dim, heads, mlp_ratio, r, eps) for r in rates)
+        self.layers = nn.ModuleList(encoder_layer(dim, heads, mlp_ratio, r, eps) for r in rates)
         self.ln1 = nn.LayerNorm(dim, eps=eps)
         # Trained from scratch, a random position table leaves the encoder without a layout to start
         # from (TAR-ViTPose sat near the mean pose); the papers start from MAE weights, whose position
