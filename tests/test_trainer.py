@@ -3,6 +3,7 @@ deterministic, and an interrupted run resumed from its checkpoint ends where an
 uninterrupted one does."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -118,3 +119,74 @@ def test_frozen_prefixes_keep_their_weights_and_batchnorm_statistics(tmp_path):
     assert not torch.equal(before["3.weight"], after["3.weight"])
     with pytest.raises(ValueError, match="--freeze trunk. matches no parameter"):
         Trainer(model, LeastSquares(), Pairs(), TrainConfig(freeze=("trunk.",)), tmp_path / "b", progress=False).fit()
+
+
+# -- the CUDA path's options, as far as a CPU runs them (issue #14) ---------------------------------
+class _ConvData(Dataset):
+    def __init__(self, n=32):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 3, 8, 8, generator=g)
+        self.y = self.x.mean((1, 2, 3))[:, None].repeat(1, 3)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"image": self.x[i], "y": self.y[i]}
+
+
+class _ConvTask:
+    def forward(self, model, batch):
+        return {"y": model(batch["image"])}
+
+    def loss(self, outputs, batch):
+        mse = (outputs["y"].float() - batch["y"]).square().mean()
+        return mse, {"mse": mse.detach()}
+
+
+def _convnet():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, 3))
+
+
+def test_amp_on_cpu_is_bf16_autocast_and_trains(tmp_path):
+    model = _convnet()
+    config = TrainConfig(epochs=2, batch_size=8, lr=0.01, device="cpu", amp=True)
+    tr = Trainer(model, _ConvTask(), _ConvData(), config, tmp_path, progress=False)
+    assert tr.amp_dtype == torch.bfloat16
+    state = tr.fit()
+    assert tr.scaler is None  # bf16 needs no loss scaling
+    assert state.step == 8 and all(math.isfinite(h["train_loss"]) for h in state.history)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: fp32 master weights
+
+
+def test_channels_last_and_compile_keep_the_checkpoint_plain(tmp_path):
+    """Forced on CPU (their defaults are CUDA-only): same state-dict keys, weights that load back."""
+    from edgepose.training.trainer import is_convnet
+    from edgepose.zoo.checkpoints import read_checkpoint
+
+    model = _convnet()
+    keys = set(model.state_dict())
+    assert is_convnet(model) and not is_convnet(nn.Linear(4, 4))
+    config = TrainConfig(epochs=1, batch_size=8, lr=0.01, device="cpu", channels_last=True, compile=True,
+                         compile_backend="eager")
+    Trainer(model, _ConvTask(), _ConvData(), config, tmp_path, progress=False).fit()
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    saved = read_checkpoint(tmp_path / "last.pt")["state_dict"]
+    assert set(saved) == keys  # no "_orig_mod." or "module." prefixes
+    _convnet().load_state_dict(saved)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cli_train_on_cuda_without_a_gpu_refuses_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgepose.cli import app
+
+    res = CliRunner().invoke(app, ["train", "dsta_mnv2_tiny", "--data", "synthetic", "--out", str(tmp_path),
+                                   "--device", "cuda", "--no-progress"])
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "torch sees no CUDA GPU" in lines[0], res.output
+    assert not (tmp_path / "synthetic-data").exists()  # refused before any data was made

@@ -306,10 +306,9 @@ def _process_group(device: str):
     """torchrun's process group for the command (none when launched plainly), closed at the end."""
     from ..training import distributed
 
-    if distributed.requested_world_size() > 1:
-        from ..training.trainer import resolve_device
+    from ..training.trainer import resolve_device
 
-        resolve_device(device)  # the one-line refusal before any rendezvous
+    resolve_device(device)  # the one-line refusal (no GPU for --device cuda) before any data or rendezvous
     info = distributed.init_from_env(device)
     try:
         yield info
