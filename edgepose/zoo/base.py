@@ -45,6 +45,7 @@ class PoseModel(nn.Module):
 
     STAGES: ClassVar[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {}
     codec: ClassVar[str] = "heatmap"  # or "regression"
+    input_kind: ClassVar[str] = "crop"  # "crop": person crops (top-down); "frame": whole frames (PAVE-Net)
 
     def __init__(self, num_joints: int, input_size: tuple[int, int], frame_offsets: tuple[int, ...] = (0,)):
         super().__init__()

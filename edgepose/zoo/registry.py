@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "edgepose.zoo.distilpose",
     "edgepose.zoo.sharpose",
     "edgepose.zoo.tar_vitpose",
+    "edgepose.zoo.pavenet",
 )
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -48,6 +48,7 @@ class ModelSpec:
     paper: PaperNumbers = field(default_factory=PaperNumbers)
     summary: str = ""
     variant_of: str | None = None  # e.g. "dsta_mnv2" for "dsta_mnv2_tiny"
+    input_kind: str = "crop"  # what the first stage consumes: "crop" (person crops) or "frame" (whole frames)
 
     def __post_init__(self):
         if self.codec not in CODECS:
