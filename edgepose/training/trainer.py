@@ -256,6 +256,8 @@ class Trainer:
             else bool(config.channels_last)
         self.state = TrainState()
         self.interrupt_after_steps: int | None = None  # tests use this to simulate a kill
+        # called after every optimizer step with (step, parts): the global batch's losses, on every rank
+        self.on_step: Callable[[int, dict[str, float]], None] | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -443,6 +445,8 @@ class Trainer:
                     self.state.step_in_epoch = i + 1
                     bar.update(job, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs}",
                                info=f"loss {parts['loss']:.4f}")
+                    if self.on_step is not None:
+                        self.on_step(self.state.step, parts)
                     if cfg.checkpoint_every and self.state.step % cfg.checkpoint_every == 0:
                         self._checkpoint(["last.pt"])
                     if self.interrupt_after_steps is not None and self.state.step >= self.interrupt_after_steps:
