@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from ..core.keypoints import get_layout
@@ -126,6 +125,12 @@ def hungarian_match(
     person; every person gets a prediction when M >= N."""
     if len(targets) == 0 or len(poses) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    try:
+        from scipy.optimize import linear_sum_assignment
+    except ImportError:  # scipy is not a core dependency (the device side never needs it)
+        raise ImportError(
+            "PAVE-Net's set loss matches with scipy's linear_sum_assignment: pip install scipy"
+        ) from None
     cost = match_cost(logits.detach(), poses.detach(), targets, sigmas, weights, areas)
     cost = torch.nan_to_num(cost, nan=1e6, posinf=1e6, neginf=-1e6).cpu().numpy()
     rows, cols = linear_sum_assignment(cost)
