@@ -451,3 +451,34 @@ def test_cli_run_and_predict_skip_the_detector(bundle, no_detectors, tmp_path):
     assert len(poses) == 2
     want = expected_xy(toy_poses(), (120, 240))
     np.testing.assert_allclose([k[:2] for k in poses[0]["keypoints"]], want[0], atol=0.01)
+
+
+# --------------------------------------------------------------------------- the real PAVE-Net
+
+
+def test_pave_mnv2_tiny_runs_through_the_sdk(tmp_path, no_detectors):
+    """The zoo's PAVE-Net (tiny edge build, random init) exports, verifies and runs end to end."""
+    from edgepose.export import export
+    from edgepose.zoo import create_model, list_models
+
+    if "pave_mnv2_tiny" not in list_models(include_variants=True):
+        pytest.skip("the zoo has no pave_mnv2_tiny")
+    torch.manual_seed(0)
+    out = tmp_path / "pave"
+    export(create_model("pave_mnv2_tiny").eval(), out=out, format="onnx", onnx_exporter="torchscript")
+    m = read_manifest(out)
+    assert m.input_kind == "frame" and m.verified
+    feeds = m.stage_feeds("temporal")
+    assert feeds == {"memory_window": {"stage": "frame", "output": "memory", "window": True}}
+    pipe = VideoPipeline(out, detector=None, mode="offline")
+    pipe.estimator.score_threshold = 0.0  # random weights: keep every query
+    calls = count_stage_calls(pipe.estimator)
+    img = np.random.default_rng(0).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    res = []
+    for i in range(4):
+        res += pipe.process(Frame(i, img, i / 25))
+    res += pipe.flush()
+    m_queries = m.stage("temporal").outputs[0].shape[1]
+    assert [r.index for r in res] == [0, 1, 2, 3] and all(len(r.poses) == m_queries for r in res)
+    assert calls == {"frame": 4, "temporal": 4} and pipe.buffers.pushes == 4
+    assert all(p.keypoints.shape == (len(m.keypoints.names), 2) for r in res for p in r.poses)
