@@ -500,7 +500,8 @@ def main(argv=None) -> int:
     else:
         from edgepose.zoo import list_models
 
-        onnx_models = list_models()
+        # distinct architectures first: a _coco twin differs only in its joints, and goes when time is short
+        onnx_models = sorted(list_models(), key=lambda m: "_coco" in m)
     steps = a.steps or (6 if dry else 300)
     batch = a.batch or (4 if dry else 32)
     p_steps, p_batch = a.parity_steps or (3 if dry else 10), a.parity_batch or (4 if dry else 8)

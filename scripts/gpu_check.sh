@@ -10,7 +10,7 @@
 # The GPU machine may have no network: nothing is downloaded. The script picks the first Python
 # whose torch sees CUDA, trying $EDGEPOSE_PYTHON, python3, python, then this checkout's .venv (carried
 # or not; the .venv here holds a CPU torch). edgepose runs from this checkout (PYTHONPATH), so it
-# needs no install; missing modules it needs (numpy, rich, typer, onnx, onnxruntime) are installed
+# needs no install; missing modules it needs (numpy, cv2, rich, typer, onnx, onnxruntime) are installed
 # from a local wheel folder if there is one ($WHEELHOUSE, or wheelhouse/ here; pip --no-index), else
 # named in the report (the sections that need them are skipped, the rest still run). With no CUDA
 # torch anywhere it still writes the report, saying so, after the CPU dry run.
@@ -61,14 +61,15 @@ fi
 
 missing=$("$PY" - <<'EOF'
 import importlib.util
-print(" ".join(m for m in ("numpy", "rich", "typer", "onnx", "onnxruntime", "yaml") if importlib.util.find_spec(m) is None))
+print(" ".join(m for m in ("numpy", "cv2", "rich", "typer", "onnx", "onnxruntime")
+               if importlib.util.find_spec(m) is None))
 EOF
 )
 if [ -n "$missing" ]; then
   say "missing modules for $PY: $missing"
   WH=${WHEELHOUSE:-$ROOT/wheelhouse}
   if [ -d "$WH" ]; then
-    pkgs=$(echo "$missing" | sed 's/\byaml\b/pyyaml/')
+    pkgs=$(echo "$missing" | sed 's/\bcv2\b/opencv-python-headless/')
     say "installing from $WH: $pkgs"
     # shellcheck disable=SC2086
     "$PY" -m pip install --no-index --find-links "$WH" $pkgs >> "$LOG" 2>&1 || say "pip --no-index failed (see above)"
@@ -78,7 +79,8 @@ if [ -n "$missing" ]; then
   NOTE="${NOTE:+$NOTE; }missing before the run: $missing"
 fi
 
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# GPU_CHECK_PYTHONPATH: extra module folders (e.g. a carried site-packages of pure-Python deps)
+export PYTHONPATH="$ROOT${GPU_CHECK_PYTHONPATH:+:$GPU_CHECK_PYTHONPATH}${PYTHONPATH:+:$PYTHONPATH}"
 export EDGEPOSE_CACHE="$OUT_DIR/work/cache"
 ARGS=(--out "$OUT_DIR" --budget-s $((BUDGET - 40)) --note "python $PY${NOTE:+; $NOTE}")
 say "running: $PY benchmarks/gpu_check.py ${ARGS[*]} $*"

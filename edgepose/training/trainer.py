@@ -394,8 +394,6 @@ class Trainer:
                     D.revert_sync_batchnorm(self._task_module)
 
     def _fit(self, resume: bool) -> TrainState:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         cfg = self.cfg
         main = self.dist.is_main
         # rank 0 draws what a one-process run draws; the others their own streams (dropout masks)
@@ -418,9 +416,7 @@ class Trainer:
         resumed = resume and self._resume()
         self.step_module = self._build_step_module()  # after the resume: DDP starts from the loaded weights
         total = cfg.epochs * self.steps_per_epoch
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   TextColumn("{task.fields[info]}"))
-        with Progress(*columns, disable=not (self.progress and main), transient=False) as bar:
+        with _progress_bar(self.progress and main) as bar:
             job = bar.add_task("train", total=total, completed=self.state.step, info="resumed" if resumed else "")
             while self.state.epoch < cfg.epochs:
                 epoch = self.state.epoch
@@ -509,6 +505,32 @@ class Trainer:
         else:
             self.optimizer.step()
         return {"loss": logged[0], **dict(zip(names, logged[1:]))}
+
+
+class _NoBar:
+    """What the loop calls on a progress bar, doing nothing (other ranks, --no-progress; no rich needed)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+
+def _progress_bar(show: bool):
+    if not show:
+        return _NoBar()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[info]}"))
+    return Progress(*columns, transient=False)
 
 
 def _seed_worker(worker_id: int) -> None:
