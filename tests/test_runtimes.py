@@ -345,7 +345,7 @@ def test_auto_picks_what_is_present_and_absent_devices_are_clear_errors():
         resolve("torch", "npu")
     assert resolve("onnxruntime", "cpu").reason == "cpu requested: CPUExecutionProvider is present"
     with pytest.raises(ValueError, match="unknown backend"):
-        resolve("tensorrt")
+        resolve("nonesuch")
 
 
 def test_backend_specific_names_can_be_pinned():

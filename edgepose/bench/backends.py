@@ -1,9 +1,9 @@
 """Table (c): runtimes x precisions on this machine, per model.
 
-One row per (model, format): ONNX Runtime, OpenVINO, LiteRT (TFLite). One
+One row per (model, format), named by its runtime (the format table's label). One
 column of ms per precision, then each precision's speed-up over fp32 on the
 same runtime, then the runtime's fp32 against ONNX Runtime fp32. Precisions
-come from the export table (``edgepose.export.formats.PRECISIONS``) unless the
+come from the format table (``edgepose.core.formats.PRECISIONS``) unless the
 settings name them; a precision that needs more than ``export`` (INT8: a
 calibrated quantiser) gets its bundles from ``BUNDLE_BUILDERS``, so adding it is
 one entry there and the table grows a column. A combination that cannot be
@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.formats import FORMATS, PRECISIONS, RUNTIMES
+from ..runtimes.registry import backend_module
 from .bundles import cached_bundle
 from .report import Table, new_figure, save_figure
 from .settings import Settings
@@ -31,7 +33,6 @@ from .workload import interleave, make_clip, median, run_sdk
 # exported by `cached_bundle` (export's own precisions); INT8 adds its quantising builder here.
 BUNDLE_BUILDERS: dict[str, Callable[[str, str, Settings], Path]] = {}
 
-RUNTIME_OF = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "LiteRT"}
 
 
 def precisions(settings: Settings) -> tuple[list[str], list[str]]:
@@ -39,8 +40,6 @@ def precisions(settings: Settings) -> tuple[list[str], list[str]]:
     ``export`` builds alone or that have a builder here (INT8 needs a calibrated quantiser)."""
     if settings.precisions:
         return list(settings.precisions), []
-    from ..export.formats import PRECISIONS
-
     names, notes = [], []
     for name, p in PRECISIONS.items():
         if getattr(p, "needs_hook", False) and name not in BUNDLE_BUILDERS:
@@ -125,7 +124,7 @@ def run(settings: Settings) -> Table:
             if not row_ests:
                 continue
             s = next(iter(row_ests[0].bundle.sessions.values()))
-            device = f"{RUNTIME_OF.get(fmt, fmt)}/{s.device}"
+            device = f"{RUNTIMES[FORMATS[fmt].backend].display}/{s.device}"
             cells = [ms.get(f"{fmt}/{p}") for p in precs]
             base = got.get(f"{fmt}/fp32")
             speed = [_paired(base, got.get(f"{fmt}/{p}")) for p in others]
@@ -144,27 +143,17 @@ def run(settings: Settings) -> Table:
         "fp16: half-precision weights, float32 I/O; whether the arithmetic then runs in fp16, bf16 or fp32 "
         "is each runtime's choice on this CPU: the speed-up column shows the effect.",
     ]
-    table.notes += skipped + openvino_precision_notes(settings)
+    table.notes += skipped + runtime_notes(settings)
     table.seconds = time.perf_counter() - t_start
     return table
 
 
-def openvino_precision_notes(settings: Settings) -> list[str]:
-    """What OpenVINO's CPU plugin does with an fp16 bundle here (its f16 hint may run as bf16)."""
-    if "openvino" not in settings.formats:
-        return []
-    try:
-        import openvino as ov
-
-        caps = set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    except Exception:  # noqa: BLE001 - a note is optional
-        return []
-    if "FP16" not in caps and "BF16" in caps:
-        return ["OpenVINO: this CPU has bf16 but no fp16 arithmetic (plugin capabilities "
-                f"{sorted(caps)}); edgepose runs fp16 bundles here with their fp16 weights decompressed to "
-                "f32 compute (OpenVINO's f16 hint would silently run bf16, which cost SHaRPose-S 5.4 px), "
-                "hence an fp16 speed-up near 1: fp16 buys size on this CPU, speed only on fp16 hardware."]
-    return [f"OpenVINO CPU plugin capabilities here: {sorted(caps)}."]
+def runtime_notes(settings: Settings) -> list[str]:
+    """What each runtime does with the precisions on this CPU (its module's ``precision_notes``)."""
+    notes = []
+    for name in dict.fromkeys(FORMATS[f].backend for f in settings.formats if f in FORMATS):
+        notes += getattr(backend_module(name), "precision_notes", list)()
+    return notes
 
 
 def _paired(base: list[float] | None, other: list[float] | None) -> float | None:

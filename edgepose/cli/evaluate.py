@@ -11,6 +11,26 @@ from rich.console import Console
 from rich.table import Table
 
 from ._common import console, err_console, friendly_errors, new_table, print_json
+from ._progress import step_progress
+
+
+class _Counted:
+    """A dataset that reports every ``every`` items read (evaluation reads each item once, in order)."""
+
+    def __init__(self, dataset, say, every: int = 32):
+        self._dataset, self._say, self._every = dataset, say, every
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    def __getitem__(self, i):
+        n = len(self._dataset)
+        if self._say is not None and ((i + 1) % self._every == 0 or i + 1 == n):
+            self._say(f"{i + 1}/{n} crops")
+        return self._dataset[i]
+
+    def __getattr__(self, name):
+        return getattr(self._dataset, name)
 
 
 def build_for_weights(name: str, weights: str, frames: int | None = None):
@@ -103,7 +123,9 @@ def register(app: typer.Typer) -> None:
                                            input_size=tuple(model.input_size))
             part = D.load_split(data, split, spec, data_format)
             dataset = D.topdown_dataset(spec, part, train=False)
-            metrics = evaluate(model, spec, part, dataset, batch_size=batch_size, device=dev, flip=flip_test)
+            with step_progress("eval", enabled=not as_json) as say:
+                metrics = evaluate(model, spec, part, _Counted(dataset, say), batch_size=batch_size, device=dev,
+                                   flip=flip_test)
         result = {"model": model_name, "weights": weights, "data": str(data), "split": split, "format": part.format,
                   "crops": len(dataset), "flip_test": flip_test, "metrics": metrics}
         if as_json:

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, err_console, friendly_errors, import_errors, new_table, print_json
+from ..core.formats import PRECISIONS, format_names
+from ._common import console, friendly_errors, import_errors, new_table, print_json
+from ._progress import step_progress
+
+FORMAT_CHOICES = " | ".join([*format_names(exportable=True), "all"])
 
 _FRAMES = (3, 5)
 
@@ -106,9 +110,14 @@ def register(app: typer.Typer) -> None:
             help="Bundle directory (with several formats: one bundle per format in OUT/<format>/).",
         ),
         fmt: str = typer.Option(
-            "onnx", "--format", help="onnx | openvino | tflite | coreml | all (or a comma list)."
+            "onnx", "--format", help=f"{FORMAT_CHOICES} (or a comma list)."
         ),
-        precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16."),
+        precision: str = typer.Option(
+            "fp32",
+            "--precision",
+            help=" | ".join(p for p, row in PRECISIONS.items() if not row.needs_hook)
+            + " (int8: `edgepose quantize`).",
+        ),
         batch: str = typer.Option(
             "auto",
             "--batch",
@@ -137,19 +146,19 @@ def register(app: typer.Typer) -> None:
             check_paths(weights=weights)
             from ..export import export
 
-            say = None if as_json else (lambda msg: err_console.print(f"[dim]{msg}[/]"))
-            result = export(
-                model,
-                out=out,
-                format=fmt,
-                precision=precision,
-                batch=batch,
-                frames=frames,
-                weights=weights,
-                verify=not no_verify,
-                onnx_exporter=onnx_exporter,
-                progress=say,
-            )
+            with step_progress("export", enabled=not as_json) as say:
+                result = export(
+                    model,
+                    out=out,
+                    format=fmt,
+                    precision=precision,
+                    batch=batch,
+                    frames=frames,
+                    weights=weights,
+                    verify=not no_verify,
+                    onnx_exporter=onnx_exporter,
+                    progress=say,
+                )
         if as_json:
             print_json(result.to_dict())
         else:

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import typer
 
+from ..core.formats import format_names
+
 from ._common import err_console, friendly_errors, import_errors, print_json
+from ._progress import step_progress
+
+FORMAT_CHOICES = " | ".join([*format_names(exportable=True), "all"])
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +27,7 @@ def register(app: typer.Typer) -> None:
         calib: int = typer.Option(256, "--calib", min=1, help="Calibration samples (spread over the split)."),
         epochs: float = typer.Option(1.0, "--epochs", min=0.0, help="QAT fine-tuning epochs."),
         qat_steps: int = typer.Option(None, "--qat-steps", min=1, help="Cap on QAT steps."),
-        fmt: str = typer.Option("all", "--format", help="onnx | openvino | tflite | coreml | all (or a comma list)."),
+        fmt: str = typer.Option("all", "--format", help=f"{FORMAT_CHOICES} (or a comma list)."),
         float_scopes: str = typer.Option(None, "--float-scopes", help="Comma list of the family's candidate "
                                          "scopes to keep in float (default: the measured choice; '' for none)."),
         coreml_mode: str = typer.Option("w8", "--coreml-mode", help="w8 (int8 weights) | w8a8 (PT2E)."),
@@ -34,7 +39,11 @@ def register(app: typer.Typer) -> None:
                                     "stage fails its check."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ):
-        """Quantise MODEL to int8 for each format; report size, accuracy and latency against fp32."""
+        """Quantise MODEL to int8 for each format; report size, accuracy and latency against fp32.
+
+        With several formats, each one that succeeds is written; the ones that fail are listed in a
+        final table and the exit code is 1.
+        """
         with friendly_errors(), import_errors():
             from .evaluate import check_paths
 
@@ -42,14 +51,19 @@ def register(app: typer.Typer) -> None:
             from ..quantization import quantize
 
             scopes = None if float_scopes is None else [s.strip() for s in float_scopes.split(",") if s.strip()]
-            say = None if as_json else (lambda msg: err_console.print(f"[dim]{msg}[/]"))
-            result = quantize(
-                model, out=out, weights=weights, method=method, data=data, calib=calib, epochs=epochs,
-                format=fmt, float_scopes=scopes, eval_limit=eval_limit, latency=latency, threads=threads,
-                qat_steps=qat_steps, device=device, options={"coreml_mode": coreml_mode}, strict=strict,
-                progress=say,
-            )
+            with step_progress("quantize", enabled=not as_json) as say:
+                result = quantize(
+                    model, out=out, weights=weights, method=method, data=data, calib=calib, epochs=epochs,
+                    format=fmt, float_scopes=scopes, eval_limit=eval_limit, latency=latency, threads=threads,
+                    qat_steps=qat_steps, device=device, options={"coreml_mode": coreml_mode}, strict=strict,
+                    progress=say,
+                )
         if as_json:
             print_json(result.to_dict())
         else:
             result.print()
+        if result.failures:  # the others were written; the table above says what failed and why
+            if as_json:
+                err_console.print(f"{len(result.failures)} format(s) failed: {', '.join(result.failures)}",
+                                  markup=False, highlight=False)
+            raise typer.Exit(1)

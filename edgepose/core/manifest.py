@@ -28,14 +28,14 @@ from typing import Any
 
 from .atomic import atomic_file
 from .codecs import CODEC_OUTPUTS
+from .formats import FORMATS, PRECISIONS
 from .integrity import IntegrityError, canonical_digest, check_files, record_files
 from .keypoints import KeypointLayout, get_layout
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
-FORMATS = ("onnx", "openvino", "tflite", "coreml", "torch")
-PRECISIONS = ("fp32", "fp16", "int8")
+# FORMATS / PRECISIONS: the rows of the format table (edgepose.core.formats), read live
 TENSOR_LAYOUTS = ("NCHW", "NHWC")
 COLOR_ORDERS = ("RGB", "BGR")
 DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int16", "int32", "int64", "bool")

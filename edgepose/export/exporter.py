@@ -19,6 +19,7 @@ import platform
 import shutil
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +27,8 @@ import torch
 
 from .. import __version__
 from ..core.atomic import atomic_dir, clean_temp_dirs, make_temp_dir
-from ..core.manifest import MANIFEST_NAME, KeypointInfo, Manifest, StageEntry, write_manifest
+from ..core.formats import DEFAULT_FORMAT
+from ..core.manifest import MANIFEST_NAME, KeypointInfo, Manifest, StageEntry, Verification, write_manifest
 from ..runtimes.bundle import IMAGE_INPUTS, bundle_root_formats, is_bundle
 from ..zoo import get_spec
 from . import source as source_mod
@@ -41,7 +43,6 @@ from .formats import (
 )
 from .stages import EXPORT_BATCH_DYNAMIC, Artifact, QuantizationHook, StageJob, file_size
 from .verify import VERIFY_SEED, BundleCheck, check_bundle, raise_on_failure
-
 
 TEMP_PREFIXES = ("edgepose-export-", "edgepose-quantize-")
 
@@ -106,7 +107,7 @@ class ExportResult:
 # ----------------------------------------------------------------------------- out dir
 
 
-def _check_out(out: Path, formats: list[Format]) -> dict[str, Path]:
+def check_out(out: Path, formats: list[Format]) -> dict[str, Path]:
     """{format: bundle dir}; refuses an ``out`` that holds anything but edgepose bundles."""
     single = len(formats) == 1
     targets = {f.name: (out if single else out / f.name) for f in formats}
@@ -160,16 +161,8 @@ def _metadata(src, spec, fmt: Format, precision: str, batch, stage: str, inputs,
 
 
 def _versions(fmt: Format) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"torch": torch.__version__, "python": platform.python_version()}
-    dists = {
-        "onnx": ("onnx", "onnxscript", "onnxruntime"),
-        "openvino": ("openvino",),
-        "tflite": ("litert-torch", "ai-edge-litert", "ai-edge-quantizer"),
-        "coreml": ("coremltools",),
-    }
-    for d in dists.get(fmt.name, ()):
+    for d in fmt.versions:  # the format row's distributions
         with contextlib.suppress(PackageNotFoundError):
             out[d] = version(d)
     return out
@@ -240,7 +233,7 @@ def export(
     model: str | Any,
     *,
     out: str | os.PathLike,
-    format: str | list[str] = "onnx",  # noqa: A002 - the CLI's word
+    format: str | list[str] = DEFAULT_FORMAT,  # noqa: A002 - the CLI's word
     precision: str = "fp32",
     batch: int | str | None = "auto",
     frames: int | None = None,
@@ -257,7 +250,7 @@ def export(
     ``batch``: ``"auto"`` (dynamic where the format can, else 1), ``"dynamic"``/None, or a
     fixed N (a static shape, e.g. for NPUs). ``frames``: window size of a temporal model (3|5).
     ``verify=False`` skips the parity check (the manifest then records it as skipped).
-    ``hook``: a quantiser for precisions that need one (INT8: ``edgepose.quantization``).
+    ``hook``: a quantiser for precisions that need one (INT8: the one ``quantize`` builds).
     """
     say = progress or (lambda msg: None)
     formats = resolve_formats(format)
@@ -268,41 +261,28 @@ def export(
     if PRECISIONS[precision].needs_hook and hook is None:
         raise ExportError(
             f"precision {precision} needs a quantiser with calibration data: use `edgepose quantize` "
-            "(edgepose.quantization.quantize), which passes one to export as hook=..."
+            "(Python: quantize(...)), which passes one to export as hook=..."
         )
     if hook is not None and hook.precision != precision:
         raise ExportError(f"the hook quantises to {hook.precision}, but precision {precision} was asked for")
     out = Path(out)
-    targets = _check_out(out, formats)
+    targets = check_out(out, formats)
     created_out = not out.exists()
     t_build = time.perf_counter()
+    say(f"building {model if isinstance(model, str) else type(model).__name__} ...")
     src = source_mod.build(model, weights, frames, init_seed)
     spec = get_spec(src.name)
     say(f"model {src.name}: {src.describe()} ({time.perf_counter() - t_build:.1f}s)")
     results: list[BundleResult] = []
-    cache: dict = {}
     clean_temp_dirs(TEMP_PREFIXES)  # work dirs of killed exports and quantisations
     work = make_temp_dir("edgepose-export-")
+    job = ExportJob(src, spec, work, precision, verify, verify_seed, onnx_exporter, hook, say)
     try:
         with contextlib.ExitStack() as stack:  # every bundle is swapped in only if all formats succeed
             for fmt in formats:
                 staging = stack.enter_context(atomic_dir(targets[fmt.name]))
-                result = _export_format(
-                    src,
-                    spec,
-                    fmt,
-                    precision,
-                    default_batch(fmt, want),
-                    staging,
-                    targets[fmt.name],
-                    work,
-                    cache,
-                    verify,
-                    verify_seed,
-                    onnx_exporter,
-                    hook,
-                    say,
-                )
+                target = FormatTarget(fmt, default_batch(fmt, want), staging, targets[fmt.name])
+                result = export_format(job, target)
                 results.append(result)
                 if result.check is not None:
                     try:
@@ -321,32 +301,73 @@ def export(
     return ExportResult(src.name, out, src.describe(), results)
 
 
-def _export_format(
-    src,
-    spec,
-    fmt: Format,
-    precision: str,
-    batch: int | None,
-    staging: Path,
-    final: Path,
-    work: Path,
-    cache: dict,
-    verify: bool,
-    verify_seed: int,
-    onnx_exporter: str,
-    hook: QuantizationHook | None,
-    say,
-) -> BundleResult:
-    model = src.model
+@dataclass
+class ExportJob:
+    """What every format of one ``export`` call shares: the built model and the options."""
+
+    src: Any  # source.Source: the model, its name, weights and config
+    spec: Any  # the zoo ModelSpec
+    work: Path  # scratch directory (intermediate graphs)
+    precision: str
+    verify: bool = True
+    verify_seed: int = VERIFY_SEED
+    onnx_exporter: str = "auto"
+    hook: QuantizationHook | None = None
+    say: Callable[[str], None] = lambda msg: None
+    cache: dict = field(default_factory=dict)  # shared between formats (e.g. the fp32 ONNX graph)
+
+
+@dataclass(frozen=True)
+class FormatTarget:
+    """Where one format's bundle goes: staged in ``staging``, swapped in at ``final``."""
+
+    fmt: Format
+    batch: int | None
+    staging: Path
+    final: Path
+
+
+@dataclass
+class Converted:
+    artifacts: dict[str, Artifact]
+    seconds: dict[str, float]
+    notes: list[str]
+
+
+def export_format(job: ExportJob, target: FormatTarget) -> BundleResult:
+    """One format: convert every stage, write the sealed manifest, verify, write it again."""
     t0 = time.perf_counter()
+    conv = convert_stages(job, target)
+    sizes = {s: sum(file_size(target.staging / f) for f in a.files) for s, a in conv.artifacts.items()}
+    # sealed: the size and sha256 of every file written, checked by every later load
+    manifest = _manifest(job.src, job.spec, target.fmt, job.precision, target.batch, conv.artifacts, conv.seconds,
+                         sizes, conv.notes).sealed(target.staging)
+    write_manifest(target.staging, manifest)
+    check = None
+    if job.verify:
+        manifest, check = verify_format(job, target, manifest)
+    else:
+        manifest = manifest.replace(
+            verification=tuple(
+                Verification(stage=s, passed=None, reason="verification skipped on request (--no-verify)")
+                for s in job.src.model.stage_names
+            )
+        )
+    write_manifest(target.staging, manifest)
+    return BundleResult(target.fmt.name, target.final, manifest, check, time.perf_counter() - t0, conv.seconds,
+                        sum(sizes.values()), conv.notes)
+
+
+def convert_stages(job: ExportJob, target: FormatTarget) -> Converted:
+    """Each stage through the format's converter (with the precision's hook, if any)."""
+    src, fmt, batch = job.src, target.fmt, target.batch
+    model = src.model
     module = fmt.module()
-    artifacts: dict[str, Artifact] = {}
-    seconds: dict[str, float] = {}
-    notes: list[str] = []
+    out = Converted({}, {}, [])
     for stage in model.stage_names:
         ins, outs = model.stage_io(stage)
         ex_batch = EXPORT_BATCH_DYNAMIC if batch is None else batch
-        job = StageJob(
+        stage_job = StageJob(
             model_name=src.name,
             stage=stage,
             module=model.stage(stage),
@@ -354,18 +375,19 @@ def _export_format(
             output_names=tuple(outs),
             example=model.example_inputs(stage, ex_batch, seed=0),
             batch=batch,
-            precision=precision,
+            precision=job.precision,
             fmt=fmt,
-            out_dir=staging,
-            work_dir=work,
-            metadata=_metadata(src, spec, fmt, precision, batch, stage, ins, outs),
-            cache=cache,
-            options={"onnx_exporter": onnx_exporter},
-            hook=hook,
+            out_dir=target.staging,
+            work_dir=job.work,
+            metadata=_metadata(src, job.spec, fmt, job.precision, batch, stage, ins, outs),
+            cache=job.cache,
+            options={"onnx_exporter": job.onnx_exporter},
+            hook=job.hook,
         )
+        job.say(f"{fmt.name}: converting {stage} ({job.precision}) ...")
         t = time.perf_counter()
         try:
-            artifacts[stage] = module.convert(job)
+            out.artifacts[stage] = module.convert(stage_job)
         except ExportError:
             raise
         except Exception as e:  # converter internals raise anything; name the format and stage
@@ -374,40 +396,29 @@ def _export_format(
                 f"{fmt.name} conversion of {src.name} stage {stage!r} failed: "
                 f"{type(e).__name__}: {msg[:2000]}"
             ) from e
-        seconds[stage] = time.perf_counter() - t
-        notes += artifacts[stage].notes
-        say(f"{fmt.name}: {stage} converted in {seconds[stage]:.1f}s")
-    sizes = {s: sum(file_size(staging / f) for f in a.files) for s, a in artifacts.items()}
-    # sealed: the size and sha256 of every file written, checked by every later load
-    manifest = _manifest(src, spec, fmt, precision, batch, artifacts, seconds, sizes, notes).sealed(staging)
-    write_manifest(staging, manifest)
-    check = None
-    if verify:
-        t = time.perf_counter()
-        check = check_bundle(staging, manifest, model, seed=verify_seed)
-        check.source = src.describe()
-        check.path = final
-        manifest = manifest.replace(
-            verification=tuple(check.verifications),
-            extra={**manifest.extra, "verification_detail": check.detail},
-        )
-        say(
-            f"{fmt.name}: verified in {time.perf_counter() - t:.1f}s: "
-            + ", ".join(_short(v) for v in check.verifications)
-        )
-    else:
-        from ..core.manifest import Verification
+        out.seconds[stage] = time.perf_counter() - t
+        out.notes += out.artifacts[stage].notes
+        job.say(f"{fmt.name}: {stage} converted in {out.seconds[stage]:.1f}s")
+    return out
 
-        manifest = manifest.replace(
-            verification=tuple(
-                Verification(stage=s, passed=None, reason="verification skipped on request (--no-verify)")
-                for s in model.stage_names
-            )
-        )
-    write_manifest(staging, manifest)
-    return BundleResult(
-        fmt.name, final, manifest, check, time.perf_counter() - t0, seconds, sum(sizes.values()), notes
+
+def verify_format(job: ExportJob, target: FormatTarget, manifest: Manifest) -> tuple[Manifest, BundleCheck]:
+    """Parity of the staged bundle with PyTorch; the manifest gains the verification records."""
+    fmt = target.fmt
+    job.say(f"{fmt.name}: verifying against PyTorch ...")
+    t = time.perf_counter()
+    check = check_bundle(target.staging, manifest, job.src.model, seed=job.verify_seed)
+    check.source = job.src.describe()
+    check.path = target.final
+    manifest = manifest.replace(
+        verification=tuple(check.verifications),
+        extra={**manifest.extra, "verification_detail": check.detail},
     )
+    job.say(
+        f"{fmt.name}: verified in {time.perf_counter() - t:.1f}s: "
+        + ", ".join(_short(v) for v in check.verifications)
+    )
+    return manifest, check
 
 
 def _short(v) -> str:
@@ -418,4 +429,13 @@ def _short(v) -> str:
     return f"{v.stage} {'ok' if v.passed else 'FAILED'} (max err {err}{kp})"
 
 
-__all__ = ["export", "ExportResult", "BundleResult", "MANIFEST_NAME"]
+__all__ = [
+    "MANIFEST_NAME",
+    "BundleResult",
+    "ExportJob",
+    "ExportResult",
+    "FormatTarget",
+    "check_out",
+    "export",
+    "export_format",
+]

@@ -14,8 +14,9 @@ stages with codec outputs also by decoded keypoints in crop pixels. A stage's
 manifest's ``extra["verification_detail"]``. Dynamic
 batches are checked at batch 3, which catches a batch baked in at export.
 int8 bundles (``edgepose quantize``) are judged by RMS error relative to each
-output's RMS instead of max abs error (``edgepose.quantization.check``, whose
-real-crop check is the one ``quantize`` records in their manifests).
+output's RMS instead of max abs error: each precision row of the format table
+(``edgepose.core.formats.PRECISIONS``) carries its comparison; the quantiser's
+real-crop check is the one ``quantize`` records in int8 manifests.
 
 Core ML cannot predict off macOS: there the check is structural (ML program,
 I/O names and shapes, operation counts, size against the parameter count) and
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 
 from ..core.codecs import CODEC_OUTPUTS, decode
+from ..core.formats import compare_max_abs
 from ..core.manifest import BundleDamagedError, Manifest, Verification, read_manifest
 from ..runtimes.bundle import (
     IMAGE_INPUTS,
@@ -42,7 +44,9 @@ from ..runtimes.bundle import (
     is_bundle,
     load,
 )
-from .formats import FORMATS, PRECISIONS, ExportError, Tolerance
+from ..runtimes.coreml import inspect
+from ..zoo.costs import stage_cost
+from .formats import FORMATS, PRECISIONS, ExportError
 from .stages import quiet
 
 VERIFY_SEED = 1  # the export's example inputs use seed 0
@@ -95,41 +99,12 @@ def pipeline_inputs(model, batch: int, seed: int = VERIFY_SEED) -> tuple[dict, d
 
 
 def _comparer(precision: str):
-    """int8 outputs are judged by their RMS error against the output's RMS (a max-abs bound would
-    be decided by the one element at the edge of a quantisation range); see
-    ``edgepose.quantization.check``."""
-    if precision == "int8":
-        from ..quantization.check import compare
-
-        return compare
-    return compare_output
+    """The precision row's comparison (int8: RMS error against the output's RMS, since a max-abs
+    bound would be decided by the one element at the edge of a quantisation range)."""
+    return PRECISIONS[precision].compare
 
 
-def compare_output(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[str, Any]:
-    ref = np.asarray(ref, dtype=np.float64)
-    got = np.asarray(got, dtype=np.float64)
-    if ref.shape != got.shape:
-        return {
-            "passed": False,
-            "problem": f"shape {list(got.shape)} != PyTorch's {list(ref.shape)}",
-            "max_abs": float("inf"),
-            "bound": 0.0,
-        }
-    if not np.all(np.isfinite(got)):
-        return {"passed": False, "problem": "non-finite values", "max_abs": float("inf"), "bound": 0.0}
-    err = float(np.abs(ref - got).max()) if ref.size else 0.0
-    scale = float(np.abs(ref).max()) if ref.size else 0.0
-    if ref.size > 1 and np.all((ref == 0) | (ref == 1)):  # a 0/1 mask: thresholds flip at the noise level
-        flips = float(np.mean(np.abs(ref - got) > 0.5))
-        return {
-            "kind": "binary",
-            "max_abs": err,
-            "flips": flips,
-            "bound": tol.flip_fraction,
-            "passed": flips <= tol.flip_fraction,
-        }
-    bound = tol.atol + tol.rtol * scale
-    return {"kind": "float", "max_abs": err, "scale": scale, "bound": bound, "passed": err <= bound}
+compare_output = compare_max_abs  # fp32/fp16: max abs error against a bound scaled by the output
 
 
 def keypoint_error(ref: dict, got: dict, codec: str, input_size: tuple[int, int]) -> tuple[float, int]:
@@ -164,12 +139,10 @@ def _check_io(manifest: Manifest, stage: str, inputs, outputs) -> list[str]:
     return io_problems(manifest, stage, inputs, outputs)
 
 
-def _structural(bundle_dir: Path, manifest: Manifest, model, reason: str) -> list[Verification]:
-    from ..runtimes.coreml import inspect
-    from ..zoo.costs import stage_cost
-
+def structural_check(bundle_dir: Path, manifest: Manifest, model, reason: str) -> list[Verification]:
+    """Where a format's runtime cannot run here (Core ML off macOS): its structure against the model."""
     out = []
-    itemsize = {"fp16": 2, "int8": 1}.get(manifest.precision, 4)
+    itemsize = PRECISIONS[manifest.precision].itemsize
     for entry in manifest.stages:
         info = inspect(bundle_dir / entry.file)
         problems = _check_io(manifest, entry.name, info.inputs, info.outputs)
@@ -244,7 +217,7 @@ def check_bundle(
                 f"bundle {str(bundle_dir)!r} does not match its manifest: {'; '.join(problems)}; "
                 "re-export it with `edgepose export`"
             )
-        return BundleCheck(bundle_dir, fmt.name, _structural(bundle_dir, manifest, model, reason))
+        return BundleCheck(bundle_dir, fmt.name, structural_check(bundle_dir, manifest, model, reason))
     image_inputs = set(manifest.extra.get("image_inputs", IMAGE_INPUTS))
     cache: dict[int, tuple[dict, dict]] = {}
     verifications, detail = [], {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -129,7 +129,8 @@ class Calibration:
 
 
 @torch.no_grad()
-def collect(model, dataset, count: int = 256, batch: int = 32, description: str = "") -> Calibration:
+def collect(model, dataset, count: int = 256, batch: int = 32, description: str = "",
+            progress: Callable[[str], None] | None = None) -> Calibration:
     """Run the fp32 model's stages on ``count`` real samples and keep every stage's inputs.
 
     The first stage of a temporal model sees every frame of the windows (``count * T`` crops,
@@ -146,6 +147,8 @@ def collect(model, dataset, count: int = 256, batch: int = 32, description: str 
         for s, f in feeds.items():
             for k, v in f.items():
                 per[s].setdefault(k, []).append(v.cpu().numpy())
+        if progress is not None:
+            progress(f"calibration: {min(start + batch, len(idx))}/{len(idx)} samples")
     stages = {s: {k: np.concatenate(v) for k, v in d.items()} for s, d in per.items()}
     first = plan.names[0]
     if plan.frames > 1:

@@ -3,8 +3,9 @@
 Random images say little about an int8 graph calibrated on crops of people (its
 activation ranges were set on those), so the int8 check feeds each stage what it sees at
 run time: evaluation crops (not the calibration ones) for the first stage, and PyTorch's
-fp32 outputs of the stage before for later ones, each stage in isolation. The int8
-tolerance (``edgepose.export.formats.PRECISIONS["int8"]``) reads:
+fp32 outputs of the stage before for later ones, each stage in isolation. The int8 row of
+the format table (``edgepose.core.formats.PRECISIONS["int8"]``: its tolerance and its
+``compare``) reads:
 
 * float outputs: RMS error at most ``rtol`` of the output's RMS (0.35: int8 feature maps at
   the end of a CNN trunk differ from fp32 by 10-20% RMS, decoded outputs by under 1%, a
@@ -15,51 +16,31 @@ tolerance (``edgepose.export.formats.PRECISIONS["int8"]``) reads:
 
 The accuracy that matters (metric against fp32) is in the int8 report; this check pins a
 failure to a stage. Core ML cannot run off macOS: its stages get the structural check of
-``edgepose.export.verify`` instead.
+``structural_check`` (the export side's) instead.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..core.codecs import CODEC_OUTPUTS, decode
+from ..core.formats import FORMATS, PRECISIONS
 from ..core.manifest import Verification
-from ..export.formats import FORMATS, PRECISIONS
+from ..export.stages import quiet
+from ..export.verify import structural_check
+from ..runtimes.bundle import load
 from .pipeline import StagePlan, run_pipeline, session_stage_runner, torch_stage_runner
-
-
-def compare(ref: np.ndarray, got: np.ndarray, tol) -> dict:
-    ref = np.asarray(ref, np.float64)
-    got = np.asarray(got, np.float64)
-    failed = {"kind": "float", "max_abs": float("inf"), "rel_rms": float("inf"), "bound": tol.rtol, "passed": False}
-    if ref.shape != got.shape:
-        return {**failed, "problem": f"shape {list(got.shape)} != PyTorch's {list(ref.shape)}"}
-    if not np.all(np.isfinite(got)):
-        return {**failed, "problem": "non-finite values"}
-    if ref.size > 1 and np.all((ref == 0) | (ref == 1)):
-        flips = float(np.mean(np.abs(ref - got) > 0.5))
-        return {"kind": "binary", "flips": round(flips, 5), "bound": tol.flip_fraction,
-                "passed": flips <= tol.flip_fraction}
-    err = got - ref
-    rms_ref = float(np.sqrt(np.mean(ref**2))) if ref.size else 0.0
-    rel = float(np.sqrt(np.mean(err**2))) / max(rms_ref, 1e-12)
-    return {"kind": "float", "max_abs": float(np.abs(err).max()), "rel_rms": round(rel, 5), "bound": tol.rtol,
-            "passed": rel <= tol.rtol}
 
 
 def check(bundle_dir, manifest, model, crops, threads: int | None = None) -> tuple[list[Verification], dict]:
     """Verification records per stage, and the per-output detail, for an int8 bundle."""
-    import torch
-
-    from ..export.stages import quiet
-    from ..export.verify import _structural
-    from ..runtimes.bundle import load
-
     fmt = FORMATS[manifest.format]
     reason = fmt.numeric_check_reason()
     if reason is not None:
-        return _structural(bundle_dir, manifest, model, reason), {}
-    tol = PRECISIONS["int8"].tolerance
+        return structural_check(bundle_dir, manifest, model, reason), {}
+    precision = PRECISIONS["int8"]
+    tol, compare = precision.tolerance, precision.compare  # the row's comparison: RMS error vs the output's RMS
     plan = StagePlan.from_model(model)
     with torch.no_grad():
         feeds, refs = run_pipeline(plan, torch_stage_runner(model.eval()), torch.from_numpy(crops))

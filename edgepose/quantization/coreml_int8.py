@@ -155,3 +155,12 @@ def simulate_weights_int8(model: torch.nn.Module, threshold: int = WEIGHT_THRESH
             scale = w.abs().amax(dim=dims, keepdim=True).clamp(min=1e-12) / 127.0
             w.copy_(torch.clamp(torch.round(w / scale), -127, 127) * scale)
     return sim
+
+
+# ---- the int8 hook's interface (edgepose.quantization.hook; the format row names this module)
+
+USES_QAT_GRAPH = False  # with QAT, quantised as usual from the fine-tuned weights
+
+
+def int8_after(job, artifact, hook):
+    return apply(job, artifact, hook.calibration, hook.scopes.for_stage(job.stage), hook.options)

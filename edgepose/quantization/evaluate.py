@@ -18,10 +18,19 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from ..core.codecs import decode
 from ..core.transforms import transform_points
-from .pipeline import StagePlan, run_pipeline
+from ..eval.pck import box_size, pck
+from ..eval.posetrack_map import person_head_size
+from ..eval.predictions import Prediction
+from ..export.stages import quiet
+from ..runtimes.bundle import load
+from ..training import datasets as D
+from ..training.validate import metrics_of, primary_metric
+from .calibration import spread
+from .pipeline import StagePlan, run_pipeline, session_stage_runner, torch_stage_runner
 
 
 @dataclass
@@ -50,8 +59,6 @@ def _video_of(rec) -> str | None:
 
 def restrict(split, limit: int | None):
     """The split limited to whole videos (spread evenly) holding about ``limit`` persons; (split, videos)."""
-    from .calibration import spread
-
     records = list(split.records)
     if split.format == "posetrack":
         videos = {v.video_id: v for v in records}
@@ -79,10 +86,6 @@ def restrict(split, limit: int | None):
 
 def build(data, limit: int | None = None) -> EvalSet:
     """Load the evaluation crops of ``data`` (a ``calibration.DataSource``) into memory."""
-    from ..eval.pck import box_size
-    from ..eval.posetrack_map import person_head_size
-    from ..training import datasets as D
-
     split, videos = restrict(data.split("val"), limit)
     ds = D.topdown_dataset(data.spec, split, train=False, image_loader=data._loader)
     xs, inv, ids = [], [], []
@@ -103,7 +106,8 @@ def build(data, limit: int | None = None) -> EvalSet:
                    np.asarray(head, np.float64), np.asarray(box, np.float64), split, data.spec, videos)
 
 
-def predict(plan: StagePlan, run_stage: Callable, evalset: EvalSet, batch: int = 32, to_input=None):
+def predict(plan: StagePlan, run_stage: Callable, evalset: EvalSet, batch: int = 32, to_input=None,
+            progress: Callable[[str], None] | None = None, label: str = "evaluation"):
     """Keypoints (N, J, 2) in crop pixels and scores (N, J) of every evaluation crop.
 
     ``to_input`` turns a float32 numpy batch into what ``run_stage`` takes (torch for models).
@@ -119,6 +123,8 @@ def predict(plan: StagePlan, run_stage: Callable, evalset: EvalSet, batch: int =
         k, s = decode(arrays, spec.codec, tuple(spec.input_size))
         kps.append(k)
         scores.append(s)
+        if progress is not None:
+            progress(f"{label}: {min(start + batch, len(evalset))}/{len(evalset)} crops")
     return np.concatenate(kps), np.concatenate(scores)
 
 
@@ -129,10 +135,6 @@ def _num(v) -> float | None:
 
 def score(evalset: EvalSet, keypoints: np.ndarray, scores: np.ndarray) -> dict:
     """The format metric, PCKh@0.5 and PCK@0.2 (box) of crop-pixel predictions, in percent."""
-    from ..eval.pck import pck
-    from ..eval.predictions import Prediction
-    from ..training.validate import metrics_of, primary_metric
-
     frame_kp = np.stack([transform_points(k, m) for k, m in zip(keypoints, evalset.inverse)])
     preds = [Prediction(int(i), frame_kp[n], scores[n].astype(np.float64)) for n, i in enumerate(evalset.image_ids)]
     fmt, layout = evalset.split.format, evalset.spec.layout
@@ -146,29 +148,23 @@ def score(evalset: EvalSet, keypoints: np.ndarray, scores: np.ndarray) -> dict:
     }
 
 
-def evaluate_model(model, evalset: EvalSet, batch: int = 32) -> dict:
+def evaluate_model(model, evalset: EvalSet, batch: int = 32, progress: Callable[[str], None] | None = None) -> dict:
     """A PyTorch PoseModel (fp32, or a simulated quantisation) through its stages."""
-    import torch
-
-    from .pipeline import torch_stage_runner
-
     model.eval()
     with torch.no_grad():
         kp, sc = predict(StagePlan.from_model(model), torch_stage_runner(model), evalset, batch,
-                         to_input=torch.from_numpy)
+                         to_input=torch.from_numpy, progress=progress, label="evaluation (PyTorch)")
     return {**score(evalset, kp, sc), "keypoints": kp}
 
 
-def evaluate_bundle(path, evalset: EvalSet, batch: int = 32, threads: int | None = None) -> dict:
+def evaluate_bundle(path, evalset: EvalSet, batch: int = 32, threads: int | None = None,
+                    progress: Callable[[str], None] | None = None) -> dict:
     """An exported bundle in its own runtime (CPU)."""
-    from ..runtimes.bundle import load
-    from ..export.stages import quiet
-    from .pipeline import session_stage_runner
-
     opts = {"threads": threads} if threads else {}
     with quiet(), load(path, device="cpu", **opts) as bundle:
         plan = StagePlan.from_manifest(bundle.manifest)
-        kp, sc = predict(plan, session_stage_runner(bundle.sessions, bundle.manifest.layout), evalset, batch)
+        kp, sc = predict(plan, session_stage_runner(bundle.sessions, bundle.manifest.layout), evalset, batch,
+                         progress=progress, label=f"evaluation ({bundle.format} {bundle.manifest.precision})")
     return {**score(evalset, kp, sc), "keypoints": kp}
 
 

@@ -1,8 +1,11 @@
-"""The INT8 quantiser handed to ``edgepose.export.export`` as its ``hook``: one table row per format.
+"""The INT8 quantiser handed to ``edgepose.export.export`` as its ``hook``: one module per format.
 
 ``export`` calls ``before_convert`` on the torch module a converter is about to convert
-and ``after_convert`` on the float artifact it wrote (``edgepose.export.stages``). What
-each format does with them:
+and ``after_convert`` on the float artifact it wrote (``edgepose.export.stages``). Which
+module quantises a format is the format row's ``int8`` column (``edgepose.core.formats``);
+the module exposes ``int8_after(job, artifact, hook)`` and optionally ``int8_before(job,
+module, hook)``, ``int8_converter_options(job, hook)``, ``int8_qat_graph(job, artifact, hook)``
+and ``USES_QAT_GRAPH``. What the four shipped ones do:
 
 =========  ==============================================  ==========================================
 format     PTQ                                             QAT (``qat_modules`` given)
@@ -17,57 +20,23 @@ coreml     after: int8 weights (or W8A8 via PT2E)           as on the left, from
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from types import ModuleType
+from typing import Any
 
-from . import coreml_int8, onnx_ptq, openvino_ptq, tflite_ptq
+from ..core.formats import FORMATS
 from .calibration import Calibration
 from .scopes import FloatScopes
 
 
-def _qat_graph_info(job, artifact, hook: "Int8Hook"):
-    """ONNX/OpenVINO from a QAT graph: already quantised; record what it holds."""
-    if job.fmt.name == "onnx":
-        folded = onnx_ptq.store_int8_weights(job)
-        artifact.info.update({"quantizer": "torchao PT2E QAT (X86InductorQuantizer) -> torch.onnx (QDQ)",
-                              "int8_weights": folded, "ops": onnx_ptq.quantized_op_count(job.file)})
-    else:
-        openvino_ptq.compress_weights(job)
-        artifact.info.update({"quantizer": "torchao PT2E QAT QDQ ONNX -> OpenVINO (FakeQuantize, int8 weights)",
-                              "fake_quantize": openvino_ptq.fake_quantize_count(job.file)})
-    artifact.info["float_nodes"] = len(hook.qat_float_nodes.get(job.stage, []))
-    return artifact
-
-
-@dataclass(frozen=True)
-class FormatQuantizer:
-    before: Callable | None  # (job, module, hook) -> module
-    after: Callable  # (job, artifact, hook) -> artifact
-    uses_qat_graph: bool  # with QAT, the converted QAT graph is what gets converted
-
-
-FORMAT_QUANTIZERS: dict[str, FormatQuantizer] = {
-    "onnx": FormatQuantizer(
-        None,
-        lambda job, art, h: onnx_ptq.apply(job, art, h.calibration, h.scopes.for_stage(job.stage), h.options),
-        uses_qat_graph=True,
-    ),
-    "openvino": FormatQuantizer(
-        None,
-        lambda job, art, h: openvino_ptq.apply(job, art, h.calibration, h.scopes.for_stage(job.stage), h.options),
-        uses_qat_graph=True,
-    ),
-    "tflite": FormatQuantizer(
-        lambda job, mod, h: tflite_ptq.before_convert(job, mod, h.calibration, h.scopes.for_stage(job.stage), h.state),
-        lambda job, art, h: tflite_ptq.after_convert(job, art, h.state),
-        uses_qat_graph=False,
-    ),
-    "coreml": FormatQuantizer(
-        None,
-        lambda job, art, h: coreml_int8.apply(job, art, h.calibration, h.scopes.for_stage(job.stage), h.options),
-        uses_qat_graph=False,
-    ),
-}
+def quantizer_module(fmt: str) -> ModuleType:
+    """The int8 quantiser module of format ``fmt`` (its row's ``int8`` column)."""
+    row = FORMATS.get(fmt)
+    if row is None or row.int8 is None:
+        have = [f.name for f in FORMATS.values() if f.int8]
+        raise ValueError(f"no int8 quantiser for format {fmt}; formats: {have}")
+    return importlib.import_module(row.int8)
 
 
 @dataclass
@@ -82,26 +51,23 @@ class Int8Hook:
     state: dict = field(default_factory=dict)
     precision: str = "int8"
 
-    def _row(self, job) -> FormatQuantizer:
-        if job.fmt.name not in FORMAT_QUANTIZERS:
-            raise ValueError(f"no int8 quantiser for format {job.fmt.name}; formats: {list(FORMAT_QUANTIZERS)}")
-        return FORMAT_QUANTIZERS[job.fmt.name]
-
     def _qat(self, job) -> bool:
-        return self.qat_modules is not None and self._row(job).uses_qat_graph
+        return self.qat_modules is not None and getattr(quantizer_module(job.fmt.name), "USES_QAT_GRAPH", False)
 
     def before_convert(self, job, module):
         if self._qat(job):
             return self.qat_modules[job.stage]
-        row = self._row(job)
-        return row.before(job, module, self) if row.before is not None else module
+        before = getattr(quantizer_module(job.fmt.name), "int8_before", None)
+        return before(job, module, self) if before is not None else module
 
     def converter_options(self, job) -> dict:
-        if job.fmt.name == "tflite":
-            return tflite_ptq.converter_options(job, self.state)
-        return {}
+        opts = getattr(quantizer_module(job.fmt.name), "int8_converter_options", None)
+        return opts(job, self) if opts is not None else {}
 
     def after_convert(self, job, artifact):
+        mod = quantizer_module(job.fmt.name)
         if self._qat(job):
-            return _qat_graph_info(job, artifact, self)
-        return self._row(job).after(job, artifact, self)
+            artifact = mod.int8_qat_graph(job, artifact, self)
+            artifact.info["float_nodes"] = len(self.qat_float_nodes.get(job.stage, []))
+            return artifact
+        return mod.int8_after(job, artifact, self)

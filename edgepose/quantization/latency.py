@@ -20,6 +20,10 @@ from typing import Mapping
 
 import numpy as np
 
+from ..export.stages import quiet
+from ..runtimes.bundle import load
+from .pipeline import session_stage_runner
+
 
 def stage_inputs(calibration, stage: str, batch: int) -> dict[str, np.ndarray]:
     data = calibration.stages[stage]
@@ -31,10 +35,6 @@ def stage_inputs(calibration, stage: str, batch: int) -> dict[str, np.ndarray]:
 def measure(bundles: Mapping[str, str], calibration, batches=(1, 8), rounds: int = 5, reps: int = 10,
             threads: int | None = 1, warmup: int = 3) -> dict:
     """{label: {"stages": {stage: {batch: ms}}, "total": {batch: ms}}} (median ms per call)."""
-    from ..export.stages import quiet
-    from ..runtimes.bundle import load
-    from .pipeline import session_stage_runner
-
     opened = {}
     opts = {"threads": threads} if threads else {}
     samples: dict = {}

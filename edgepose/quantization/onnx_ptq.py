@@ -241,3 +241,20 @@ def apply(job, artifact, calibration, scopes: tuple[Scope, ...], options: dict):
     onnx.checker.check_model(str(job.file))
     artifact.info.update(info)
     return artifact
+
+
+# ---- the int8 hook's interface (edgepose.quantization.hook; the format row names this module)
+
+USES_QAT_GRAPH = True  # with QAT, the converted QAT graph (QDQ) is what gets exported
+
+
+def int8_after(job, artifact, hook):
+    return apply(job, artifact, hook.calibration, hook.scopes.for_stage(job.stage), hook.options)
+
+
+def int8_qat_graph(job, artifact, hook):
+    """From a QAT graph: already quantised; store int8 weights and record what it holds."""
+    folded = store_int8_weights(job)
+    artifact.info.update({"quantizer": "torchao PT2E QAT (X86InductorQuantizer) -> torch.onnx (QDQ)",
+                          "int8_weights": folded, "ops": quantized_op_count(job.file)})
+    return artifact

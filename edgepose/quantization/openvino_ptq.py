@@ -115,3 +115,19 @@ def fake_quantize_count(path: Path) -> int:
     import openvino as ov
 
     return sum(op.get_type_name() == "FakeQuantize" for op in ov.Core().read_model(str(path)).get_ordered_ops())
+
+
+# ---- the int8 hook's interface (edgepose.quantization.hook; the format row names this module)
+
+USES_QAT_GRAPH = True  # with QAT, the QDQ graph becomes a FakeQuantize IR
+
+
+def int8_after(job, artifact, hook):
+    return apply(job, artifact, hook.calibration, hook.scopes.for_stage(job.stage), hook.options)
+
+
+def int8_qat_graph(job, artifact, hook):
+    compress_weights(job)
+    artifact.info.update({"quantizer": "torchao PT2E QAT QDQ ONNX -> OpenVINO (FakeQuantize, int8 weights)",
+                          "fake_quantize": fake_quantize_count(job.file)})
+    return artifact

@@ -181,3 +181,20 @@ def after_convert(job, artifact, state: dict):
         }
     )
     return artifact
+
+
+# ---- the int8 hook's interface (edgepose.quantization.hook; the format row names this module)
+
+USES_QAT_GRAPH = False  # with QAT, PTQ as usual from the fine-tuned weights
+
+
+def int8_before(job, module, hook):
+    return before_convert(job, module, hook.calibration, hook.scopes.for_stage(job.stage), hook.state)
+
+
+def int8_converter_options(job, hook) -> dict:
+    return converter_options(job, hook.state)
+
+
+def int8_after(job, artifact, hook):
+    return after_convert(job, artifact, hook.state)

@@ -15,27 +15,19 @@ Inputs go in the graph's layout (``manifest.layout`` for image inputs:
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from ..core.codecs import CODEC_OUTPUTS
+from ..core.formats import FORMAT_BACKENDS, load_preference
 from ..core.manifest import MANIFEST_NAME, BundleDamagedError, Manifest, ManifestError, read_manifest
+from . import open_session
+from .registry import backend_module, is_installed
 
-# format -> runtime backend (the `backend` column of edgepose.export.formats.FORMATS, which a test
-# keeps in step; repeated so a device install needs no export package)
-FORMAT_BACKENDS = {
-    "onnx": "onnxruntime",
-    "openvino": "openvino",
-    "tflite": "tflite",
-    "coreml": "coreml",
-    "torch": "torch",
-}
-PREFERENCE = (
-    ("coreml", "openvino", "onnx", "tflite") if sys.platform == "darwin" else ("onnx", "openvino", "tflite")
-)
+# {format: runtime} and the order a ``--format all`` root is tried in: the format table's rows
+PREFERENCE = load_preference()
 IMAGE_INPUTS = ("image",)
 
 
@@ -54,12 +46,10 @@ def bundle_root_formats(path: str | os.PathLike) -> dict[str, Path]:
 
 
 def session_options(manifest: Manifest, stage: str, backend: str | None = None) -> dict:
-    """Backend-specific session options a bundle implies (OpenVINO, reading an IR or an ONNX bundle:
-    exact precision hint and the manifest's I/O names among the several it keeps per tensor)."""
-    if (backend or FORMAT_BACKENDS[manifest.format]) == "openvino":
-        entry = manifest.stage(stage)
-        return {"precision": manifest.precision, "names": [*entry.input_names, *entry.output_names]}
-    return {}
+    """Backend-specific session options a bundle implies: the backend module's ``session_options``
+    (OpenVINO: exact precision hint and I/O names; TensorRT: precision and engine cache key)."""
+    opts = getattr(backend_module(backend or FORMAT_BACKENDS[manifest.format]), "session_options", None)
+    return opts(manifest, stage) if opts else {}
 
 
 def io_problems(manifest: Manifest, stage: str, inputs, outputs) -> list[str]:
@@ -203,13 +193,10 @@ def _pick(root: Path, formats: dict[str, Path], fmt: str | None) -> tuple[Path, 
         if fmt not in formats:
             raise ManifestError(f"{str(root)!r} holds bundles for {list(formats)}, not {fmt!r}")
         return formats[fmt], f"format {fmt} as asked"
-    from .registry import is_installed
-
-    for name in PREFERENCE:
+    order = load_preference()
+    for name in order:
         if name in formats and is_installed(FORMAT_BACKENDS[name]):
-            return formats[
-                name
-            ], f"{name}: the first of {list(PREFERENCE)} present in the root with its runtime installed"
+            return formats[name], f"{name}: the first of {list(order)} present in the root with its runtime installed"
     raise ManifestError(
         f"{str(root)!r} holds bundles for {list(formats)} but none of their runtimes is installed here; "
         "install one (e.g. pip install 'edgepose[onnx]')"
@@ -230,8 +217,6 @@ def load(
     ``backend``: a runtime other than the format's own that reads its files (OpenVINO reads ONNX
     bundles); open_session refuses one that cannot, naming what it reads.
     """
-    from . import open_session
-
     root = Path(path)
     reason = ""
     if not is_bundle(root):

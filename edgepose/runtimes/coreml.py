@@ -19,8 +19,26 @@ import numpy as np
 
 from ..core.manifest import TensorInfo
 from .base import BaseSession, DeviceUnavailable, bad_file, check_exists
-from .devices import MACOS_ONLY, Resolution
+from .devices import Resolution, Target
 from .registry import require
+
+MACOS_ONLY = (
+    "Core ML runs on macOS only (this is {platform}): open this bundle on a Mac; here use "
+    "edgepose.runtimes.coreml.inspect(path) to check its structure, or run the ONNX/OpenVINO/TFLite bundle"
+)
+TARGETS: dict[str, tuple[Target, ...]] = {
+    "cpu": (Target("CPU_ONLY", "macOS"),),
+    "gpu": (Target("CPU_AND_GPU", "macOS"),),
+    "npu": (Target("CPU_AND_NE", "macOS on Apple silicon (the Neural Engine)"),),
+}
+AUTO_TARGET = Target("ALL", "macOS")  # Core ML's own "let the runtime decide" beats our ordering
+
+
+def probe() -> tuple[set[str], str]:
+    if sys.platform != "darwin":
+        return set(), MACOS_ONLY.format(platform=sys.platform)
+    require("coreml")
+    return {"CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL"}, ""
 
 # Core ML's ArrayFeatureType.ArrayDataType values
 _ARRAY_DTYPES = {65568: "float32", 65600: "float64", 65552: "float16", 131104: "int32", 131080: "int8"}

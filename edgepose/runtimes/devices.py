@@ -1,4 +1,4 @@
-"""Device resolution: ONE table from (backend, cpu|gpu|npu) to the backend's own names.
+"""Device resolution: (backend, cpu|gpu|npu) -> the backend's own names, from each backend module's ``TARGETS``.
 
 ``resolve(backend, device)`` checks what is actually present here (ONNX
 Runtime's providers, OpenVINO's devices, loadable LiteRT delegates, Core ML on
@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .base import DeviceUnavailable
-from .registry import get_backend, require
+from .registry import BACKENDS, backend_module, get_backend
 
 KINDS = ("cpu", "gpu", "npu")
 AUTO_ORDER = ("gpu", "npu", "cpu")  # "auto" takes the first kind with a present target
@@ -38,135 +36,8 @@ class Target:
     options: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
-_QNN_HTP = "QnnHtp.dll" if sys.platform == "win32" else "libQnnHtp.so"
-_ORT_GPU = (
-    "pip install onnxruntime-gpu (CUDA 12 + cuDNN 9; on Jetson, NVIDIA's JetPack onnxruntime-gpu wheel)"
-)
-_TFLITE_GPU_ENV = "EDGEPOSE_TFLITE_GPU_DELEGATE"
-_TFLITE_NPU_ENV = "EDGEPOSE_TFLITE_NPU_DELEGATE"
-MACOS_ONLY = (
-    "Core ML runs on macOS only (this is {platform}): open this bundle on a Mac; here use "
-    "edgepose.runtimes.coreml.inspect(path) to check its structure, or run the ONNX/OpenVINO/TFLite bundle"
-)
-
-# (backend, kind) -> targets in preference order.
-DEVICE_TABLE: dict[str, dict[str, tuple[Target, ...]]] = {
-    "onnxruntime": {
-        "cpu": (Target("CPUExecutionProvider"),),
-        "gpu": (
-            Target("CUDAExecutionProvider", _ORT_GPU),
-            Target(
-                "TensorrtExecutionProvider",
-                "onnxruntime-gpu plus the TensorRT 10 libraries on the library path",
-            ),
-            Target("DmlExecutionProvider", "pip install onnxruntime-directml (Windows)"),
-            Target(
-                "OpenVINOExecutionProvider",
-                "pip install onnxruntime-openvino and Intel's GPU compute runtime",
-                {"device_type": "GPU"},
-            ),
-            Target(
-                "CoreMLExecutionProvider",
-                "macOS: the standard onnxruntime wheel",
-                {"MLComputeUnits": "CPUAndGPU"},
-            ),
-        ),
-        "npu": (
-            Target(
-                "QNNExecutionProvider",
-                "pip install onnxruntime-qnn (Snapdragon) with the QNN HTP backend",
-                {"backend_path": _QNN_HTP},
-            ),
-            Target(
-                "OpenVINOExecutionProvider",
-                "pip install onnxruntime-openvino and the Intel NPU driver",
-                {"device_type": "NPU"},
-            ),
-            Target(
-                "CoreMLExecutionProvider",
-                "macOS on Apple silicon: the standard onnxruntime wheel",
-                {"MLComputeUnits": "CPUAndNeuralEngine"},
-            ),
-        ),
-    },
-    "openvino": {
-        "cpu": (Target("CPU"),),
-        "gpu": (
-            Target(
-                "GPU", "Intel GPU compute runtime (intel-opencl-icd / Level Zero) and the openvino GPU plugin"
-            ),
-        ),
-        "npu": (Target("NPU", "an Intel Core Ultra NPU with the Intel NPU driver (linux-npu-driver)"),),
-    },
-    "tflite": {
-        "cpu": (Target("XNNPACK"),),  # built into the interpreter; the default
-        "gpu": (
-            Target(
-                "libtensorflowlite_gpu_delegate.so",
-                f"build the TFLite GPU delegate (OpenCL) and put it on the library path, or set {_TFLITE_GPU_ENV}",
-            ),
-        ),
-        "npu": (
-            Target(
-                "libQnnTFLiteDelegate.so",
-                "Qualcomm AI Engine Direct (QNN) SDK's TFLite delegate",
-                {"backend_type": "htp"},
-            ),
-            Target("libvx_delegate.so", f"NXP i.MX tflite-vx-delegate, or set {_TFLITE_NPU_ENV}"),
-        ),
-    },
-    "coreml": {
-        "cpu": (Target("CPU_ONLY", "macOS"),),
-        "gpu": (Target("CPU_AND_GPU", "macOS"),),
-        "npu": (Target("CPU_AND_NE", "macOS on Apple silicon (the Neural Engine)"),),
-    },
-    "torch": {
-        "cpu": (Target("cpu"),),
-        "gpu": (
-            Target("cuda", "a CUDA build of torch and an NVIDIA driver"),
-            Target("mps", "macOS on Apple silicon"),
-        ),
-        "npu": (),
-    },
-}
-
-# Backends whose own "let the runtime decide" beats our ordering for device="auto".
-AUTO_NATIVE: dict[str, Target] = {"coreml": Target("ALL", "macOS")}
-
-# Names a backend accepts that are not devices of their own (OpenVINO's virtual devices).
-_VIRTUAL_PREFIXES = {"openvino": ("AUTO", "MULTI", "HETERO", "BATCH")}
-
-
-def _env_targets(backend: str, kind: str) -> tuple[Target, ...]:
-    """A delegate named by environment variable comes first (a custom build on a board)."""
-    env = {("tflite", "gpu"): _TFLITE_GPU_ENV, ("tflite", "npu"): _TFLITE_NPU_ENV}.get((backend, kind))
-    if env and os.environ.get(env):
-        return (Target(os.environ[env], f"the library named by ${env}"),)
-    return ()
-
-
-def targets(backend: str, kind: str) -> tuple[Target, ...]:
-    table = DEVICE_TABLE[get_backend(backend).name]
-    if kind not in table:
-        raise ValueError(f"device kind must be one of {KINDS} or 'auto', got {kind!r}")
-    return _env_targets(backend, kind) + table[kind]
-
-
-# ---------------------------------------------------------------- what is present (cached per process)
-
-
-def _probe_onnxruntime() -> tuple[set[str], str]:
-    ort = require("onnxruntime")
-    return set(ort.get_available_providers()), ""
-
-
-def _probe_openvino() -> tuple[set[str], str]:
-    ov = require("openvino")
-    devs = set(ov.Core().available_devices)
-    return devs | {d.split(".")[0] for d in devs}, ""  # "GPU.0" also answers to "GPU"
-
-
-def _library_loads(name: str) -> bool:
+def library_loads(name: str) -> bool:
+    """Whether a shared library (a delegate) can be loaded here."""
     try:
         ctypes.CDLL(name)
         return True
@@ -174,42 +45,48 @@ def _library_loads(name: str) -> bool:
         return False
 
 
-def _probe_tflite() -> tuple[set[str], str]:
-    require("tflite")
-    libs = {t.name for kind in ("gpu", "npu") for t in targets("tflite", kind)}
-    return {"XNNPACK"} | {lib for lib in libs if _library_loads(lib)}, ""
+# ---------------------------------------------------------------- each backend's targets and probe
 
 
-def _probe_coreml() -> tuple[set[str], str]:
-    if sys.platform != "darwin":
-        return set(), MACOS_ONLY.format(platform=sys.platform)
-    require("coreml")
-    return {"CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL"}, ""
+def _module(backend: str):
+    return backend_module(backend)
 
 
-def _probe_torch() -> tuple[set[str], str]:
-    torch = require("torch")
-    present = {"cpu"}
-    if torch.cuda.is_available():
-        present.add("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        present.add("mps")
-    return present, ""
+class _DeviceTable(Mapping):
+    """{backend: {kind: (Target, ...)}}, read from each backend module's ``TARGETS``."""
+
+    def __getitem__(self, backend: str) -> dict[str, tuple[Target, ...]]:
+        return dict(_module(backend).TARGETS)
+
+    def __iter__(self):
+        return (r.name for r in BACKENDS)
+
+    def __len__(self) -> int:
+        return len(BACKENDS)
 
 
-PROBES: dict[str, Callable[[], tuple[set[str], str]]] = {
-    "onnxruntime": _probe_onnxruntime,
-    "openvino": _probe_openvino,
-    "tflite": _probe_tflite,
-    "coreml": _probe_coreml,
-    "torch": _probe_torch,
-}
+DEVICE_TABLE: Mapping[str, dict[str, tuple[Target, ...]]] = _DeviceTable()
+
+
+def targets(backend: str, kind: str) -> tuple[Target, ...]:
+    name = get_backend(backend).name
+    mod = _module(name)
+    if kind not in KINDS:
+        raise ValueError(f"device kind must be one of {KINDS} or 'auto', got {kind!r}")
+    env = getattr(mod, "env_targets", None)  # a delegate named by environment variable comes first
+    return (env(kind) if env else ()) + tuple(mod.TARGETS.get(kind, ()))
+
+
+# ---------------------------------------------------------------- what is present (cached per process)
+
+# Probe overrides by backend (tests pretend a provider is listed); otherwise each module's ``probe()``.
+PROBES: dict[str, Callable[[], tuple[set[str], str]]] = {}
 
 
 @functools.cache
 def _present(backend: str) -> tuple[frozenset[str], str]:
-    found, note = PROBES[backend]()
+    probe = PROBES.get(backend) or _module(backend).probe
+    found, note = probe()
     return frozenset(found), note
 
 
@@ -286,12 +163,15 @@ def resolve(backend: str, device: str = "auto", allow_fallback: bool = False) ->
     if note and not found:
         raise DeviceUnavailable(f"backend {backend!r} cannot run here: {note}")
 
+    mod = _module(backend)
+    virtual_prefixes = tuple(getattr(mod, "VIRTUAL_PREFIXES", ()))
+    auto_native = getattr(mod, "AUTO_TARGET", None)
     dev = device.lower() if device.lower() in (*KINDS, "auto") else device
-    if device == "AUTO" and backend in _VIRTUAL_PREFIXES:
-        dev = device  # OpenVINO's own AUTO device, not our resolution
+    if device == "AUTO" and virtual_prefixes:
+        dev = device  # the backend's own AUTO device (OpenVINO's), not our resolution
     if dev == "auto":
-        if backend in AUTO_NATIVE:
-            t = AUTO_NATIVE[backend]
+        if auto_native is not None:
+            t = auto_native
             return Resolution(
                 backend,
                 "auto",
@@ -327,13 +207,12 @@ def resolve(backend: str, device: str = "auto", allow_fallback: bool = False) ->
         )
 
     # A backend's own name, pinned exactly ("CUDAExecutionProvider", "GPU.1", "AUTO", "cuda:1", ...).
-    virtual = any(device.upper().startswith(p) for p in _VIRTUAL_PREFIXES.get(backend, ()))
+    virtual = any(device.upper().startswith(p) for p in virtual_prefixes)
     match = next((n for n in found if n.lower() == _base_name(backend, device).lower()), None)
     known = _known_target(backend, device)
     if match is not None or virtual:
-        name = device if virtual or backend == "torch" else match
-        if backend == "openvino" and match is not None:
-            name = device.upper()
+        pinned = getattr(mod, "pinned_name", None)
+        name = device if virtual else (pinned(device, match) if pinned else match)
         t = Target(name, known.hint if known else "", known.options if known else {})
         kind = "auto" if virtual else (_kind_of(backend, device) or "pinned")
         return Resolution(backend, kind, t, f"{device} requested and present", False, requested)
@@ -345,8 +224,10 @@ def resolve(backend: str, device: str = "auto", allow_fallback: bool = False) ->
 
 
 def _base_name(backend: str, name: str) -> str:
-    """'cuda:1' -> 'cuda' for torch; OpenVINO's 'GPU.1' stays (it is listed as such when present)."""
-    return name.split(":")[0] if backend == "torch" else name
+    """A pinned name as the probe lists it (the backend module's ``base_name``: torch's 'cuda:1' ->
+    'cuda'); OpenVINO's 'GPU.1' stays (it is listed as such when present)."""
+    base = getattr(_module(backend), "base_name", None)
+    return base(name) if base else name
 
 
 def _known_target(backend: str, name: str) -> Target | None:
@@ -357,8 +238,9 @@ def _known_target(backend: str, name: str) -> Target | None:
 def device_table() -> list[dict]:
     """The table as rows (for `edgepose` CLI listings and the README)."""
     rows = []
-    for backend, kinds in DEVICE_TABLE.items():
-        for kind, ts in kinds.items():
+    for backend in DEVICE_TABLE:
+        for kind in KINDS:
+            ts = targets(backend, kind)
             for rank, t in enumerate(ts):
                 rows.append(
                     {

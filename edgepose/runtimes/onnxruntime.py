@@ -9,14 +9,65 @@ got with what was asked and treats a downgrade as a fallback: allowed only with
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..core.manifest import TensorInfo
 from .base import BaseSession, DeviceUnavailable, ModelFileError, bad_file, check_exists, dims
-from .devices import Resolution
+from .devices import Resolution, Target
 from .registry import require
+
+_ORT_GPU = (
+    "pip install onnxruntime-gpu (CUDA 12 + cuDNN 9; on Jetson, NVIDIA's JetPack onnxruntime-gpu wheel)"
+)
+_QNN_HTP = "QnnHtp.dll" if sys.platform == "win32" else "libQnnHtp.so"
+
+# device kind -> execution providers in preference order (TensorRT is its own runtime: ``tensorrt``)
+TARGETS: dict[str, tuple[Target, ...]] = {
+    "cpu": (Target("CPUExecutionProvider"),),
+    "gpu": (
+        Target("CUDAExecutionProvider", _ORT_GPU),
+        Target(
+            "TensorrtExecutionProvider",
+            "onnxruntime-gpu plus the TensorRT 10 libraries on the library path",
+        ),
+        Target("DmlExecutionProvider", "pip install onnxruntime-directml (Windows)"),
+        Target(
+            "OpenVINOExecutionProvider",
+            "pip install onnxruntime-openvino and Intel's GPU compute runtime",
+            {"device_type": "GPU"},
+        ),
+        Target(
+            "CoreMLExecutionProvider",
+            "macOS: the standard onnxruntime wheel",
+            {"MLComputeUnits": "CPUAndGPU"},
+        ),
+    ),
+    "npu": (
+        Target(
+            "QNNExecutionProvider",
+            "pip install onnxruntime-qnn (Snapdragon) with the QNN HTP backend",
+            {"backend_path": _QNN_HTP},
+        ),
+        Target(
+            "OpenVINOExecutionProvider",
+            "pip install onnxruntime-openvino and the Intel NPU driver",
+            {"device_type": "NPU"},
+        ),
+        Target(
+            "CoreMLExecutionProvider",
+            "macOS on Apple silicon: the standard onnxruntime wheel",
+            {"MLComputeUnits": "CPUAndNeuralEngine"},
+        ),
+    ),
+}
+
+
+def probe() -> tuple[set[str], str]:
+    return set(require("onnxruntime").get_available_providers()), ""
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
@@ -65,6 +116,7 @@ class OrtSession(BaseSession):
         threads: int | None = None,
         provider_options: dict | None = None,
         graph_optimization: str = "all",
+        then: tuple[str, ...] = (),
     ):
         ort = require("onnxruntime")
         self.path = Path(path)
@@ -82,6 +134,8 @@ class OrtSession(BaseSession):
         wanted = choice.name
         opts = {**choice.options, **(provider_options or {})}
         providers = [(wanted, opts)]
+        available = set(ort.get_available_providers())
+        providers += [(p, {}) for p in then if p in available and p != wanted]  # e.g. CUDA under TensorRT
         if wanted != "CPUExecutionProvider":
             providers.append(("CPUExecutionProvider", {}))  # for nodes the accelerator does not take
         try:
@@ -129,10 +183,6 @@ class OrtSession(BaseSession):
 
 
 def _downgraded(choice: Resolution, why: str) -> Resolution:
-    from dataclasses import replace
-
-    from .devices import Target
-
     return replace(
         choice,
         target=Target("CPUExecutionProvider"),

@@ -23,8 +23,52 @@ import numpy as np
 
 from ..core.manifest import TensorInfo
 from .base import BaseSession, DeviceUnavailable, bad_file, check_exists
-from .devices import Resolution
+from .devices import Resolution, Target
 from .registry import require
+
+TARGETS: dict[str, tuple[Target, ...]] = {
+    "cpu": (Target("CPU"),),
+    "gpu": (
+        Target("GPU", "Intel GPU compute runtime (intel-opencl-icd / Level Zero) and the openvino GPU plugin"),
+    ),
+    "npu": (Target("NPU", "an Intel Core Ultra NPU with the Intel NPU driver (linux-npu-driver)"),),
+}
+VIRTUAL_PREFIXES = ("AUTO", "MULTI", "HETERO", "BATCH")  # names that are not devices of their own
+
+
+def probe() -> tuple[set[str], str]:
+    devs = set(require("openvino").Core().available_devices)
+    return devs | {d.split(".")[0] for d in devs}, ""  # "GPU.0" also answers to "GPU"
+
+
+def precision_notes() -> list[str]:
+    """What OpenVINO's CPU plugin does with an fp16 bundle here (its f16 hint may run as bf16): for
+    the benchmarks' notes."""
+    try:
+        caps = set(require("openvino").Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # noqa: BLE001 - a note is optional
+        return []
+    if "FP16" not in caps and "BF16" in caps:
+        return [
+            (
+                "OpenVINO: this CPU has bf16 but no fp16 arithmetic (plugin capabilities "
+                f"{sorted(caps)}); edgepose runs fp16 bundles here with their fp16 weights decompressed to "
+                "f32 compute (OpenVINO's f16 hint would silently run bf16, which cost SHaRPose-S 5.4 px), "
+                "hence an fp16 speed-up near 1: fp16 buys size on this CPU, speed only on fp16 hardware."
+            )
+        ]
+    return [f"OpenVINO CPU plugin capabilities here: {sorted(caps)}."]
+
+
+def pinned_name(requested: str, match: str) -> str:
+    return requested.upper()
+
+
+def session_options(manifest, stage: str) -> dict:
+    """Reading an IR or an ONNX bundle: the exact precision hint and the manifest's I/O names among
+    the several OpenVINO keeps per tensor."""
+    entry = manifest.stage(stage)
+    return {"precision": manifest.precision, "names": [*entry.input_names, *entry.output_names]}
 
 # bundle precision -> INFERENCE_PRECISION_HINT; int8 IRs run their quantised ops in int8 and the rest in f32
 _PRECISION_HINT = {None: "f32", "fp32": "f32", "int8": "f32", "fp16": "f16", "bf16": "bf16", "auto": None}

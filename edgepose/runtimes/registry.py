@@ -1,10 +1,10 @@
-"""The table of backends: name, module, file suffixes, Python package, pip extra.
+"""Runtime lookups over the runtime rows of ``edgepose.core.formats.RUNTIMES``.
 
-Adding a backend is one row here, one row per device kind in ``devices.py``
-and one module exposing ``check_file(path)`` and ``open_session(path, choice,
-allow_fallback, **options) -> Session``. Backend packages are imported only
-when a backend is used, so ``import edgepose.runtimes`` stays cheap and
-torch-free.
+Adding a backend is one ``Runtime`` row there and one module here exposing
+``check_file(path)``, ``open_session(path, choice, allow_fallback, **options) ->
+Session``, ``TARGETS`` and ``probe()`` (devices and probes live in each backend's
+module; ``devices.py`` reads them). Backend packages are imported only when a
+backend is used, so ``import edgepose.runtimes`` stays cheap and torch-free.
 """
 
 from __future__ import annotations
@@ -12,87 +12,38 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+from ..core.formats import RUNTIMES, Runtime
 from .base import BackendUnavailable
 
-
-@dataclass(frozen=True)
-class BackendInfo:
-    name: str
-    module: str  # our module implementing it
-    suffixes: tuple[str, ...]  # files this backend is the default for
-    reads: tuple[str, ...]  # every suffix it can open (OpenVINO also reads .onnx)
-    packages: tuple[str, ...]  # importable packages, in preference order (any one suffices)
-    pip: str  # what to pip install
-    extra: str | None  # edgepose's pip extra holding it
+BackendInfo = Runtime  # the row type under its older name
 
 
-BACKENDS: tuple[BackendInfo, ...] = (
-    BackendInfo(
-        "onnxruntime",
-        "edgepose.runtimes.onnxruntime",
-        (".onnx",),
-        (".onnx",),
-        ("onnxruntime",),
-        "onnxruntime (or onnxruntime-gpu / -openvino / -qnn / -directml)",
-        "onnx",
-    ),
-    BackendInfo(
-        "openvino",
-        "edgepose.runtimes.openvino",
-        (".xml",),
-        (".xml", ".onnx"),
-        ("openvino",),
-        "openvino",
-        "openvino",
-    ),
-    BackendInfo(
-        "tflite",
-        "edgepose.runtimes.tflite",
-        (".tflite",),
-        (".tflite",),
-        ("ai_edge_litert", "tflite_runtime"),
-        "ai-edge-litert (or tflite-runtime, which needs numpy<2)",
-        "tflite",
-    ),
-    BackendInfo(
-        "coreml",
-        "edgepose.runtimes.coreml",
-        (".mlpackage", ".mlmodel"),
-        (".mlpackage", ".mlmodel"),
-        ("coremltools",),
-        "coremltools",
-        "coreml",
-    ),
-    BackendInfo(
-        "torch",
-        "edgepose.runtimes.torch_backend",
-        (".pt2", ".pt", ".pth"),
-        (".pt2", ".pt", ".pth"),
-        ("torch",),
-        "torch (a CPU wheel: --index-url https://download.pytorch.org/whl/cpu)",
-        None,
-    ),
-)
+class _Backends(Sequence):
+    """The runtime rows in table order, read live (a registered runtime shows up)."""
 
-_BY_NAME = {b.name: b for b in BACKENDS}
-ALIASES = {
-    "ort": "onnxruntime",
-    "onnx": "onnxruntime",
-    "ov": "openvino",
-    "litert": "tflite",
-    "pytorch": "torch",
-}
+    def __getitem__(self, i):
+        return list(RUNTIMES.values())[i]
+
+    def __len__(self) -> int:
+        return len(RUNTIMES)
 
 
-def get_backend(name: str) -> BackendInfo:
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in _BY_NAME:
-        raise ValueError(f"unknown backend {name!r}; backends: {list(_BY_NAME)}")
-    return _BY_NAME[key]
+BACKENDS: Sequence[Runtime] = _Backends()
+
+
+def _aliases() -> dict[str, str]:
+    return {a: r.name for r in RUNTIMES.values() for a in r.aliases}
+
+
+def get_backend(name: str) -> Runtime:
+    key = _aliases().get(name.lower(), name.lower())
+    if key not in RUNTIMES:
+        raise ValueError(f"unknown backend {name!r}; backends: {list(RUNTIMES)}")
+    return RUNTIMES[key]
 
 
 def install_hint(info: BackendInfo) -> str:

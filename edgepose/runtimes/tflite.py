@@ -29,8 +29,43 @@ from .base import (
     check_exists,
     dims,
 )
-from .devices import Resolution
+from .devices import Resolution, Target, library_loads
 from .registry import require
+
+_GPU_ENV = "EDGEPOSE_TFLITE_GPU_DELEGATE"
+_NPU_ENV = "EDGEPOSE_TFLITE_NPU_DELEGATE"
+
+TARGETS: dict[str, tuple[Target, ...]] = {
+    "cpu": (Target("XNNPACK"),),  # built into the interpreter; the default
+    "gpu": (
+        Target(
+            "libtensorflowlite_gpu_delegate.so",
+            f"build the TFLite GPU delegate (OpenCL) and put it on the library path, or set {_GPU_ENV}",
+        ),
+    ),
+    "npu": (
+        Target(
+            "libQnnTFLiteDelegate.so",
+            "Qualcomm AI Engine Direct (QNN) SDK's TFLite delegate",
+            {"backend_type": "htp"},
+        ),
+        Target("libvx_delegate.so", f"NXP i.MX tflite-vx-delegate, or set {_NPU_ENV}"),
+    ),
+}
+
+
+def env_targets(kind: str) -> tuple[Target, ...]:
+    """A delegate named by environment variable comes first (a custom build on a board)."""
+    env = {"gpu": _GPU_ENV, "npu": _NPU_ENV}.get(kind)
+    if env and os.environ.get(env):
+        return (Target(os.environ[env], f"the library named by ${env}"),)
+    return ()
+
+
+def probe() -> tuple[set[str], str]:
+    require("tflite")
+    libs = {t.name for kind in ("gpu", "npu") for t in (*env_targets(kind), *TARGETS[kind])}
+    return {"XNNPACK"} | {lib for lib in libs if library_loads(lib)}, ""
 
 FLATBUFFER_ID = b"TFL3"  # the TFLite schema's file identifier, bytes 4..8 of every model
 

@@ -18,8 +18,36 @@ import numpy as np
 
 from ..core.manifest import StageEntry, TensorInfo
 from .base import BaseSession, SessionInputError, bad_file, check_exists, dims
-from .devices import Resolution
+from .devices import Resolution, Target
 from .registry import require
+
+TARGETS: dict[str, tuple[Target, ...]] = {
+    "cpu": (Target("cpu"),),
+    "gpu": (
+        Target("cuda", "a CUDA build of torch and an NVIDIA driver"),
+        Target("mps", "macOS on Apple silicon"),
+    ),
+    "npu": (),
+}
+
+
+def probe() -> tuple[set[str], str]:
+    torch = require("torch")
+    present = {"cpu"}
+    if torch.cuda.is_available():
+        present.add("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        present.add("mps")
+    return present, ""
+
+
+def base_name(name: str) -> str:
+    return name.split(":")[0]  # 'cuda:1' is listed as 'cuda'
+
+
+def pinned_name(requested: str, match: str) -> str:
+    return requested  # keep the index: 'cuda:1'
 
 KINDS = ("torchscript", "exported_program", "checkpoint")
 
