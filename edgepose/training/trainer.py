@@ -195,8 +195,8 @@ class _TrainStep(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, task: Any):
         super().__init__()
         self.model = model
-        self.task_module = task if isinstance(task, torch.nn.Module) else None
-        self._task = task
+        self.task_module = task if isinstance(task, torch.nn.Module) else None  # registered once, here
+        self.__dict__["_task"] = task  # not a second registration of the same module
 
     def forward(self, batch: dict):
         outputs = self._task.forward(self.model, batch)
