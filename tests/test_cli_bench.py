@@ -12,6 +12,7 @@ pytest.importorskip("torch")
 from typer.testing import CliRunner
 
 from edgepose.bench.report import Table
+from edgepose.bench.workload import median, paired_ratio
 from edgepose.cli import app
 from edgepose.core.assets import asset_path
 
@@ -72,15 +73,36 @@ def test_persons_table_has_papers_layout(tables):
     assert ring["5 vs 1"] == pytest.approx(ring["5"] / ring["1"])
 
 
+def check_backends_cells(t: dict) -> None:
+    """Each ms cell is the median of its measured rounds and each ratio the median of the per-round
+    ratios its column names (the rounds are in the table's ``series_ms_per_frame``); an empty cell
+    is explained in the notes."""
+    precs = t["settings"]["precisions"]
+    series = t["extra"]["series_ms_per_frame"]
+    for r in rows(t):
+        got = {p: series.get(f"{r['model']} {r['format']}/{p}") for p in precs}
+        onnx = series[f"{r['model']} onnx/fp32"]
+        for p, times in got.items():
+            if times is None:
+                assert r[f"{p} ms"] is None
+                assert any(f"{r['format']} {p}: not measured" in n for n in t["notes"])
+                continue
+            assert len(times) >= 2 and all(ms > 0 for ms in times)
+            assert r[f"{p} ms"] == pytest.approx(median(times))
+            if p != "fp32":
+                assert r[f"{p} speed-up"] == pytest.approx(paired_ratio(got["fp32"], times))
+        assert r["fp32 vs onnx fp32"] == pytest.approx(paired_ratio(onnx, got["fp32"]))
+
+
 def test_backends_table_has_a_column_per_precision(tables):
     t = tables[0]["backends"]
-    assert "fp32 ms" in t["columns"] and "fp16 ms" in t["columns"] and "fp16 speed-up" in t["columns"]
-    by_fmt = {r["format"]: r for r in rows(t)}
-    assert set(by_fmt) == {"onnx"}
-    assert by_fmt["onnx"]["fp32 ms"] > 0 and by_fmt["onnx"]["fp32 vs onnx fp32"] == pytest.approx(1.0)
-    for r in rows(t):  # an empty cell is explained in the notes
-        if r["fp16 ms"] is None:
-            assert any(f"{r['format']} fp16: not measured" in n for n in t["notes"])
+    precs = t["settings"]["precisions"]
+    assert precs[0] == "fp32" and "fp16" in precs
+    others = [f"{p} speed-up" for p in precs[1:]]
+    assert t["columns"] == ["model", "format", "runtime/device", *[f"{p} ms" for p in precs], *others,
+                            "fp32 vs onnx fp32"]
+    assert [r["format"] for r in rows(t)] == ["onnx"]
+    check_backends_cells(t)
 
 
 def test_blazepose_table(tables):
@@ -89,9 +111,18 @@ def test_blazepose_table(tables):
         assert not t["rows"] and "not measured" in t["notes"][0]
         return
     rs = rows(t)
-    assert rs[0]["model"].startswith("BlazePose") and rs[0]["x BlazePose"] == pytest.approx(1.0)
+    assert rs[0]["model"].startswith("BlazePose")
     assert [r["runtime/device"].split("/")[0] for r in rs[1:]] == ["onnx"]
-    assert all(r["ms/person"] > 0 for r in rs)
+    # ms/person is the median of the measured rounds, x BlazePose the median per-round ratio to BlazePose
+    series = t["extra"]["series_ms_per_person"]
+    blaze = series["BlazePose"]
+    assert len(series) == len(rs) and len(blaze) >= 2
+    for r, (key, times) in zip(rs, series.items(), strict=True):
+        assert all(ms > 0 for ms in times)
+        assert r["ms/person"] == pytest.approx(median(times))
+        assert r["x BlazePose"] == pytest.approx(paired_ratio(times, blaze))
+        if key != "BlazePose":
+            assert key == f"{r['model']}/onnx"
 
 
 def test_unknown_table_or_model_is_an_error():
@@ -130,4 +161,4 @@ def test_backends_table_on_two_runtimes(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     (t,) = json.loads(res.stdout)
     assert [r["format"] for r in rows(t)] == ["onnx", "openvino"]
-    assert all(r["fp32 ms"] > 0 for r in rows(t))
+    check_backends_cells(t)  # the OpenVINO row's 'fp32 vs onnx fp32' is a real ratio of two runtimes

@@ -64,12 +64,23 @@ def test_rle_weights_batch_mean_and_flow_gradients():
     c2 = torch.cat([coords, torch.tensor([[[5.0, -3.0]]])], 1)
     s2 = torch.cat([sigma, torch.tensor([[[0.01, 0.01]]])], 1)
     t2 = torch.cat([target, torch.zeros(1, 1, 2)], 1)
+    c2.requires_grad_(True)
+    s2.requires_grad_(True)
     masked, _ = L.rle_loss(c2, s2, t2, torch.tensor([[1.0, 0.0]]), flow)
     assert masked.item() == pytest.approx(single.item(), abs=1e-5)
+    masked.backward()  # ... and sends its prediction no gradient, while the weighted joint gets one
+    assert torch.equal(c2.grad[0, 1], torch.zeros(2)) and torch.equal(s2.grad[0, 1], torch.zeros(2))
+    assert bool((c2.grad[0, 0] != 0).all() and (s2.grad[0, 0] != 0).all())
     batch, _ = L.rle_loss(coords.repeat(2, 1, 1), sigma.repeat(2, 1, 1), target.repeat(2, 1, 1), w.repeat(2, 1), flow)
     assert batch.item() == pytest.approx(single.item(), abs=1e-5)  # summed over joints, mean over the batch
-    batch.backward()
-    assert all(p.grad is not None for p in flow.parameters())  # the flow is trained by the loss
+    # The flow is trained by the loss: every flow parameter gets a finite, nonzero gradient. (Not at
+    # the residual above: there |err / sigma| = 1 in both coordinates, where the Gaussian prior's
+    # gradient 1 - z^2 on a coupling's scale vanishes, so every other coupling's scale net gets 0.)
+    flow.zero_grad(set_to_none=True)
+    off, _ = L.rle_loss(coords, sigma, target + torch.tensor([0.03, -0.05]), w, flow)
+    off.backward()
+    for n, p in flow.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, n
 
 
 def test_rle_rejects_unknown_options():

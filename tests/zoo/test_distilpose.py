@@ -306,8 +306,20 @@ def test_distill_tokens_carry_gradients_for_the_token_losses():
     model.train()
     out = model.forward_distill(model.example_image(batch=2))
     tokens = out["kpt_tokens"].square().mean() + out["vis_tokens"].square().mean()
-    (tokens + out["score_raw"].abs().mean()).backward()
-    assert model.tde.keypoint_tokens.grad is not None and model.backbone.conv1.weight.grad is not None
+    tokens.backward(retain_graph=True)
+    # The token losses train the student's stem and encoder, every tensor of them, and nothing after
+    # the encoder: the regression head does not make the tokens.
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    encoder = [n for n in grads if n.startswith(("backbone.", "tde."))]
+    assert encoder and len(encoder) == len(grads) - len(list(model.head.parameters()))
+    for n in encoder:
+        assert grads[n] is not None and torch.isfinite(grads[n]).all() and grads[n].abs().sum() > 0, n
+    assert all(p.grad is None for p in model.head.parameters())
+    # score_raw (the confidence loss's input) reaches the head and the keypoint tokens too.
+    model.zero_grad(set_to_none=True)
+    out["score_raw"].abs().mean().backward()
+    for p in (model.head[-1].weight, model.tde.keypoint_tokens, model.backbone.conv1.weight):
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
 
 
 @pytest.mark.slow
