@@ -121,6 +121,10 @@ def register(app: typer.Typer) -> None:
                                                                       tuple(model.input_size)):
                 spec = dataclasses.replace(spec, frame_offsets=tuple(model.frame_offsets),
                                            input_size=tuple(model.input_size))
+            if spec.input_kind == "frame":  # whole-frame models (PAVE-Net): predicted people, no GT boxes
+                from ..training.validate_whole_frame import eval_command
+                return eval_command(model_name, weights, model, report, spec, data, split, data_format, batch_size,
+                                    dev, as_json)
             part = D.load_split(data, split, spec, data_format)
             dataset = D.topdown_dataset(spec, part, train=False)
             with step_progress("eval", enabled=not as_json) as say:

@@ -177,6 +177,7 @@ def register(app: typer.Typer) -> None:
         from ..training.tasks import build_task
         from ..training.trainer import Trainer, resolve_device, seed_everything
         from ..training.validate import evaluate, primary_metric
+        from ..training.validate_whole_frame import adapt_for_spec
         from ..zoo import create_model, get_spec
 
         with friendly_errors(), _process_group(device) as dist_info:
@@ -184,6 +185,7 @@ def register(app: typer.Typer) -> None:
             say = err_console.print if main else (lambda *a, **k: None)  # rank 0 logs
             logging.getLogger("edgepose.training").setLevel(logging.WARNING)
             spec = get_spec(model_name)
+            D, evaluate = adapt_for_spec(spec, D, evaluate)  # whole-frame models: frame windows, predicted people
             _check_arguments(model_name, lr, weights, frames)
             synthetic = data == "synthetic"
             if synthetic:

@@ -19,6 +19,10 @@ vitpose_s         AdamW    5e-4    0.1    512    210     170, 200 (x0.1)  0.8 / 
                                                                                        (clip 1.0, warm-up 500):
                                                                                        TAR's COCO stage: trains
                                                                                        its ViTPose on stills
+pave              AdamW    2e-5    1e-4   8      50      40 (x0.1)        -            PAVE-Net official config
+                                                                                       res50_num_frames_3_
+                                                                                       posetrack17.py (clip 0.1;
+                                                                                       fine-tunes COCO PETR)
 ================  =======  ======  =====  =====  ======  ===============  ===========  =========================
 
 DSTA and TAR-ViTPose also weight joints as their PoseTrack loaders do (HRNet's weights: elbows
@@ -39,6 +43,16 @@ DSTA 1e-3 (the paper's 2e-4 fine-tunes a COCO RLE model), TAR-ViTPose the ``vitp
 (they train from scratch, SHaRPose from MAE weights we do not ship). ``vitpose_s_synthetic``
 and ``tar_vitpose_finetune_synthetic`` are TAR's two stages at that scale, the second at the
 paper's ratio of fine-tune to ViTPose lr per sample (1.6e-4).
+
+PAVE-Net (``pave``, whole-frame windows, :class:`~.pave_task.SetPredictionTask`): the official
+config's AdamW, weight decay, gradient clipping (max norm 0.1) and step at 40 of 50 epochs; its
+batch is one frame window per GPU accumulated over 8 iterations (``cumulative_iters=8``), taken
+here as a batch of 8 on one GPU. Not carried over: its lr multipliers (0.1 for the backbone,
+the deformable sampling offsets and reference points), which the trainer's recipes have no rule
+for, and its frozen first ResNet stage with frozen BatchNorm (they keep a COCO PETR backbone as
+pretrained). ``pave_synthetic`` trains from random initialisation, so it takes PETR's COCO lr
+(2e-4, ``petr_r50_16x2_100e_coco.py``, which trains the transformer from scratch) instead of the
+2e-5 that fine-tunes, and a batch of 8 frame windows (a whole frame costs far more than a crop).
 """
 
 from __future__ import annotations
@@ -154,6 +168,13 @@ _VITPOSE_S = Recipe(
 # at the synthetic stage's lr (5e-4) and the benchmark's batch (16) that is 1.6e-4.
 TAR_FINETUNE_SYNTHETIC_LR = _VITPOSE_S.lr * (_TAR.lr / _TAR.batch_size) / (_VITPOSE_S.lr / _VITPOSE_S.batch_size)
 
+_PAVE = Recipe(
+    "pave", "pavenet", "PAVE-Net official configs/PAVE/res50_num_frames_3_posetrack17.py (AdamW, wd 1e-4, "
+    "clip 0.1, step 40 of 50; fine-tunes a COCO PETR)",
+    "adamw", 2e-5, 1e-4, 8, 50, (40,), 0.1, grad_clip=0.1,
+    task_options={"joint_weights": HRNET_JOINT_WEIGHTS},
+)
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
@@ -167,9 +188,11 @@ RECIPES: dict[str, Recipe] = {
                    source="short variant of tar_vitpose (fine-tunes a ViTPose-S trained with "
                           "vitpose_s_synthetic) for the synthetic benchmark"),
         _VITPOSE_S, _synthetic(_VITPOSE_S, data_options=_TAR.data_options),
+        _PAVE, _synthetic(_PAVE, lr=2e-4, batch_size=8),
     )
 }
-DEFAULT_RECIPE = {"dsta": "dsta", "distilpose": "distilpose", "sharpose": "sharpose", "tar_vitpose": "tar_vitpose"}
+DEFAULT_RECIPE = {"dsta": "dsta", "distilpose": "distilpose", "sharpose": "sharpose", "tar_vitpose": "tar_vitpose",
+                  "pavenet": "pave"}
 
 
 def trained_part(model, spec, recipe: Recipe):

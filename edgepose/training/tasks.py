@@ -15,6 +15,8 @@ sharpose       :class:`SHaRPoseTask`         fine + coarse heatmap MSE + 0.03 x 
                                              against the coarse pass's OKS (late in training)
 distilpose     :class:`DistilPoseTask`       Smooth L1 on GT + token, Simulated-Heatmap and
                                              confidence distillation from a heatmap teacher
+pavenet        :class:`SetPredictionTask`    Hungarian matching, then focal + RLE on the initial
+                                             poses and every pose- and joint-decoder level
 =============  ============================  ==================================================
 
 Families not in the table fall back on their codec (regression -> RLE, heatmap -> MSE).
@@ -257,3 +259,9 @@ def build_task(spec, model, **options: Any) -> PoseTask:
         return cls(spec, model, **options)
     except TypeError as e:
         raise TypeError(f"{cls.__name__} ({spec.family}) does not take these options: {e}") from None
+
+
+# Whole-frame models (PAVE-Net): set prediction over frame windows; defined in its own module.
+from .pave_task import SetPredictionTask  # noqa: E402
+
+TASKS["pavenet"] = SetPredictionTask

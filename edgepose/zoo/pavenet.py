@@ -332,6 +332,16 @@ class PAVENet(PoseModel):
 
     codec = "regression"
     input_kind: ClassVar[str] = "frame"
+    # Parameters the forward's outputs give no gradient at the official init (fnmatch patterns): the pose
+    # MLPs' hidden layers sit behind a zero-initialised last layer; zero offset/weight projections leave the
+    # level embeddings inert; the last layer's other-frame poses reach the joint decoder only through the
+    # official detach. All learn once training moves the zero layers.
+    UNTRAINED_BY_FORWARD: ClassVar[tuple[str, ...]] = (
+        "bbox_head.transformer.level_embeds",
+        "bbox_head.kpt_branches.*",
+        "bbox_head.pre_*kpt_branches.*",
+        "bbox_head.next_*kpt_branches.*",
+    )
     STAGES = {
         "frame": (("image",), ("memory",)),
         "temporal": (("memory_window",), ("poses", "scores")),
@@ -430,7 +440,9 @@ class PAVENet(PoseModel):
     def _branch(self, name: str, offset: int, i: int) -> nn.Module:
         return getattr(self.bbox_head, f"{FRAME_PREFIX[offset]}{name}")[i]
 
-    def forward_temporal(self, memory_window: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward_temporal(self, memory_window: torch.Tensor, select=None) -> dict[str, torch.Tensor]:
+        """``select`` (training only): ``aux -> (B, M)`` query indices the joint decoder refines instead of the
+        top ``max_persons`` by score (the loss picks the matched queries, as the official training does)."""
         b, t, s, c = memory_window.shape
         if (t, s, c) != (self.num_frames, self.num_tokens, self.dim):
             raise ValueError(
@@ -448,7 +460,8 @@ class PAVENet(PoseModel):
         top = torch.topk(enc_logits, self.queries, dim=1)[1]  # (B, Q)
         ref = torch.gather(enc_kpts, 1, top[:, :, None, None].expand(-1, -1, k, 2)).detach().sigmoid()
         tgt = torch.gather(tokens, 1, top[:, :, None].expand(-1, -1, c)).detach()
-        query_pos, query = head.query_embedding.weight.split(c, 1)
+        # clone(): views of a parameter made under no_grad would reach modules as grad-less leaves
+        query_pos, query = (e.clone() for e in head.query_embedding.weight.split(c, 1))
         x = tgt + query[None]
         query_pos = query_pos[None]
         if self.training:
@@ -477,12 +490,17 @@ class PAVENet(PoseModel):
 
         # The best `max_persons` queries go on to the joint decoder with their poses in every frame.
         scores, pick = torch.topk(person, self.max_persons, dim=1)  # (B, M)
+        if self.training and select is not None:
+            pick = select(aux).to(person.device)
+            scores = torch.gather(person, 1, pick)
+        if self.training:
+            aux["pick"] = pick
         m = self.max_persons
         gidx = pick[:, :, None, None].expand(-1, -1, k, 2)
         prefs = [torch.gather(r, 1, gidx).reshape(b, m * k, 2).detach() for r in refs]
 
         # Spatiotemporal joint decoder: K joint queries per person.
-        jpos, jquery = tr.refine_query_embedding.weight.split(c, 1)
+        jpos, jquery = (e.clone() for e in tr.refine_query_embedding.weight.split(c, 1))
         y = jquery[None, None].expand(b, m, k, c).reshape(b, m * k, c)
         jpos_seq = jpos[None].expand(b * m, k, c)
         jpos_flat = jpos[None, None].expand(b, m, k, c).reshape(b, m * k, c)
@@ -511,11 +529,13 @@ class PAVENet(PoseModel):
         poses = torch.cat([xy, scores[:, :, None, None] * p], -1)
         return {"poses": poses, "scores": scores, **aux}
 
-    def forward(self, image_window: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B, T, 3, H, W) frames in ``frame_offsets`` order -> the people of the frame at offset 0."""
+    def forward(self, image_window: torch.Tensor, select=None) -> dict[str, torch.Tensor]:
+        """(B, T, 3, H, W) frames in ``frame_offsets`` order -> the people of the frame at offset 0.
+        In training mode the outputs also hold every level's logits, poses and sigmas (and ``select``,
+        see ``forward_temporal``, picks the joint decoder's queries)."""
         b, t = image_window.shape[:2]
         memory = self.forward_frame(image_window.flatten(0, 1))["memory"]
-        return self.forward_temporal(memory.reshape(b, t, *memory.shape[1:]))
+        return self.forward_temporal(memory.reshape(b, t, *memory.shape[1:]), select)
 
     def example_inputs(self, stage: str, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
         self.stage_io(stage)
