@@ -51,12 +51,14 @@ def test_one_failing_format_does_not_lose_the_others(data, tmp_path, monkeypatch
 
 
 def test_every_format_failing_raises(data, tmp_path, monkeypatch):
-    from edgepose.export import to_onnx
+    from edgepose.export import to_onnx, to_tflite
 
     monkeypatch.setattr(to_onnx, "convert", _boom)
-    with pytest.raises(QuantizationError, match="no format could be quantised"):
-        quantize("dsta_mnv2_tiny", out=tmp_path / "x", data=data, calib=8, format="onnx,openvino",
+    monkeypatch.setattr(to_tflite, "convert", _boom)
+    with pytest.raises(QuantizationError, match="no format could be quantised") as e:
+        quantize("dsta_mnv2_tiny", out=tmp_path / "x", data=data, calib=8, format="onnx,tflite",
                  eval_limit=20, latency=False)
+    assert "onnx: export" in str(e.value) and "tflite: export" in str(e.value)
     assert not (tmp_path / "x").exists()
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..core.formats import FORMATS, PRECISIONS, RUNTIMES
 from ..runtimes.registry import backend_module
+from ..sdk.estimator import PoseEstimator
 from .bundles import cached_bundle
 from .report import Table, new_figure, save_figure
 from .settings import Settings
@@ -65,8 +66,6 @@ def _why(e: Exception) -> str:
 
 
 def run(settings: Settings) -> Table:
-    from ..sdk.estimator import PoseEstimator
-
     t_start = time.perf_counter()
     precs, skipped = precisions(settings)
     others = [p for p in precs if p != "fp32"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from pathlib import Path
@@ -37,11 +38,11 @@ def build_for_weights(name: str, weights: str, frames: int | None = None):
     """The model named ``name`` with ``weights`` loaded strictly; an edgepose checkpoint's own
     config (e.g. frames=5) is applied first, and a single-frame stage's checkpoint gives that part.
     ``weights="pretrained"``: the shipped weights, at the crop size and window they were trained for."""
-    from ..zoo import create_model, get_spec, load_weights
+    from ..zoo import create_model, get_spec, load_weights  # lazy: torch
     from ..zoo.checkpoints import FORMAT, LoadReport, check_model_name, read_checkpoint
 
     if str(weights) == "pretrained":
-        from ..export.source import adopt_pretrained
+        from ..export.source import adopt_pretrained  # lazy: torch
 
         model, _ = adopt_pretrained(name, weights, frames)
         return model, LoadReport("edgepose", name, len(model.state_dict()), meta=dict(model.pretrained))
@@ -73,7 +74,7 @@ def check_paths(weights: str | None = None, data: Path | str | None = None) -> N
 
 
 def metrics_table(fmt: str, name: str, metrics: dict) -> Table:
-    from ..training.validate import COCO_COLUMNS, POSETRACK_COLUMNS
+    from ..training.validate import COCO_COLUMNS, POSETRACK_COLUMNS  # lazy: torch
 
     columns = [title for _, title in POSETRACK_COLUMNS] if fmt == "posetrack" else list(COCO_COLUMNS)
     what = "PoseTrack mAP (PCKh@0.5)" if fmt == "posetrack" else "COCO keypoint AP (OKS)"
@@ -102,11 +103,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     ):
         """Evaluate MODEL with WEIGHTS: PoseTrack (Head Sho Elb Wri Hip Knee Ank Mean) or COCO (AP ... AR)."""
-        import dataclasses
-
         with friendly_errors():
             check_paths(weights=weights, data=data)  # before the imports: a typo answers at once
-            from ..training import datasets as D
+            from ..training import datasets as D  # lazy: torch
             from ..training.trainer import resolve_device
             from ..training.validate import evaluate, metric_format
             from ..zoo import get_spec

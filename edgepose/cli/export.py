@@ -9,6 +9,7 @@ import typer
 from ..core.formats import PRECISIONS, format_names
 from ._common import console, friendly_errors, import_errors, new_table, print_json
 from ._progress import step_progress
+from .evaluate import check_paths
 
 FORMAT_CHOICES = " | ".join([*format_names(exportable=True), "all"])
 
@@ -141,10 +142,8 @@ def register(app: typer.Typer) -> None:
         with friendly_errors(), import_errors():
             if frames is not None and frames not in _FRAMES:
                 raise ValueError(f"--frames must be 3 or 5, got {frames}")
-            from .evaluate import check_paths
-
             check_paths(weights=weights)
-            from ..export import export
+            from ..export import export  # lazy: torch
 
             with step_progress("export", enabled=not as_json) as say:
                 result = export(
@@ -186,7 +185,7 @@ def register(app: typer.Typer) -> None:
         Exit 2: damaged or cannot check (a file missing, truncated or changed since export; the manifest edited or not matching its graphs; no source weights; a runtime not installed).
         """
         with friendly_errors(), import_errors():
-            from ..export import verify_bundle
+            from ..export import verify_bundle  # lazy: torch
 
             checks = verify_bundle(bundle, weights=weights, device=device)
         if as_json:

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 
 from ..core.formats import format_names
-
 from ._common import err_console, friendly_errors, import_errors, print_json
 from ._progress import step_progress
+from .evaluate import check_paths
 
 FORMAT_CHOICES = " | ".join([*format_names(exportable=True), "all"])
 
@@ -45,10 +45,8 @@ def register(app: typer.Typer) -> None:
         final table and the exit code is 1.
         """
         with friendly_errors(), import_errors():
-            from .evaluate import check_paths
-
             check_paths(weights=weights, data=data)
-            from ..quantization import quantize
+            from ..quantization import quantize  # lazy: torch
 
             scopes = None if float_scopes is None else [s.strip() for s in float_scopes.split(",") if s.strip()]
             with step_progress("quantize", enabled=not as_json) as say:

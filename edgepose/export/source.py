@@ -15,10 +15,11 @@ from typing import Any
 
 import torch
 
-from ..zoo import create_model, get_spec
+from ..zoo import create_model, get_spec, list_models
 from ..zoo.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from ..zoo.checkpoints import check_model_name, file_sha256, load_weights, read_checkpoint
 from ..zoo.checkpoints import state_sha256 as checkpoint_state_sha256
+from ..zoo.pretrained import load_pretrained
 from .formats import ExportError
 
 DEFAULT_INIT_SEED = 0
@@ -80,7 +81,6 @@ def adopt_pretrained(model: str | Any, weights, frames: int | None = None):
         return model, weights
     if not isinstance(model, str):
         raise ExportError("weights='pretrained' needs a model name (e.g. 'dsta_mnv2'), not a built model")
-    from ..zoo.pretrained import load_pretrained
 
     net = load_pretrained(model)
     if frames is not None and frames != len(net.frame_offsets):
@@ -147,8 +147,6 @@ def build(
 
 
 def _temporal_models() -> list[str]:
-    from ..zoo import list_models
-
     return [n for n in list_models() if get_spec(n).is_temporal]
 
 

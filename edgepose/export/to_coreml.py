@@ -25,7 +25,7 @@ MAX_BATCH = 64
 
 
 def _convert(job: StageJob, batch: int | None):
-    import coremltools as ct
+    import coremltools as ct  # lazy: coremltools
 
     module = named_module(job.torch_module(), job.input_names, job.output_names)
     trace_batch = batch or 1
@@ -54,7 +54,7 @@ def convert(job: StageJob) -> Artifact:
     notes = []
     batch = job.batch
     with quiet():  # coremltools warns about versions at import and shows progress bars
-        import coremltools as ct
+        import coremltools as ct  # lazy: coremltools
 
         try:
             mlmodel = _convert(job, batch)
@@ -85,6 +85,6 @@ def convert(job: StageJob) -> Artifact:
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    import coremltools as ct
+    import coremltools as ct  # lazy: coremltools
 
     return dict(ct.models.MLModel(str(path), skip_model_load=True).user_defined_metadata)

@@ -49,7 +49,7 @@ def _export(job: StageJob, path: Path, exporter: str) -> None:
 
 def check_graph(job: StageJob, path: Path) -> None:
     """I/O names must be the stage's; a dynamic export must have symbolic batch axes and run at batch 3."""
-    import onnx
+    import onnx  # lazy: onnx
 
     model = onnx.load(str(path), load_external_data=False)
     onnx.checker.check_model(model)
@@ -72,7 +72,7 @@ def check_graph(job: StageJob, path: Path) -> None:
             f"ONNX graph has a fixed batch axis on {fixed} although a dynamic batch was asked for"
         )
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: onnxruntime
     except ImportError:
         return
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -122,13 +122,13 @@ def fp32_graph(job: StageJob) -> tuple[Path, list[str], str]:
 
 
 def convert(job: StageJob) -> Artifact:
-    import onnx
+    import onnx  # lazy: onnx
 
     src, notes, exporter = fp32_graph(job)
     dest = job.file
     model = onnx.load(str(src))
     if job.precision == "fp16":
-        from onnxruntime.transformers.float16 import convert_float_to_float16
+        from onnxruntime.transformers.float16 import convert_float_to_float16  # lazy: onnxruntime
 
         with quiet():
             model = convert_float_to_float16(model, keep_io_types=True)
@@ -153,7 +153,7 @@ def convert(job: StageJob) -> Artifact:
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    import onnx
+    import onnx  # lazy: onnx
 
     model = onnx.load(str(path), load_external_data=False)
     return {p.key: p.value for p in model.metadata_props}

@@ -22,7 +22,7 @@ RT_INFO_KEY = "edgepose"
 
 
 def convert(job: StageJob) -> Artifact:
-    import openvino as ov
+    import openvino as ov  # lazy: openvino
 
     src, notes, exporter = to_onnx.fp32_graph(job)
     with quiet():
@@ -43,7 +43,7 @@ def convert(job: StageJob) -> Artifact:
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    import openvino as ov
+    import openvino as ov  # lazy: openvino
 
     info = ov.Core().read_model(str(path)).get_rt_info()  # an RTMap: supports `in` and [] only
     section = info[RT_INFO_KEY] if RT_INFO_KEY in info else {}

@@ -43,8 +43,8 @@ _FP16_RECIPE = [
 
 def convert(job: StageJob) -> Artifact:
     with quiet():  # its import logs to stderr
-        import litert_torch
-        import litert_torch.version as lv
+        import litert_torch  # lazy: litert_torch
+        import litert_torch.version as lv  # lazy: litert_torch
 
     nhwc, example = sample_kwargs(job)
     module = named_module(
@@ -78,7 +78,7 @@ def sample_kwargs(job: StageJob) -> tuple[tuple[str, ...], dict]:
 
 
 def _to_fp16(src: Path, dest: Path) -> Path:
-    from ai_edge_quantizer import quantizer
+    from ai_edge_quantizer import quantizer  # lazy: ai_edge_quantizer
 
     q = quantizer.Quantizer(str(src), _FP16_RECIPE)
     q.quantize(enable_progress_report=False).export_model(str(dest), overwrite=True)
@@ -87,8 +87,8 @@ def _to_fp16(src: Path, dest: Path) -> Path:
 
 def write_with_metadata(src: Path, dest: Path, metadata: dict[str, str]) -> None:
     """Copy a .tflite adding (or replacing) the ``edgepose`` metadata entry."""
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils as fb
+    from ai_edge_litert import schema_py_generated as schema  # lazy: ai_edge_litert
+    from ai_edge_litert.tools import flatbuffer_utils as fb  # lazy: ai_edge_litert
 
     model = fb.read_model(str(src))
     buf = schema.BufferT()
@@ -107,7 +107,7 @@ def _name(raw) -> str:
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    from ai_edge_litert.tools import flatbuffer_utils as fb
+    from ai_edge_litert.tools import flatbuffer_utils as fb  # lazy: ai_edge_litert
 
     model = fb.read_model(str(path))
     for m in model.metadata or []:

@@ -47,6 +47,7 @@ from ..runtimes.bundle import (
 from ..runtimes.coreml import inspect
 from ..zoo.costs import stage_cost
 from .formats import FORMATS, PRECISIONS, ExportError
+from .source import from_manifest
 from .stages import quiet
 
 VERIFY_SEED = 1  # the export's example inputs use seed 0
@@ -319,7 +320,6 @@ def verify_bundle(
     recorded (its checkpoint path, or the seed of a random-init export); each result's
     ``source`` says which.
     """
-    from .source import from_manifest
 
     root = Path(path)
     dirs = [root] if is_bundle(root) else list(bundle_root_formats(root).values())

@@ -21,6 +21,9 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from ..data.topdown import read_bgr
+from ..training import datasets as D
+from ..training.datasets import synthetic_dataset
 from .pipeline import StagePlan, run_pipeline, torch_stage_runner
 
 
@@ -40,21 +43,16 @@ class DataSource:
         key = str(path)
         img = self.frame_cache.get(key)
         if img is None:
-            from ..data.topdown import read_bgr
-
             img = self.frame_cache[key] = read_bgr(path)
         return img
 
     def dataset(self, split: str, train: bool = False, **options):
         """The split as a TopDownDataset shaped for the model (``train``: with the recipe's augmentation)."""
-        from ..training import datasets as D
 
         split_obj = self.split(split)
         return D.topdown_dataset(self.spec, split_obj, train=train, image_loader=self._loader, **options)
 
     def split(self, split: str):
-        from ..training import datasets as D
-
         attr = f"{split}_split"
         if getattr(self, attr, None) is None:
             fmt = self.train_split.format if split == "val" and self.train_split is not None else "auto"
@@ -78,8 +76,6 @@ def open_data(data: str | Path, spec, cache_dir: str | Path | None = None, seed:
               videos: int = 8, frames: int = 24) -> DataSource:
     """``data``: a dataset directory (PoseTrack and/or COCO form) or ``"synthetic"``."""
     if str(data) == "synthetic":
-        from ..training.datasets import synthetic_dataset
-
         if cache_dir is None:
             raise ValueError("--data synthetic needs a directory to render into (cache_dir)")
         root = synthetic_dataset(cache_dir, seed=seed, videos=videos, frames=frames)

@@ -21,6 +21,7 @@ which trace with ``torch.fx`` and stop at the zoo models' shape checks.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import shutil
 from collections import Counter
@@ -29,8 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..export.stages import named_module, quiet
 from .pt2e import quantize_module, scoped_quantizer
 from .scopes import Scope
+from .tflite_ptq import litert_quantizer
 
 MODES = ("w8", "w8a8")
 WEIGHT_THRESHOLD = 1024  # smaller tensors (biases, norms, tiny 1x1 convs) stay float: no size to win
@@ -57,10 +60,8 @@ def mil_ops(mlmodel) -> Counter:
 
 
 def weights_int8(job, artifact, scopes: tuple[Scope, ...]):
-    import coremltools as ct
-    import coremltools.optimize as cto
-
-    from ..export.stages import quiet
+    import coremltools as ct  # lazy: coremltools
+    import coremltools.optimize as cto  # lazy: coremltools
 
     with quiet():
         mlmodel = ct.models.MLModel(str(job.file), skip_model_load=True)
@@ -85,10 +86,7 @@ def weights_int8(job, artifact, scopes: tuple[Scope, ...]):
 
 def w8a8(job, artifact, calibration, scopes: tuple[Scope, ...]):
     """Replace the float ML program with one converted from the PT2E-quantised stage (fixed batch)."""
-    import coremltools as ct
-
-    from ..export.stages import named_module, quiet
-    from .tflite_ptq import litert_quantizer
+    import coremltools as ct  # lazy: coremltools
 
     batch = job.batch or 1
     module = named_module(job.module.eval(), job.input_names, job.output_names)
@@ -140,7 +138,6 @@ def simulate_weights_int8(model: torch.nn.Module, threshold: int = WEIGHT_THRESH
     int8 symmetric per output channel (scale = max|w| / 127), the Core ML W8 bundle's weights
     exactly up to float rounding; this is how its accuracy is measured off macOS.
     """
-    import copy
 
     sim = copy.deepcopy(model).eval()
     with torch.no_grad():

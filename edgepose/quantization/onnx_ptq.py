@@ -24,6 +24,9 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
+from ..export.to_onnx import fp32_graph
 from .scopes import Scope, onnx_nodes_in
 
 LINEAR_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
@@ -39,7 +42,7 @@ FORMATS = ("qdq", "qoperator")
 
 
 def _reader(batches):
-    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization import CalibrationDataReader  # lazy: onnxruntime
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -53,7 +56,7 @@ def _reader(batches):
 
 def preprocess(src: Path, dest: Path) -> str:
     """ORT's recommended pre-processing; returns a note if symbolic shape inference had to be skipped."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # lazy: onnxruntime
 
     try:
         quant_pre_process(str(src), str(dest))
@@ -83,8 +86,13 @@ def quantize_file(
     keeps node names but drops their metadata); default ``src``. ``exclude_nodes``: more node
     names to leave in float.
     """
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    import onnx  # lazy: onnx
+    from onnxruntime.quantization import (  # lazy: onnxruntime
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"calibration method must be one of {CALIBRATION_METHODS}, got {method!r}")
@@ -127,8 +135,7 @@ def quantize_file(
 
 
 def _fold_quantize(n, inits):
-    import numpy as np
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # lazy: onnx
 
     w = numpy_helper.to_array(inits[n.input[0]]).astype(np.float32)
     scale = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32)
@@ -144,8 +151,7 @@ def _fold_quantize(n, inits):
 
 
 def _fold_clip(n, inits):
-    import numpy as np
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # lazy: onnx
 
     x = numpy_helper.to_array(inits[n.input[0]])
     lo = numpy_helper.to_array(inits[n.input[1]]) if len(n.input) > 1 and n.input[1] else None
@@ -165,7 +171,7 @@ def fold_weight_quantizers(model) -> int:
     (round half to even), leaving int8 initializers feeding ``DequantizeLinear``. Returns the
     number of nodes folded.
     """
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # lazy: onnx
 
     folded = 0
     while True:
@@ -190,7 +196,7 @@ def fold_weight_quantizers(model) -> int:
 
 def quantized_op_count(path: Path) -> dict[str, int]:
     """Quantisation operators in an ONNX graph (QuantizeLinear, DequantizeLinear, QLinear*)."""
-    import onnx
+    import onnx  # lazy: onnx
 
     ops = Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
     return {k: v for k, v in ops.items() if "Quant" in k or k.startswith("QLinear") or k.startswith("ConvInteger")}
@@ -198,7 +204,7 @@ def quantized_op_count(path: Path) -> dict[str, int]:
 
 def store_int8_weights(job) -> int:
     """A QAT graph's weights as int8 initializers (``fold_weight_quantizers``), metadata kept."""
-    import onnx
+    import onnx  # lazy: onnx
 
     model = onnx.load(str(job.file))
     folded = fold_weight_quantizers(model)
@@ -211,9 +217,7 @@ def store_int8_weights(job) -> int:
 
 def apply(job, artifact, calibration, scopes: tuple[Scope, ...], options: dict):
     """The hook's ``after_convert`` for ONNX: quantise the float graph the converter wrote, in place."""
-    import onnx
-
-    from ..export.to_onnx import fp32_graph
+    import onnx  # lazy: onnx
 
     src_graph, _, _ = fp32_graph(job)
     batch = job.batch or int(options.get("calibration_batch", 8))

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..export.stages import quiet
+from ..export.to_onnx import fp32_graph
+from ..export.to_openvino import RT_INFO_KEY
 from .scopes import Scope, onnx_nodes_in
 
 
@@ -24,7 +27,7 @@ def _has_attention(model) -> bool:
 def quantize_ir(model, items: list[dict], ignored: list[str], transformer: bool | None = None,
                 fast_bias_correction: bool = True):
     """Return the NNCF-quantised copy of an ``ov.Model`` and what was done."""
-    import nncf
+    import nncf  # lazy: nncf
 
     transformer = _has_attention(model) if transformer is None else transformer
     kwargs = {}
@@ -49,12 +52,8 @@ def quantize_ir(model, items: list[dict], ignored: list[str], transformer: bool 
 
 def apply(job, artifact, calibration, scopes: tuple[Scope, ...], options: dict):
     """The hook's ``after_convert`` for OpenVINO: quantise the IR in place (float ``.xml``/``.bin`` replaced)."""
-    import onnx
-    import openvino as ov
-
-    from ..export.stages import quiet
-    from ..export.to_onnx import fp32_graph
-    from ..export.to_openvino import RT_INFO_KEY
+    import onnx  # lazy: onnx
+    import openvino as ov  # lazy: openvino
 
     src_graph, _, _ = fp32_graph(job)
     ignored = onnx_nodes_in(onnx.load(str(src_graph), load_external_data=False).graph, scopes)
@@ -86,18 +85,15 @@ def fold_constants(model) -> None:
     reorders around them (measured on DSTA's frame stage: int8 0.56 ms vs fp32 0.58). Folded
     first, the depthwise convolutions run int8 (0.46 ms vs 0.54) and the IR shrinks.
     """
-    from openvino._offline_transformations import apply_moc_transformations
+    from openvino._offline_transformations import apply_moc_transformations  # lazy: openvino
 
     apply_moc_transformations(model, cf=True)
 
 
 def compress_weights(job) -> None:
     """Weights behind a FakeQuantize stored as int8 (OpenVINO's compress_quantize_weights), in place."""
-    import openvino as ov
-    from openvino._offline_transformations import compress_quantize_weights_transformation
-
-    from ..export.stages import quiet
-    from ..export.to_openvino import RT_INFO_KEY
+    import openvino as ov  # lazy: openvino
+    from openvino._offline_transformations import compress_quantize_weights_transformation  # lazy: openvino
 
     with quiet():
         model = ov.Core().read_model(str(job.file))
@@ -112,7 +108,7 @@ def compress_weights(job) -> None:
 
 
 def fake_quantize_count(path: Path) -> int:
-    import openvino as ov
+    import openvino as ov  # lazy: openvino
 
     return sum(op.get_type_name() == "FakeQuantize" for op in ov.Core().read_model(str(path)).get_ordered_ops())
 

@@ -69,7 +69,7 @@ def _topk_numpy(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _topk_torch(x, k: int):
-    import torch
+    import torch  # lazy: torch
 
     return torch.topk(x, k, dim=1).indices
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import pydoc
 import warnings
 from typing import Iterable
 
@@ -42,7 +43,10 @@ def export_for_quantization(
 
 
 def _refs(spec) -> list:
-    from torchao.quantization.pt2e.quantizer import DerivedQuantizationSpec, SharedQuantizationSpec
+    from torchao.quantization.pt2e.quantizer import (  # lazy: torchao
+        DerivedQuantizationSpec,
+        SharedQuantizationSpec,
+    )
 
     if isinstance(spec, SharedQuantizationSpec):
         return [spec.edge_or_node]
@@ -100,7 +104,6 @@ def split_repeated_calls(model: torch.fx.GraphModule) -> int:
     then sees one conv "partition" with two outputs and refuses it. Each call is one aten
     node, so labelling them apart is exact.
     """
-    import pydoc
 
     groups: dict[object, list] = {}
     for n in model.graph.nodes:
@@ -164,7 +167,7 @@ def scoped_quantizer(inner, scopes: tuple[Scope, ...], close_outputs: bool = Fal
     """``inner`` (a torchao PT2E Quantizer) that leaves ``scopes`` in float; ``.float_nodes`` lists them.
 
     ``close_outputs``: also ``close_fused_outputs`` (for graphs exported to ONNX Runtime)."""
-    from torchao.quantization.pt2e.quantizer import Quantizer
+    from torchao.quantization.pt2e.quantizer import Quantizer  # lazy: torchao
 
     class ScopedQuantizer(Quantizer):
         def __init__(self):
@@ -211,7 +214,7 @@ def calibrate(prepared: torch.fx.GraphModule, batches: Iterable[dict[str, torch.
 
 def quantize_module(module, example, quantizer, batches, dynamic_batch: bool = False, fold: bool = False):
     """export -> prepare_pt2e -> calibrate -> convert_pt2e: a PTQ'd GraphModule with q/dq ops."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e  # lazy: torchao
 
     gm = export_for_quantization(module, example, dynamic_batch)
     with warnings.catch_warnings():

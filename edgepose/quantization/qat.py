@@ -35,8 +35,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+from torch.utils.data import DataLoader
 
+from ..data.topdown import AugmentConfig
 from ..export.stages import EXPORT_BATCH_DYNAMIC, named_module
+from ..training.recipes import recipe_for
+from ..training.tasks import build_task
+from ..training.trainer import resolve_device, seed_everything
 from .pipeline import StagePlan, run_pipeline
 from .pt2e import export_for_quantization, scoped_quantizer
 from .scopes import FloatScopes
@@ -48,7 +53,6 @@ LR_SCALE = 0.05  # QAT learning rate = the family's synthetic recipe's from-scra
 def fine_tune_augmentation():
     """Milder than the papers' (scale 0.25, rotation 30 deg at p 0.4, half-body p 0.1): the synthetic
     benchmark's short-run setting; QAT adapts to quantisation, it does not learn new invariances."""
-    from ..data.topdown import AugmentConfig
 
     return AugmentConfig(scale_factor=0.25, rotation_factor=30.0, rotation_prob=0.4, half_body_prob=0.1)
 
@@ -114,8 +118,8 @@ def tie(modules: list[torch.nn.Module]) -> int:
 
 def prepare_stages(model, scopes: FloatScopes, device: torch.device) -> tuple[dict, dict]:
     """Exported, QAT-prepared stage graphs (tied), and the nodes left in float per stage."""
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
-    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e  # lazy: torchao
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (  # lazy: torchao
         X86InductorQuantizer,
         get_default_x86_inductor_quantization_config,
     )
@@ -172,17 +176,12 @@ def finetune(
     log: Callable[[str], None] | None = None,
 ) -> QATResult:
     """QAT-fine-tune ``model`` (trained fp32) on ``train_set`` (a TopDownDataset with augmentation)."""
-    from torch.utils.data import DataLoader
-    from torchao.quantization.pt2e import (
+    from torchao.quantization.pt2e import (  # lazy: torchao
         allow_exported_model_train_eval,
         move_exported_model_to_eval,
         move_exported_model_to_train,
     )
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
-
-    from ..training.recipes import recipe_for
-    from ..training.tasks import build_task
-    from ..training.trainer import resolve_device, seed_everything
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e  # lazy: torchao
 
     say = log or (lambda s: None)
     seed_everything(seed)

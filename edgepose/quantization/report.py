@@ -69,7 +69,7 @@ def _fmt(v, spec=".1f") -> str:
 
 
 def table(rows: list[ArtifactReport], title: str = "INT8 report"):
-    from rich.table import Table
+    from rich.table import Table  # lazy: rich
 
     t = Table(title=title)
     batches = sorted({b for r in rows for b in r.latency_ms.get("int8", {})}, key=int)

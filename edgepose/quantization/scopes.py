@@ -23,6 +23,7 @@ torch.export (PT2E) nodes.
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 from dataclasses import dataclass, field
 
@@ -167,8 +168,6 @@ def onnx_node_path(node) -> str | None:
     """The module path (relative to the model) that produced an ONNX node, or None if unknown."""
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
-            import ast
-
             try:
                 scopes = ast.literal_eval(prop.value)
             except (ValueError, SyntaxError):

@@ -21,10 +21,13 @@ ConvTranspose in float (TAR-ViTPose's deconvs run dequantised).
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from ..export.to_tflite import sample_kwargs, write_with_metadata
+from ..runtimes.tflite import _info, interpreter_module
 from .pt2e import quantize_module, scoped_quantizer
 from .scopes import Scope
 
@@ -33,7 +36,7 @@ FLOAT_OUTPUTS = frozenset({"coords", "sigma", "scores", "heatmaps", "quality", "
 
 
 def litert_quantizer():
-    from litert_torch.quantize import pt2e_quantizer as pq
+    from litert_torch.quantize import pt2e_quantizer as pq  # lazy: litert_torch
 
     return pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
 
@@ -44,8 +47,6 @@ def _nhwc_batches(calibration, job, nhwc):
 
 
 def before_convert(job, module, calibration, scopes: tuple[Scope, ...], state: dict):
-    from ..export.to_tflite import sample_kwargs
-
     nhwc, example = sample_kwargs(job)
     inner = litert_quantizer()
     quantizer = scoped_quantizer(inner, scopes)
@@ -55,7 +56,7 @@ def before_convert(job, module, calibration, scopes: tuple[Scope, ...], state: d
 
 
 def converter_options(job, state: dict) -> dict:
-    from litert_torch.quantize import quant_config as qc
+    from litert_torch.quantize import quant_config as qc  # lazy: litert_torch
 
     entry = state.get(("tflite", job.stage))
     return {"quant_config": qc.QuantConfig(pt2e_quantizer=entry["quantizer"])} if entry else {}
@@ -65,7 +66,7 @@ def converter_options(job, state: dict) -> dict:
 
 
 def _opcode(model, builtin: int) -> int:
-    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert import schema_py_generated as schema  # lazy: ai_edge_litert
 
     for i, oc in enumerate(model.operatorCodes):
         if max(oc.builtinCode, oc.deprecatedBuiltinCode) == builtin:
@@ -80,8 +81,8 @@ def _opcode(model, builtin: int) -> int:
 
 def dequantize_outputs(path: Path, names: frozenset[str] | set[str]) -> list[str]:
     """Make the int8 outputs (by signature name) in ``names`` float32 with a DEQUANTIZE; returns those changed."""
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils as fb
+    from ai_edge_litert import schema_py_generated as schema  # lazy: ai_edge_litert
+    from ai_edge_litert.tools import flatbuffer_utils as fb  # lazy: ai_edge_litert
 
     model = fb.read_model(str(path))
     sg = model.subgraphs[0]
@@ -129,7 +130,6 @@ def _s(raw) -> str:
 
 def io_infos(path: Path) -> dict[str, tuple[str, float | None, int | None]]:
     """{signature tensor name: (dtype, scale, zero_point)} of a .tflite's inputs and outputs."""
-    from ..runtimes.tflite import _info, interpreter_module
 
     itp = interpreter_module().Interpreter(model_path=str(path))
     sigs = itp.get_signature_list()
@@ -144,9 +144,6 @@ def io_infos(path: Path) -> dict[str, tuple[str, float | None, int | None]]:
 
 def int8_tensor_count(path: Path) -> dict[str, int]:
     """Tensors by type and the quantised operators' count in a .tflite (for the report and tests)."""
-    from collections import Counter
-
-    from ..runtimes.tflite import interpreter_module
 
     itp = interpreter_module().Interpreter(model_path=str(path))
     types = Counter(np.dtype(d["dtype"]).name for d in itp.get_tensor_details())
@@ -154,8 +151,6 @@ def int8_tensor_count(path: Path) -> dict[str, int]:
 
 
 def after_convert(job, artifact, state: dict):
-    from ..export.to_tflite import write_with_metadata
-
     changed = dequantize_outputs(job.file, FLOAT_OUTPUTS)
     write_with_metadata(job.file, job.file, job.metadata)
     infos = io_infos(job.file)

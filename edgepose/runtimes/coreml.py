@@ -71,7 +71,7 @@ def check_file(path: str | os.PathLike) -> None:
 def _load_spec(p: Path):
     require("coreml")
     spec_path = _spec_file(p)
-    from coremltools.proto import Model_pb2
+    from coremltools.proto import Model_pb2  # lazy: coremltools
 
     spec = Model_pb2.Model()
     try:

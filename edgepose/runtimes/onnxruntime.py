@@ -86,7 +86,7 @@ def check_file(path: str | os.PathLike) -> None:
     """Reject a corrupt or truncated .onnx before a session is built (onnx.checker when onnx is installed)."""
     p = check_exists(path, min_bytes=16)
     try:
-        import onnx
+        import onnx  # lazy: onnx
     except ImportError:  # device installs may carry onnxruntime only; session creation still parses strictly
         return
     try:

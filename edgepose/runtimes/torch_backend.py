@@ -78,7 +78,7 @@ def _np_dtype(t) -> str:
 
 
 def _to_numpy(t) -> np.ndarray:
-    import torch
+    import torch  # lazy: torch
 
     t = t.detach()
     if t.dtype in (torch.float16, torch.bfloat16):
@@ -160,8 +160,8 @@ class TorchSession(BaseSession):
         return tuple(ins), ()
 
     def _load_checkpoint(self, stage, model):
-        from ..zoo.checkpoints import load_weights, read_checkpoint
-        from ..zoo.registry import create_model
+        from ..zoo.checkpoints import load_weights, read_checkpoint  # lazy: torch
+        from ..zoo.registry import create_model  # lazy: torch
 
         obj = read_checkpoint(self.path)
         name = model or obj.get("model")
