@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
 from ..vit_blocks import MMPRETRAIN, Block, MmcvFFN
 from .sine_position import sine_position_embedding_2d
 
