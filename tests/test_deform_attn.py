@@ -123,7 +123,7 @@ def test_frame_window_attention_equals_the_official_per_frame_mix():
     b, q, s = 2, 3, sum(h * w for h, w in SHAPES)
     query, window, ref = torch.randn(b, q, 16), torch.randn(b, 3, s, 16), torch.rand(b, 3, q, 2)
     out = m(query, m.project_value(window), ref)
-    norm = m.normalizer
+    norm = torch.tensor([[w, h] for h, w in SHAPES], dtype=torch.float32)
     expected = _official_window_mix(
         m, query, window, lambda i, off: ref[:, i, :, None, None, None] + off / norm[None, None, None, :, None]
     )

@@ -106,6 +106,18 @@ _MMCV_HOOKS = (
 )
 
 
+def _grid_sample_flops(input_shape, grid_shape, *args, out_shape=None, **kwargs) -> int:
+    """Bilinear ``grid_sample`` (deformable attention): four taps, one multiply-accumulate each, per output
+    element (2 FLOPs per MAC, as FlopCounterMode counts). torch's counter has no formula for it."""
+    n = 1
+    for d in out_shape:
+        n *= int(d)
+    return 2 * 4 * n
+
+
+_EXTRA_FLOP_FORMULAS = {torch.ops.aten.grid_sampler_2d: _grid_sample_flops}
+
+
 def _mmcv_style_macs(module: nn.Module, inputs: tuple) -> int:
     total = [0]
     handles = []
@@ -127,7 +139,7 @@ def stage_cost(model, stage: str) -> StageCost:
     module = model.stage(stage).eval()
     inputs = tuple(model.example_inputs(stage, batch=1).values())
     watcher = _ParamWatcher()
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS)
     with watcher, counter:
         module(*inputs)
     mmcv = _mmcv_style_macs(module, inputs)

@@ -70,24 +70,40 @@ def ms_deform_attn(
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     _check(value, shapes, locations, weights)
+    n, q, heads, levels, points, _ = locations.shape
+    flat_loc = locations.reshape(n, q, heads, levels * points, 2)
+    return ms_deform_attn_flat(value, shapes, flat_loc, weights.reshape(n, q, heads, levels * points), points, impl)
+
+
+def ms_deform_attn_flat(
+    value: torch.Tensor,
+    shapes: tuple[tuple[int, int], ...],
+    locations: torch.Tensor,
+    weights: torch.Tensor,
+    points: int,
+    impl: str = "grid_sample",
+) -> torch.Tensor:
+    """``ms_deform_attn`` with levels and points on one axis: locations (N, Q, heads, L*P, 2), weights
+    (N, Q, heads, L*P), level-major. No tensor in it has more than 5 dimensions (Core ML's limit)."""
     n, _, heads, d = value.shape
-    q, points = locations.shape[1], locations.shape[4]
-    # (N*heads, Q, L, P, 2) and (N*heads, Q, L, P): one batch row per head.
-    loc = locations.permute(0, 2, 1, 3, 4, 5).reshape(n * heads, q, len(shapes), points, 2)
-    wts = weights.permute(0, 2, 1, 3, 4).reshape(n * heads, q, len(shapes), points)
+    q = locations.shape[1]
+    # (N*heads, Q, L*P, 2) and (N*heads, Q, L*P): one batch row per head.
+    loc = locations.permute(0, 2, 1, 3, 4).reshape(n * heads, q, len(shapes) * points, 2)
+    wts = weights.permute(0, 2, 1, 3).reshape(n * heads, q, len(shapes) * points)
     out = None
     start = 0
     for lvl, (h, w) in enumerate(shapes):
         v = value[:, start : start + h * w]  # (N, h*w, heads, d)
         start += h * w
+        lv_loc = loc[:, :, lvl * points : (lvl + 1) * points]  # (N*heads, Q, P, 2)
+        lv_wts = wts[:, :, lvl * points : (lvl + 1) * points]
         if impl == "grid_sample":
             v = v.permute(0, 2, 3, 1).reshape(n * heads, d, h, w)
-            grid = 2.0 * loc[:, :, lvl] - 1.0  # (N*heads, Q, P, 2)
-            sampled = F.grid_sample(v, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-            part = (sampled * wts[:, None, :, lvl]).sum(-1)  # (N*heads, d, Q)
+            sampled = F.grid_sample(v, 2.0 * lv_loc - 1.0, mode="bilinear", padding_mode="zeros", align_corners=False)
+            part = (sampled * lv_wts[:, None]).sum(-1)  # (N*heads, d, Q)
         else:
             v = v.permute(0, 2, 1, 3).reshape(n * heads * h * w, d)
-            part = _gather_level(v, n * heads, h, w, loc[:, :, lvl], wts[:, :, lvl]).transpose(1, 2)
+            part = _gather_level(v, n * heads, h, w, lv_loc, lv_wts).transpose(1, 2)
         out = part if out is None else out + part
     return out.reshape(n, heads * d, q).transpose(1, 2)
 
@@ -159,6 +175,11 @@ def _grid_init(heads: int, levels: int, points: int) -> torch.Tensor:
     return grid.reshape(-1)
 
 
+def _normalizer(shapes, points: int) -> torch.Tensor:
+    """(L*P, 2): each level's (W, H), repeated for its points (offsets are in that level's pixels)."""
+    return torch.tensor([[w, h] for h, w in shapes for _ in range(points)], dtype=torch.float32)
+
+
 def _xavier(linear: nn.Linear) -> None:
     nn.init.xavier_uniform_(linear.weight)
     nn.init.zeros_(linear.bias)
@@ -182,9 +203,7 @@ class MSDeformAttn(nn.Module):
         self.attention_weights = nn.Linear(dim, heads * levels * points)
         self.value_proj = nn.Linear(dim, dim)
         self.output_proj = nn.Linear(dim, dim)
-        self.register_buffer(
-            "normalizer", torch.tensor([[w, h] for h, w in self.shapes], dtype=torch.float32), persistent=False
-        )
+        self.register_buffer("normalizer", _normalizer(self.shapes, points), persistent=False)
         nn.init.zeros_(self.sampling_offsets.weight)
         with torch.no_grad():
             self.sampling_offsets.bias.copy_(_grid_init(heads, levels, points))
@@ -197,11 +216,10 @@ class MSDeformAttn(nn.Module):
         b, q, _ = query.shape
         levels = len(self.shapes)
         v = self.value_proj(value).reshape(b, value.shape[1], self.heads, -1)
-        offsets = self.sampling_offsets(query).view(b, q, self.heads, levels, self.points, 2)
+        offsets = self.sampling_offsets(query).view(b, q, self.heads, levels * self.points, 2)
         weights = self.attention_weights(query).view(b, q, self.heads, levels * self.points).softmax(-1)
-        weights = weights.view(b, q, self.heads, levels, self.points)
-        loc = reference[:, :, None, None, None, :] + offsets / self.normalizer[None, None, None, :, None, :]
-        return self.output_proj(ms_deform_attn(v, self.shapes, loc, weights, self.impl))
+        loc = reference[:, :, None, None, :] + offsets / self.normalizer
+        return self.output_proj(ms_deform_attn_flat(v, self.shapes, loc, weights, self.points, self.impl))
 
 
 class _WindowDeformAttn(nn.Module):
@@ -239,22 +257,21 @@ class _WindowDeformAttn(nn.Module):
     def _offsets_and_weights(self, query):
         b, q, _ = query.shape
         levels, t = len(self.shapes), len(self.frame_offsets)
-        offs = [
-            getattr(self, f"{FRAME_PREFIX[o]}sampling_offsets")(query).view(b, q, self.heads, levels, self.points, 2)
+        offs = [  # (B, Q, heads, L*P, 2) per frame
+            getattr(self, f"{FRAME_PREFIX[o]}sampling_offsets")(query).view(b, q, self.heads, levels * self.points, 2)
             for o in self.frame_offsets
         ]
-        logits = torch.stack(
+        logits = torch.cat(
             [getattr(self, f"{FRAME_PREFIX[o]}attention_weights")(query).view(b, q, self.heads, levels * self.points)
              for o in self.frame_offsets],
             3,
-        )  # (B, Q, heads, T, L*P): one softmax over every frame, level and point of a head
-        weights = logits.flatten(3).softmax(-1).view(b, q, self.heads, t * levels, self.points)
-        return offs, weights
+        )  # (B, Q, heads, T*L*P): one softmax over every frame, level and point of a head
+        return offs, logits.softmax(-1)
 
     def _attend(self, value, locs, weights):
-        loc = torch.cat(locs, 3)  # (B, Q, heads, T*L, P, 2)
+        loc = torch.cat(locs, 3)  # (B, Q, heads, T*L*P, 2): the frames as consecutive levels
         shapes = self.shapes * len(self.frame_offsets)
-        return self.output_proj(ms_deform_attn(value, shapes, loc, weights, self.impl))
+        return self.output_proj(ms_deform_attn_flat(value, shapes, loc, weights, self.points, self.impl))
 
 
 class FrameDeformAttn(_WindowDeformAttn):
@@ -270,16 +287,11 @@ class FrameDeformAttn(_WindowDeformAttn):
         with torch.no_grad():
             for o in self.frame_offsets:
                 getattr(self, f"{FRAME_PREFIX[o]}sampling_offsets").bias.copy_(_grid_init(heads, levels, points))
-        self.register_buffer(
-            "normalizer", torch.tensor([[w, h] for h, w in self.shapes], dtype=torch.float32), persistent=False
-        )
+        self.register_buffer("normalizer", _normalizer(self.shapes, points), persistent=False)
 
     def forward(self, query, value, reference):
         offs, weights = self._offsets_and_weights(query)
-        locs = [
-            reference[:, t, :, None, None, None, :] + off / self.normalizer[None, None, None, :, None, :]
-            for t, off in enumerate(offs)
-        ]
+        locs = [reference[:, t, :, None, None, :] + off / self.normalizer for t, off in enumerate(offs)]
         return self._attend(value, locs, weights)
 
 
@@ -294,9 +306,11 @@ class PoseDeformAttn(_WindowDeformAttn):
 
     def forward(self, query, value, poses):
         offs, weights = self._offsets_and_weights(query)
+        levels = len(self.shapes)
         locs = []
         for t, off in enumerate(offs):
             pose = poses[:, t]  # (B, Q, K, 2)
             wh = (pose.amax(2) - pose.amin(2)).clamp(min=1e-4)  # (B, Q, 2)
-            locs.append(pose[:, :, None, None] + off * wh[:, :, None, None, None, :] * 0.5)
+            base = pose.repeat(1, 1, levels, 1)[:, :, None]  # (B, Q, 1, L*K, 2): point k of every level
+            locs.append(base + off * wh[:, :, None, None, :] * 0.5)
         return self._attend(value, locs, weights)
