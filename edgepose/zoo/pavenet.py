@@ -523,7 +523,8 @@ class PAVENet(PoseModel):
         # Official decoding: pixels, clamped; joint confidence from sigma times the person score.
         xy = prefs[self.current].view(b, m, k, 2) * self.image_wh
         xy = torch.minimum(xy.clamp(min=0), self.image_wh)
-        p = (1 - torch.exp(-0.2 / sigma)).prod(-1, keepdim=True) * 0.7  # (B, M, K, 1)
+        q = 1 - torch.exp(-0.2 / sigma)
+        p = q[..., 0:1] * q[..., 1:2] * 0.7  # (B, M, K, 1); a product of two slices: Core ML has no prod
         p5 = p**5
         xy = xy * p5 / (p5 + 1e-10)
         poses = torch.cat([xy, scores[:, :, None, None] * p], -1)
