@@ -191,3 +191,18 @@ def test_mean_pose_at_true_boxes_scores_and_perfect_predictions_score_100(synth)
     top = metrics(perfect, val.records, spec.layout, val.format)
     assert top["mAP"] == pytest.approx(100.0) and top["AP"] == pytest.approx(100.0)
     assert 0 <= floor["mAP"] < 100 and 0 <= floor["AP"] < 100
+
+
+def test_coco_stills_train_as_repeated_windows(synth):
+    from edgepose.training.validate import evaluate as topdown_evaluate
+    from edgepose.training.validate_whole_frame import adapt_for_spec
+
+    spec = get_spec(NAME)
+    data, _ = adapt_for_spec(spec, D, topdown_evaluate)
+    part = data.load_split(synth, "train", spec, "coco")
+    assert part.format == "coco"
+    ds = data.topdown_dataset(spec, part, train=True, seed=0)
+    item = ds[0]
+    assert torch.equal(item["frames"][0], item["frames"][1]) and torch.equal(item["frames"][1], item["frames"][2])
+    assert int(item["num_people"]) >= 1
+    assert adapt_for_spec(get_spec("dsta_mnv2_tiny"), D, topdown_evaluate) == (D, topdown_evaluate)

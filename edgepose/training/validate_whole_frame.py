@@ -156,6 +156,21 @@ class _WholeFrameData:
     def __getattr__(self, name):
         return getattr(self._d, name)
 
+    def load_split(self, root, split: str, spec, fmt: str = "auto"):
+        """As ``datasets.load_split``, and COCO still images too when asked for (``--format coco``): a
+        whole-frame window of a still repeats the image (the collapsed window), so every person of every
+        COCO image trains the model's single-frame path."""
+        if fmt != "coco":
+            return self._d.load_split(root, split, spec, fmt)
+        from ..data.coco import read_coco
+
+        available = self._d.locate(root, split)
+        if "coco" not in available:
+            raise FileNotFoundError(f"no coco annotations found under {root} for {split} "
+                                    "(annotations/coco_<split>.json, annotations/person_keypoints_<split>*.json)")
+        path, images = available["coco"]
+        return self._d.DataSplit("coco", path, read_coco(path, layout=spec.layout, image_root=images))
+
     @staticmethod
     def topdown_dataset(spec, split, train: bool, heatmap_size=None, seed: int = 0, **options):
         if heatmap_size is not None:
