@@ -97,7 +97,7 @@ def test_msdeformattn_module_matches_the_formula():
 def _official_window_mix(m, query, window, locs_fn):
     """The official form: a softmax per frame, each frame's output weighted by its share of sum(exp)."""
     b, q, _ = query.shape
-    levels, t = len(m.shapes), len(m.frame_offsets)
+    levels = len(m.shapes)
     v = m.value_proj(window)
     out, shares = [], []
     for i, o in enumerate(m.frame_offsets):

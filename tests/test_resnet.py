@@ -1,8 +1,12 @@
 """The ResNet-50 trunk: torchvision's key layout and sizes, multi-scale outputs."""
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
+from edgepose.zoo import create_model, get_spec, load_weights
 from edgepose.zoo.resnet import ResNet, resnet50, strip_classifier
 
 
@@ -69,12 +73,6 @@ def test_torchvision_checkpoint_loads_after_dropping_fc():
 
 
 # ---- dsta_r50: the official DSTA_STD_ResNet50 checkpoint ------------------------------------------
-import math  # noqa: E402
-
-import torch.nn.functional as F  # noqa: E402
-
-from edgepose.zoo import create_model, get_spec, load_weights  # noqa: E402
-
 OFFICIAL_JOINT_ORDOR = [1, 2, 0, 0, 0, 3, 6, 4, 7, 5, 8, 9, 12, 10, 13, 11, 14]  # the official file's
 
 

@@ -256,7 +256,7 @@ class _WindowDeformAttn(nn.Module):
 
     def _offsets_and_weights(self, query):
         b, q, _ = query.shape
-        levels, t = len(self.shapes), len(self.frame_offsets)
+        levels = len(self.shapes)
         offs = [  # (B, Q, heads, L*P, 2) per frame
             getattr(self, f"{FRAME_PREFIX[o]}sampling_offsets")(query).view(b, q, self.heads, levels * self.points, 2)
             for o in self.frame_offsets

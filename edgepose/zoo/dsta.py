@@ -74,8 +74,8 @@ from torch import nn
 from ..core.keypoints import POSETRACK17, get_layout
 from .base import PoseModel
 from .layers.mobilenet_v2 import MobileNetV2
-from .resnet import RESNET50_DEPTHS, ResNet
 from .layers.timm_vit_block import Block
+from .resnet import RESNET50_DEPTHS, ResNet
 from .spec import ModelSpec, PaperNumbers
 
 COMPAT_MODES = ("paper", "official")

@@ -59,10 +59,10 @@ under the same network: C3/C4/C5 are MobileNet-V2's stride-8/16/32 outputs (laye
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..core.keypoints import get_layout
@@ -252,7 +252,7 @@ class LinearWithNorm(nn.Module):
 def _mlp(sizes, relu=True):
     """Linear layers (with ReLU between when ``relu``) in official Sequential index order."""
     mods = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(pairwise(sizes)):
         mods.append(nn.Linear(a, b))
         if relu and i < len(sizes) - 2:
             mods.append(nn.ReLU())
@@ -342,7 +342,7 @@ class PAVENet(PoseModel):
         "bbox_head.pre_*kpt_branches.*",
         "bbox_head.next_*kpt_branches.*",
     )
-    STAGES = {
+    STAGES: ClassVar[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
         "frame": (("image",), ("memory",)),
         "temporal": (("memory_window",), ("poses", "scores")),
     }
@@ -596,7 +596,7 @@ def build_pavenet(**config) -> PAVENet:
     return PAVENet(**config)
 
 
-_R50 = dict(
+_R50 = dict(  # noqa: C408 - a config reads best as keywords
     input_size=(750, 1333),
     frames=3,
     layout=OFFICIAL_LAYOUT,
