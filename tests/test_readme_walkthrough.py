@@ -221,17 +221,20 @@ def _inputs(where: Path) -> None:
 @pytest.mark.slow
 def test_walkthrough_runs(tmp_path):
     _inputs(tmp_path)
+    print(flush=True)
     env = dict(os.environ, COLUMNS="120", OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
     rows, _ = plan()
     failures, report = [], []
     for written, run, why in rows:
         if why:
             report.append(f"SKIP  {written}\n        {why}")
+            print(report[-1], flush=True)
             continue
         t = time.monotonic()
         p = subprocess.run([*EDGEPOSE, *shlex.split(run)], cwd=tmp_path, env=env, capture_output=True, text=True)
         took = time.monotonic() - t
         report.append(f"{'ok' if p.returncode == 0 else 'FAIL':<5} {took:6.1f}s  edgepose {run}")
+        print(report[-1], flush=True)  # as it goes (pytest -s): a CI timeout still shows how far it got
         if p.returncode != 0:
             failures.append(f"edgepose {run} (README: edgepose {written}) exit {p.returncode}:\n"
                             f"{(p.stdout + p.stderr)[-2000:]}")
@@ -242,5 +245,5 @@ def test_walkthrough_runs(tmp_path):
     report.append(f"{'ok' if p.returncode == 0 else 'FAIL':<5} {time.monotonic() - t:6.1f}s  python block")
     if p.returncode != 0:
         failures.append(f"README python block exit {p.returncode}:\n{(p.stdout + p.stderr)[-3000:]}")
-    print("\n" + "\n".join(report))
+    print(report[-1], flush=True)
     assert not failures, "\n\n".join(failures)
