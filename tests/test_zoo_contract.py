@@ -31,6 +31,9 @@ def test_every_model_has_a_tiny_variant():
         "sharpose_s",
         "tar_vitpose_s",
         "tar_vitpose_s_coco",
+        "dsta_r50",
+        "pave_r50",
+        "pave_mnv2",
     }
     assert {get_spec(n).variant_of for n in TINY} == set(FULL)
 
@@ -41,7 +44,11 @@ def test_forward_backward_and_codec_outputs(name):
     model = create_model(name).train()
     _, out = _forward(model)
     spec = get_spec(name)
-    if spec.codec == "regression":
+    if spec.input_kind == "frame":  # whole-frame: M people, each K joints (x, y, score), and their scores
+        b, m = out["scores"].shape
+        assert b == 2 and out["poses"].shape == (2, m, model.num_joints, 3)
+        assert bool(((out["scores"] >= 0) & (out["scores"] <= 1)).all())
+    elif spec.codec == "regression":
         assert out["coords"].shape == (2, model.num_joints, 2)
         assert out["scores"].shape == (2, model.num_joints)
     else:
@@ -82,8 +89,13 @@ def test_temporal_forward_is_frame_stage_then_temporal_stage_on_the_window(name)
     with torch.no_grad():
         full = model(x)
         per_frame = [model.run_stage("frame", image=x[:, t]) for t in range(x.shape[1])]
-        window = {k: torch.stack([f[k] for f in per_frame], dim=1) for k in per_frame[0]}
-        assert tuple(window) == model.stage_io("temporal")[0]
+        # a temporal input takes the frame output of its name, or of its name without "_window"
+        window = {}
+        for k in model.stage_io("temporal")[0]:
+            src = k if k in per_frame[0] else k.removesuffix("_window")
+            window[k] = torch.stack([f[src] for f in per_frame], dim=1)
+        assert set(window) == set(model.stage_io("temporal")[0])
+        assert {k.removesuffix("_window") for k in window} == set(per_frame[0])
         composed = model.run_stage("temporal", **window)
     assert set(full) >= set(composed)
     for k, v in composed.items():
