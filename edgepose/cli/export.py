@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..core.formats import PRECISIONS, format_names
+from ..core.formats import DEFAULT_FORMAT, PRECISIONS, format_names
 from ._common import console, friendly_errors, import_errors, new_table, print_json
 from ._progress import step_progress
 from .evaluate import check_paths
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
             help="Bundle directory (with several formats: one bundle per format in OUT/<format>/).",
         ),
         fmt: str = typer.Option(
-            "onnx", "--format", help=f"{FORMAT_CHOICES} (or a comma list)."
+            DEFAULT_FORMAT, "--format", help=f"{FORMAT_CHOICES} (or a comma list)."
         ),
         precision: str = typer.Option(
             "fp32",
