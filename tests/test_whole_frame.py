@@ -113,55 +113,8 @@ SPEC = ModelSpec(
 )
 
 
-def whole_frame_problems(original):
-    """``runtimes.bundle.consistency_problems`` that judges a whole-frame manifest by its own outputs.
-
-    TEMPORARY, until runtimes/bundle.py (not this test's file) learns whole-frame bundles: today it
-    demands the codec's outputs (regression: coords, scores (B, K)) from the last stage, which a
-    whole-frame model does not give (poses (B, M, K, 3), scores (B, M)), so every whole-frame bundle
-    would be refused as damaged. This drops exactly those codec complaints for ``input_kind ==
-    "frame"`` and checks the whole-frame outputs instead; it is a no-op once the runtime does so."""
-
-    def problems(m):
-        found = original(m)
-        if getattr(m, "input_kind", "crop") != "frame":
-            return found
-        codec_outs = set(_codec_outputs(m.codec))
-        found = [
-            p for p in found
-            if not p.startswith(f"codec {m.codec!r} decodes")
-            and not any(p.startswith(f"output {n!r} shape") for n in codec_outs)
-        ]
-        outs = {t.name: t for t in m.stages[-1].outputs}
-        if "poses" not in outs or "scores" not in outs:
-            found.append(f"whole-frame last stage gives {sorted(outs)}, not poses and scores")
-        elif len(outs["poses"].shape) != 4 or outs["poses"].shape[2:] != (m.keypoints.num_joints, 3):
-            found.append(f"whole-frame output 'poses' shape {list(outs['poses'].shape)} is not (B, M, K, 3)")
-        return found
-
-    return problems
-
-
-def _codec_outputs(codec):
-    from edgepose.core.codecs import CODEC_OUTPUTS
-
-    return CODEC_OUTPUTS.get(codec, ())
-
-
-@pytest.fixture(scope="module", autouse=True)
-def runtime_knows_whole_frame():
-    import edgepose.runtimes.bundle as rb
-    from edgepose.export import verify
-
-    with pytest.MonkeyPatch.context() as mp:
-        patched = whole_frame_problems(rb.consistency_problems)
-        mp.setattr(rb, "consistency_problems", patched)
-        mp.setattr(verify, "consistency_problems", patched)
-        yield
-
-
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, runtime_knows_whole_frame):
+def bundle(tmp_path_factory):
     """The toy exported to ONNX through edgepose.export, with the spec registered for the export only."""
     from edgepose.export import export
     from edgepose.zoo import registry
@@ -482,3 +435,27 @@ def test_pave_mnv2_tiny_runs_through_the_sdk(tmp_path, no_detectors):
     assert [r.index for r in res] == [0, 1, 2, 3] and all(len(r.poses) == m_queries for r in res)
     assert calls == {"frame": 4, "temporal": 4} and pipe.buffers.pushes == 4
     assert all(p.keypoints.shape == (len(m.keypoints.names), 2) for r in res for p in r.poses)
+
+
+def test_the_runtime_judges_a_whole_frame_manifest_by_poses_and_scores(bundle):
+    """The bundle's own manifest passes; one whose poses lose the (x, y, score) axis, or whose last
+    stage gives per-joint coords instead, is refused with the reason named."""
+    import dataclasses
+
+    from edgepose.core.manifest import read_manifest
+    from edgepose.runtimes.bundle import consistency_problems
+
+    m = read_manifest(bundle)
+    assert m.is_whole_frame and consistency_problems(m) == []
+    last = m.stages[-1]
+
+    def with_outputs(outputs):
+        stages = [*m.stages[:-1], dataclasses.replace(last, outputs=tuple(outputs))]
+        return dataclasses.replace(m, stages=tuple(stages))
+
+    poses = next(t for t in last.outputs if t.name == "poses")
+    bad = dataclasses.replace(poses, shape=(*poses.shape[:3], 2))
+    others = [t for t in last.outputs if t.name != "poses"]
+    assert any("'poses' shape" in p for p in consistency_problems(with_outputs([bad, *others])))
+    coords = dataclasses.replace(poses, name="coords")
+    assert any("not poses and scores" in p for p in consistency_problems(with_outputs([coords, *others])))

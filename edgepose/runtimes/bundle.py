@@ -81,20 +81,32 @@ def _fixed(d) -> bool:
 
 def consistency_problems(manifest: Manifest) -> list[str]:
     """The manifest's own fields against its stages' I/O: the codec's outputs exist in the last stage
-    with one row per joint, image inputs have ``input_size`` in ``layout``, a temporal stage's window
+    with one row per joint (a whole-frame model's poses and scores instead), image inputs have ``input_size`` in ``layout``, a temporal stage's window
     axis holds one slot per frame offset."""
     m = manifest
     problems = []
     last = m.stages[-1]
     outs = {t.name: t for t in last.outputs}
-    need = CODEC_OUTPUTS[m.codec]
+    j = m.keypoints.num_joints
+    if m.is_whole_frame:  # no codec to decode: people (B, M, K, 3) and their scores (B, M) come out whole
+        need = ()
+        p, s = outs.get("poses"), outs.get("scores")
+        if p is None or s is None:
+            problems.append(
+                f"a whole-frame model's last stage {last.name!r} gives {sorted(outs)}, not poses and scores"
+            )
+        elif len(p.shape) != 4 or (_fixed(p.shape[2]) and p.shape[2] != j) or (_fixed(p.shape[3]) and p.shape[3] != 3):
+            problems.append(f"output 'poses' shape {list(p.shape)} is not (batch, people, {j} joints, 3)")
+        elif len(s.shape) != 2:
+            problems.append(f"output 'scores' shape {list(s.shape)} is not (batch, people)")
+    else:
+        need = CODEC_OUTPUTS[m.codec]
     missing = [n for n in need if n not in outs]
     if missing:
         problems.append(
             f"codec {m.codec!r} decodes outputs {list(need)} but the last stage {last.name!r} gives "
             f"{sorted(outs)}"
         )
-    j = m.keypoints.num_joints
     for n in need:
         t = outs.get(n)
         if t is not None and (len(t.shape) < 2 or (_fixed(t.shape[1]) and t.shape[1] != j)):
