@@ -11,7 +11,9 @@ that is wrong). Everything else runs unchanged, in order, in one temp dir that h
 block names (``photo.jpg``, ``photos/``, ``street.mp4``, ``clip.mp4``: real footage from ``.assets``),
 so later commands use what earlier ones made (``runs/dsta/last.pt``, ``bundles/dsta``...). Each must
 exit 0. Then the ``python`` block runs there as one script, after a prelude that defines its
-placeholders (``frame_bgr``, ``boxes_xyxy``), with its own ``PY_SIZES`` table.
+placeholders (``frame_bgr``, ``boxes_xyxy``), with its own ``PY_SIZES`` table. Failures that match
+``KNOWN_BUGS`` (code bugs the walkthrough found, not README errors) make the slow test an expected
+failure (strict) until they are fixed; any other failure fails it.
 
 - ``test_walkthrough_blocks_parse_and_every_option_exists`` (fast, always): the blocks are found, every
   command is run or skipped with a reason, every rule still matches, and every ``--option`` a command
@@ -82,6 +84,28 @@ PY_SIZES: list[tuple[str, str, str]] = [
      'latency=False, strict=False)', "the CLI table's two formats (int8/dsta is the CLI's onnx+openvino "
      "root already: the same layout, replaced), 8 calibration crops, no timing, no strict int8 check"),
 ]
+# code bugs the walkthrough found, (command or "python block", output regex, reason): such a failure is
+# collected as known and the slow test is an xfail(strict) on KnownBug until all are fixed; any other
+# failure fails it outright
+KNOWN_BUGS: list[tuple[str, str, str]] = [
+    ("models", r"Expected gradient function to be set",
+     "at 61478c6 `edgepose models` exits 2: measuring pave_r50's cost (edgepose/cli/_catalog.py measure_row -> "
+     "zoo/costs.measure) fails in torch's module_tracker pre-hook at pavenet.py forward_temporal/self_attend"),
+    ("python block", r"exists and is not a (bundle directory|directory of bundles)",
+     "edgepose/export/exporter.py _check_out refuses quantize's own multi-format output root (its "
+     "int8_report.json makes it 'not a directory of bundles'), so the API's quantize(out='int8/dsta') after "
+     "the CLI's `quantize --format all --out int8/dsta` (or any second run of that command) fails"),
+]
+
+
+class KnownBug(AssertionError):
+    """Only failures listed in KNOWN_BUGS happened."""
+
+
+def _known(what: str, output: str) -> str | None:
+    return next((why for cmd, pat, why in KNOWN_BUGS if what.startswith(cmd) and re.search(pat, output)), None)
+
+
 PRELUDE = """\
 import cv2, numpy as np
 frame_bgr = cv2.imread("photo.jpg")
@@ -220,12 +244,13 @@ def _inputs(where: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, raises=KnownBug, reason="; ".join(why for _, _, why in KNOWN_BUGS))
 def test_walkthrough_runs(tmp_path):
     _inputs(tmp_path)
     print(flush=True)
     env = dict(os.environ, COLUMNS="120", OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
     rows, _ = plan()
-    failures, report = [], []
+    failures, known, report = [], [], []
     for written, run, why in rows:
         if why:
             report.append(f"SKIP  {written}\n        {why}")
@@ -237,14 +262,20 @@ def test_walkthrough_runs(tmp_path):
         report.append(f"{'ok' if p.returncode == 0 else 'FAIL':<5} {took:6.1f}s  edgepose {run}")
         print(report[-1], flush=True)  # as it goes (pytest -s): a CI timeout still shows how far it got
         if p.returncode != 0:
-            failures.append(f"edgepose {run} (README: edgepose {written}) exit {p.returncode}:\n"
-                            f"{(p.stdout + p.stderr)[-2000:]}")
+            why = _known(run, p.stdout + p.stderr)
+            (known if why else failures).append(
+                f"edgepose {run} (README: edgepose {written}) exit {p.returncode}: "
+                + (f"known: {why}" if why else f"\n{(p.stdout + p.stderr)[-2000:]}"))
     script, _ = python_script()
     (tmp_path / "readme_api.py").write_text(script)
     t = time.monotonic()
     p = subprocess.run([sys.executable, "readme_api.py"], cwd=tmp_path, env=env, capture_output=True, text=True)
     report.append(f"{'ok' if p.returncode == 0 else 'FAIL':<5} {time.monotonic() - t:6.1f}s  python block")
     if p.returncode != 0:
-        failures.append(f"README python block exit {p.returncode}:\n{(p.stdout + p.stderr)[-3000:]}")
+        why = _known("python block", p.stdout + p.stderr)
+        (known if why else failures).append(f"README python block exit {p.returncode}: "
+                                            + (f"known: {why}" if why else f"\n{(p.stdout + p.stderr)[-3000:]}"))
     print(report[-1], flush=True)
     assert not failures, "\n\n".join(failures)
+    if known:
+        raise KnownBug("\n".join(known))
