@@ -114,6 +114,36 @@ def mean_pose_predictions(records, mean: np.ndarray) -> list[Prediction]:
     return preds
 
 
+def oracle_assignment(predictions: list[Prediction], records, layout: str) -> list[Prediction]:
+    """A diagnostic, not a result: per frame, the predictions the ground truth would pick (one per GT
+    person, Hungarian on OKS over labelled joints), scored 1. It separates how good the poses are
+    from how well the model scores its people (what predicted-people AP needs both of)."""
+    import torch
+    from scipy.optimize import linear_sum_assignment
+
+    from ..core.keypoints import get_layout
+    from .set_loss import oks
+
+    sigmas = torch.as_tensor(get_layout(layout).sigmas, dtype=torch.float64)
+    by_image: dict[int, list[Prediction]] = {}
+    for p in predictions:
+        by_image.setdefault(p.image_id, []).append(p)
+    out = []
+    for f in _frames(records):
+        preds = by_image.get(int(f.image_id), [])
+        people = [p for p in f.persons if p.visible.any()]
+        if not f.is_labeled or not preds or not people:
+            continue
+        gt = torch.as_tensor(np.stack([p.keypoints for p in people]), dtype=torch.float64)
+        gt[..., 2] = (gt[..., 2] > 0).double()
+        pr = torch.as_tensor(np.stack([np.nan_to_num(p.keypoints) for p in preds]), dtype=torch.float64)
+        rows, cols = linear_sum_assignment(-oks(pr, gt, sigmas).numpy())
+        for r in rows:
+            q = preds[r]
+            out.append(Prediction(q.image_id, q.keypoints, np.ones(len(q.keypoints)), 1.0))
+    return out
+
+
 def _frames(records):
     items = list(records)
     if items and hasattr(items[0], "frames"):
