@@ -290,3 +290,18 @@ def test_full_size_models_onnx_openvino(tmp_path):
             assert b.manifest.verified, [v.to_dict() for v in b.manifest.verification]
             final = b.manifest.verification_for(b.manifest.stage_names[-1])
             assert final.keypoint_error_px < 0.5
+
+
+def test_a_root_of_bundles_with_its_int8_report_can_be_written_again(tmp_path):
+    """quantize --format all leaves int8_report.json beside its bundles; a second run (or export) into
+    that root replaces them instead of refusing the root as foreign; any other file still stops it."""
+    from edgepose.export.exporter import INT8_REPORT
+
+    root = tmp_path / "int8"
+    export("distilpose_s_tiny", out=root, format="onnx,openvino", verify=False)
+    (root / INT8_REPORT).write_text("{}")
+    r = export("distilpose_s_tiny", out=root, format="onnx,openvino", verify=False)
+    assert sorted(b.format for b in r.bundles) == ["onnx", "openvino"]
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not a directory of bundles"):
+        export("distilpose_s_tiny", out=root, format="onnx,openvino", verify=False)

@@ -107,8 +107,13 @@ class ExportResult:
 # ----------------------------------------------------------------------------- out dir
 
 
+# files a root of bundles may hold beside them (quantize's report); a rerun into the root replaces them
+INT8_REPORT = "int8_report.json"
+ROOT_REPORTS = frozenset({INT8_REPORT})
+
+
 def check_out(out: Path, formats: list[Format]) -> dict[str, Path]:
-    """{format: bundle dir}; refuses an ``out`` that holds anything but edgepose bundles."""
+    """{format: bundle dir}; refuses an ``out`` that holds anything but edgepose bundles (and their report)."""
     single = len(formats) == 1
     targets = {f.name: (out if single else out / f.name) for f in formats}
     if not out.exists():
@@ -120,7 +125,7 @@ def check_out(out: Path, formats: list[Format]) -> dict[str, Path]:
         return targets
     if single and is_bundle(out):
         return targets
-    if not single and bundle_root_formats(out) and all(is_bundle(p) for p in entries):
+    if not single and bundle_root_formats(out) and all(is_bundle(p) or p.name in ROOT_REPORTS for p in entries):
         return targets
     what = "a bundle directory" if single else "a directory of bundles (one per format)"
     found = ", ".join(sorted(p.name for p in entries)[:5])

@@ -46,7 +46,7 @@ from ..core.atomic import atomic_dir, atomic_file, clean_temp_dirs, make_temp_di
 from ..core.formats import Format
 from ..core.manifest import read_manifest, write_manifest
 from ..export import source as source_mod
-from ..export.exporter import TEMP_PREFIXES, BundleResult, check_out, export
+from ..export.exporter import INT8_REPORT, TEMP_PREFIXES, BundleResult, check_out, export
 from ..export.formats import ExportError, resolve_formats
 from ..zoo.checkpoints import read_checkpoint, save_checkpoint
 from ..zoo.pretrained import model_spec
@@ -60,7 +60,7 @@ from .report import REPORT_KEY, ArtifactReport, markdown, table
 from .scopes import FloatScopes, resolve
 
 METHODS = ("ptq", "qat")
-REPORT_NAME = "int8_report.json"
+REPORT_NAME = INT8_REPORT  # named by the exporter, whose check_out accepts it in a root of bundles
 QAT_WEIGHTS = "qat_weights.pt"
 STRICT_HINT = (
     "Nothing was written for it. To keep such bundles anyway: Python quantize(..., strict=False); "
