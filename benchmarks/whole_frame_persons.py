@@ -39,39 +39,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGET = 1.3
 
 
-def runtime_accepts_whole_frame_bundles() -> None:
-    """TEMPORARY, as ``tests/test_whole_frame.py``'s fixture of the same purpose: until
-    ``runtimes/bundle.py`` (not this script's file) learns whole-frame bundles, its consistency check
-    demands the codec's outputs (regression: coords, scores (B, K)) from the last stage and refuses
-    every whole-frame bundle (poses (B, M, K, 3), scores (B, M)) as damaged. This drops exactly those
-    codec complaints for ``input_kind == "frame"`` and checks the whole-frame outputs instead; a no-op
-    once the runtime does so."""
-    import edgepose.runtimes.bundle as rb
-    from edgepose.core.codecs import CODEC_OUTPUTS
-    from edgepose.export import verify
-
-    original = rb.consistency_problems
-    if getattr(original, "_whole_frame_aware", False):
-        return
-
-    def problems(m):
-        found = original(m)
-        if getattr(m, "input_kind", "crop") != "frame":
-            return found
-        codec_outs = set(CODEC_OUTPUTS.get(m.codec, ()))
-        found = [p for p in found if not p.startswith(f"codec {m.codec!r} decodes")
-                 and not any(p.startswith(f"output {n!r} shape") for n in codec_outs)]
-        outs = {t.name: t for t in m.stages[-1].outputs}
-        if "poses" not in outs or "scores" not in outs:
-            found.append(f"whole-frame last stage gives {sorted(outs)}, not poses and scores")
-        return found
-
-    problems._whole_frame_aware = True
-    rb.consistency_problems = problems
-    if hasattr(verify, "consistency_problems"):
-        verify.consistency_problems = problems
-
-
 class TimedSession:
     """Wraps a bundle stage's session and adds up the ms of its ``run`` calls."""
 
@@ -134,7 +101,6 @@ def run(args) -> Table:
     from edgepose.sdk.estimator import PoseEstimator
 
     say = (lambda m: print(m, file=sys.stderr, flush=True))
-    runtime_accepts_whole_frame_bundles()
     persons = list(args.persons)
     clips = {p: make_clip(p, args.frames) for p in persons}
     opts = {"threads": args.threads} if args.threads else {}

@@ -251,7 +251,8 @@ def test_recipes_table_and_synthetic_variants():
     assert weights[names.index("nose")] == 1.0 and get_recipe("distilpose").dataset_options("coco17") == {}
     with pytest.raises(KeyError, match="unknown recipe"):
         get_recipe("nope")
-    assert len(RECIPES) == 11
+    papers = {"distilpose", "dsta", "pave", "sharpose", "tar_vitpose", "vitpose_s"}
+    assert set(RECIPES) == papers | {f"{n}_synthetic" for n in papers} | {"tar_vitpose_finetune_synthetic"}
 
 
 def test_single_frame_recipe_trains_tar_vitposes_vitpose_on_still_crops():

@@ -264,6 +264,18 @@ def test_single_image_maps_poses_through_the_letterbox(bundle, no_detectors, fra
     low.close()
 
 
+def test_a_frame_where_nobody_passes_the_threshold_gives_no_people(bundle, no_detectors):
+    """Weak weights put every person score under the threshold: an empty result, not a reshape error,
+    in the estimator and in the pipeline (tracker and sinks get an empty frame)."""
+    est = PoseEstimator(bundle, score_threshold=0.95)
+    res = est(grey(90, 160, 128))
+    assert len(res) == 0 and res.to_dict()["poses"] == []
+    pipe = VideoPipeline(est, detector=None, mode="online", smoothing=False)
+    out = [r for f in frames(3) for r in pipe.process(f)] + pipe.flush()
+    assert [r.index for r in out] == [0, 1, 2] and all(r.poses == [] for r in out)
+    est.close()
+
+
 def test_letterbox_input_is_normalised_and_padded_with_the_mean(bundle):
     est = PoseEstimator(bundle)
     img = grey(120, 240, 255)  # scale 0.4: 96x48 content, 8 rows of padding above and below

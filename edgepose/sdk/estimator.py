@@ -552,8 +552,9 @@ class WholeFrameEstimator(PoseEstimator):
         keep = np.flatnonzero(person >= thr)
         keep = keep[np.argsort(-person[keep], kind="stable")]
         inv = invert_affine(matrix)
-        kp = transform_points(poses[keep, :, :2], inv).astype(np.float32).reshape(len(keep), -1, 2)
-        sc = np.clip(np.nan_to_num(poses[keep, :, 2]), 0.0, 1.0).astype(np.float32).reshape(len(keep), -1)
+        n, k = len(keep), poses.shape[1]  # explicit sizes: no one above the threshold is an empty frame
+        kp = transform_points(poses[keep, :, :2].reshape(-1, 2), inv).astype(np.float32).reshape(n, k, 2)
+        sc = np.clip(np.nan_to_num(poses[keep, :, 2]), 0.0, 1.0).astype(np.float32).reshape(n, k)
         sc[~np.isfinite(kp).all(axis=-1)] = 0.0  # as top-down: a non-finite joint keeps no confidence
         ps = np.clip(person[keep], 0.0, 1.0).astype(np.float32)
         return FramePoses(kp, sc, ps, _person_boxes(kp, sc, self.box_min_score))
