@@ -284,6 +284,9 @@ class Trainer:
             num_workers=self.cfg.num_workers,
             worker_init_fn=_seed_worker if self.cfg.num_workers else None,
             pin_memory=self.device.type == "cuda",
+            # the loader's own seed from the epoch's generator, not the global one: a resumed run's
+            # global RNG (dropout, drop path) then continues exactly where the killed run left it
+            generator=g,
         )
 
     @property
