@@ -83,12 +83,18 @@ def test_killed_writers_leftovers_are_cleaned_by_the_next_write(tmp_path):
     work = tmp_path / "tmp"
     work.mkdir()
     (work / f"edgepose-export-{dead}-abc").mkdir()
+    (work / f"edgepose-export-{dead}-x1.log").write_text("a killed conversion's log")  # stages.quiet()
     (work / f"edgepose-export-{alive}-abc").mkdir()
     (work / "edgepose-export-nopid").mkdir()  # recent and unowned: kept
     (work / "unrelated").mkdir()
     removed = clean_temp_dirs(("edgepose-export-",), where=work)
-    assert [p.name for p in removed] == [f"edgepose-export-{dead}-abc"]
-    assert sorted(os.listdir(work)) == sorted([f"edgepose-export-{alive}-abc", "edgepose-export-nopid", "unrelated"])
+    assert sorted(p.name for p in removed) == [
+        f"edgepose-export-{dead}-abc",
+        f"edgepose-export-{dead}-x1.log",
+    ]
+    assert sorted(os.listdir(work)) == sorted(
+        [f"edgepose-export-{alive}-abc", "edgepose-export-nopid", "unrelated"]
+    )
     mine = make_temp_dir("edgepose-export-")
     try:
         assert mine.name.startswith(f"edgepose-export-{os.getpid()}-")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -56,14 +55,32 @@ def _command(kind: str, out: Path, ckpt: Path) -> list[str]:
     cli = [sys.executable, "-m", "edgepose.cli"]
     if kind == "export":
         return cli + ["export", MODEL, "--format", "onnx", "--out", str(out)]
-    return cli + ["quantize", MODEL, "--weights", str(ckpt), "--data", "synthetic", "--format", "onnx",
-                  "--calib", "8", "--eval-limit", "20", "--no-latency", "--no-strict", "--out", str(out)]
+    return cli + [
+        "quantize",
+        MODEL,
+        "--weights",
+        str(ckpt),
+        "--data",
+        "synthetic",
+        "--format",
+        "onnx",
+        "--calib",
+        "8",
+        "--eval-limit",
+        "20",
+        "--no-latency",
+        "--no-strict",
+        "--out",
+        str(out),
+    ]
 
 
 def _snapshot(bundle: Path) -> dict[str, str]:
     if not bundle.is_dir():
         return {}
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(bundle.iterdir()) if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(bundle.iterdir()) if p.is_file()
+    }
 
 
 def _leftovers(bundle: Path, tmp: Path) -> list[str]:
@@ -96,8 +113,9 @@ def _run(cmd, env, log: Path, kill_at: tuple[int, float] | None = None):
     kill lands in the same phase of the run as in the timed reference run whatever the machine's load.
     Returns (lines [(t, text)], finished, returncode)."""
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     lines: list[tuple[float, str]] = []
 
     def read():
@@ -135,22 +153,7 @@ def _anchor(ref: list[tuple[float, str]], at: float) -> tuple[int, float]:
     return k, at - (ref[k][0] if k >= 0 else 0.0)
 
 
-class KnownLeftovers(AssertionError):
-    """Only the converter logs of issue 13's open bug are left (see the xfail below)."""
-
-
-KNOWN_LEFTOVER = re.compile(r"^\$TMPDIR/edgepose-export-[^/]*\.log$")
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=KnownLeftovers,
-    reason="edgepose/export/stages.py quiet(): every conversion (and verify's load) logs to "
-    "tempfile.NamedTemporaryFile(prefix='edgepose-export-', suffix='.log', delete=False) in $TMPDIR, "
-    "removed only when the block exits; a SIGKILL inside leaves the file, and clean_temp_dirs never "
-    "removes it (it takes directories named <prefix><pid>-* only; the log has no PID and is a file)",
-)
 @pytest.mark.parametrize("kind", ["export", "quantize"])
 def test_sigkill_at_ten_moments_keeps_the_previous_bundle_and_leaves_nothing(kind, tmp_path):
     from edgepose.zoo import create_model
@@ -166,7 +169,8 @@ def test_sigkill_at_ten_moments_keeps_the_previous_bundle_and_leaves_nothing(kin
     cmd = _command(kind, bundle, ckpt)
 
     times = []
-    for i in range(2):  # the first run fills caches in the fresh TMPDIR (torch's compile cache): time the second
+    # the first run fills caches in the fresh TMPDIR (torch's compile cache): time the second
+    for i in range(2):
         t = time.monotonic()
         ref, finished, rc = _run(cmd, env, tmp_path / f"complete{i}.log")
         times.append(time.monotonic() - t)
@@ -178,8 +182,10 @@ def test_sigkill_at_ten_moments_keeps_the_previous_bundle_and_leaves_nothing(kin
     verdict = _verify(bundle, kind, ckpt)
     if kind == "export":
         assert verdict[0] == 0, verdict
-    print(f"\n{kind}: complete runs {times[0]:.1f}s (cold) and {runtime:.1f}s, verify {verdict}; killing at "
-          f"{MOMENTS} of the runtime, each anchored to the reference run's last output line before it")
+    print(
+        f"\n{kind}: complete runs {times[0]:.1f}s (cold) and {runtime:.1f}s, verify {verdict}; killing at "
+        f"{MOMENTS} of the runtime, each anchored to the reference run's last output line before it"
+    )
 
     rows, failures = [], []
     for i, frac in enumerate(MOMENTS):
@@ -187,8 +193,11 @@ def test_sigkill_at_ten_moments_keeps_the_previous_bundle_and_leaves_nothing(kin
         k, d = _anchor(ref, frac * runtime)
         lines, finished, rc = _run(cmd, env, tmp_path / f"kill{i}.log", kill_at=(k, d))
         anchor = "the start" if k < 0 else repr(ref[k][1].strip()[-50:])
-        where = "finished before the kill" if finished else (
-            f"{d:.1f}s after {anchor}" + ("" if len(lines) <= k + 1 else " (the next line came first)"))
+        where = (
+            "finished before the kill"
+            if finished
+            else (f"{d:.1f}s after {anchor}" + ("" if len(lines) <= k + 1 else " (the next line came first)"))
+        )
         now = _snapshot(bundle)
         state = "intact" if now == good else ("missing" if not now else "replaced")
         problems = []
@@ -217,16 +226,18 @@ def test_sigkill_at_ten_moments_keeps_the_previous_bundle_and_leaves_nothing(kin
 
     print(f"{'kill at':>8} {'ref. t':>7}  {'moment':<90} {'bundle':<8} left (after the kill) / cleaned")
     for frac, after, where, state, left_then, n_cleaned, problems in rows:
-        print(f"{frac:>8} {after:>7}  {where:<90} {state:<8} {len(left_then)} {left_then} / {n_cleaned}"
-              + (f"  PROBLEMS: {problems}" if problems else ""))
-    print(f"next complete run ({time.monotonic() - t:.1f}s): leftovers {left or 'none'}, verify {final_verdict}")
+        print(
+            f"{frac:>8} {after:>7}  {where:<90} {state:<8} {len(left_then)} {left_then} / {n_cleaned}"
+            + (f"  PROBLEMS: {problems}" if problems else "")
+        )
+    print(
+        f"next complete run ({time.monotonic() - t:.1f}s): leftovers {left or 'none'}, verify {final_verdict}"
+    )
 
     assert not failures, "\n".join(failures)
     assert final_verdict == verdict or (kind == "export" and final_verdict[0] == 0)
-    unknown = [n for n in left if not KNOWN_LEFTOVER.match(n)]
-    assert not unknown, f"leftovers after a complete run: {left}"
-    if left:
-        raise KnownLeftovers(f"leftovers after a complete run: {left}")
+    assert not left, f"leftovers after a complete run: {left}"
+
 
 def _dead_pid() -> int:
     p = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -234,11 +245,10 @@ def _dead_pid() -> int:
     return p.pid  # reaped: no process has it (until the system reuses it)
 
 
-@pytest.mark.xfail(strict=True, reason="edgepose/core/atomic.py: atomic_dir swaps with two renames (bundle -> "
-                   ".NAME.old-<pid>, then .NAME.<pid>-*.partial -> bundle); a SIGKILL between them leaves no "
-                   "bundle, and the next write's clean_leftovers deletes both the old copy and the complete new "
-                   "one because their PID is gone: the previous artifact is lost (window: two syscalls)")
 def test_a_kill_inside_the_swap_keeps_a_copy(tmp_path):
+    """atomic_dir swaps with two renames (bundle -> .NAME.old-<pid>, then the staging dir -> bundle);
+    a writer killed between them leaves no bundle. The next write into the place restores the previous
+    bundle (even when that write then fails) and removes the dead writer's staging dir."""
     from edgepose.core.atomic import atomic_dir
 
     dead = _dead_pid()
@@ -254,5 +264,5 @@ def test_a_kill_inside_the_swap_keeps_a_copy(tmp_path):
             raise RuntimeError(f"conversion failed (stage {s.name})")
     except RuntimeError:
         pass
-    kept = [p for p in (tmp_path / "bundle", old, stage) if (p / "manifest.json").exists()]
-    assert kept, f"no copy of the bundle is left: {sorted(os.listdir(tmp_path))}"
+    assert (tmp_path / "bundle" / "manifest.json").read_text() == "previous"
+    assert sorted(os.listdir(tmp_path)) == ["bundle"], os.listdir(tmp_path)

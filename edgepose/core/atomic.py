@@ -8,8 +8,8 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 
 def _umask() -> int:
@@ -72,7 +72,11 @@ def _remove(p: Path) -> bool:
 
 def clean_leftovers(path: str | os.PathLike) -> list[Path]:
     """Remove what killed writers of ``path`` left beside it: ``.NAME.*.tmp`` files, ``.NAME.*.partial``
-    staging directories and ``.NAME.old-<pid>`` directories whose writer is gone. Returns them."""
+    staging directories and ``.NAME.old-<pid>`` directories whose writer is gone. Returns them.
+
+    A writer killed between ``atomic_dir``'s two renames leaves no ``path`` and its previous version
+    as ``.NAME.old-<pid>``: that one is moved back to ``path`` (the previous artifact survives the
+    kill), not removed."""
     path = Path(path)
     parent, head = path.parent, f".{path.name}."
     if not parent.is_dir():
@@ -93,13 +97,22 @@ def clean_leftovers(path: str | os.PathLike) -> list[Path]:
             pid = int(rest[4:])
         else:
             continue
-        if _stale(p, pid, now) and _remove(p):
+        if not _stale(p, pid, now):
+            continue
+        if rest.startswith("old-") and not os.path.lexists(path):
+            try:
+                os.replace(p, path)  # the swap was cut between its renames: restore the previous one
+                continue
+            except OSError:
+                pass
+        if _remove(p):
             removed.append(p)
     return removed
 
 
 def clean_temp_dirs(prefixes: Iterable[str], where: str | os.PathLike | None = None) -> list[Path]:
-    """Remove ``<prefix><pid>-*`` directories (``edgepose-export-`` ...) in the temp dir whose run is gone."""
+    """Remove ``<prefix><pid>-*`` directories and files (``edgepose-export-`` work dirs, converter logs)
+    in the temp dir whose run is gone."""
     root = Path(where or tempfile.gettempdir())
     now, removed = time.time(), []
     try:
@@ -108,7 +121,7 @@ def clean_temp_dirs(prefixes: Iterable[str], where: str | os.PathLike | None = N
         return []
     for p in entries:
         for prefix in prefixes:
-            if p.name.startswith(prefix) and p.is_dir() and not p.is_symlink():
+            if p.name.startswith(prefix) and not p.is_symlink() and (p.is_dir() or p.is_file()):
                 if _stale(p, _pid_of(p.name[len(prefix) :]), now) and _remove(p):
                     removed.append(p)
                 break

@@ -14,9 +14,10 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -38,9 +39,9 @@ class QuantizationHook(Protocol):
 
     precision: str
 
-    def before_convert(self, job: "StageJob", module: nn.Module) -> nn.Module: ...
+    def before_convert(self, job: StageJob, module: nn.Module) -> nn.Module: ...
 
-    def after_convert(self, job: "StageJob", artifact: "Artifact") -> "Artifact": ...
+    def after_convert(self, job: StageJob, artifact: Artifact) -> Artifact: ...
 
     # optional: ``converter_options(job) -> dict`` of extra keyword arguments for the format's
     # converter call (litert-torch's ``quant_config`` for a PT2E-quantised module)
@@ -84,7 +85,7 @@ class StageJob:
         get = getattr(self.hook, "converter_options", None)
         return dict(get(self)) if get is not None else {}
 
-    def finish(self, artifact: "Artifact") -> "Artifact":
+    def finish(self, artifact: Artifact) -> Artifact:
         return self.hook.after_convert(self, artifact) if self.hook is not None else artifact
 
     def reference_outputs(self) -> dict[str, torch.Tensor]:
@@ -173,7 +174,8 @@ def quiet(enabled: bool = True) -> Iterator[Path | None]:
     if not enabled or os.environ.get("EDGEPOSE_VERBOSE"):
         yield None
         return
-    log = tempfile.NamedTemporaryFile(prefix="edgepose-export-", suffix=".log", delete=False)
+    # <prefix><pid>-*: a killed run's log is removed by the next export (core.atomic.clean_temp_dirs)
+    log = tempfile.NamedTemporaryFile(prefix=f"edgepose-export-{os.getpid()}-", suffix=".log", delete=False)
     saved = []
     sys.stdout.flush()
     sys.stderr.flush()
