@@ -105,7 +105,10 @@ def test_run_prints_progress_and_a_stage_table(tiny_bundle, video):
         (lambda b, d, c: [c, "--bundle", d / "nowhere"], "does not exist"),
         (lambda b, d, c: [c, "--bundle", b, "--model", "dsta_mnv2"], "exactly one of --bundle"),
         (lambda b, d, c: [c], "exactly one of --bundle"),
-        (lambda b, d, c: [c, "--bundle", b, "--detector", "yolo"], "unknown detector 'yolo': use auto | nanodet"),
+        (
+            lambda b, d, c: [c, "--bundle", b, "--detector", "yolo"],
+            "unknown detector 'yolo': use auto | nanodet",
+        ),
         (lambda b, d, c: [c, "--bundle", b, "--mode", "live"], "--mode must be"),
         (lambda b, d, c: [c, "--model", "no_such_model"], "unknown model"),
         (lambda b, d, c: [c, "--bundle", b, "--out", d / "x.gif"], ".mp4 or .avi"),
@@ -190,12 +193,23 @@ def test_model_with_shipped_weights_is_exported_once_and_run(video, tmp_path, mo
         pytest.skip("no shipped demo weights for dsta_mnv2 in this install (edgepose/assets/weights)")
     monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
     clip, boxes = video
-    args = ["run", clip, "--model", "dsta_mnv2", "--weights", "pretrained", "--detector", f"boxes:{boxes}",
-            "--json"]
+    args = [
+        "run",
+        clip,
+        "--model",
+        "dsta_mnv2",
+        "--weights",
+        "pretrained",
+        "--detector",
+        f"boxes:{boxes}",
+        "--json",
+    ]
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     s = json.loads(first.stdout)
-    assert "shipped demo weights" in s["how"] and s["bundle"].startswith(str(tmp_path / "cache"))
+    assert "shipped weights (trained on edgepose synthetic" in s["how"] and s["bundle"].startswith(
+        str(tmp_path / "cache")
+    )
     manifest = Path(s["bundle"]) / "manifest.json"
     stamp = manifest.stat().st_mtime_ns
     again = invoke(*args)

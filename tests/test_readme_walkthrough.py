@@ -42,23 +42,50 @@ EDGEPOSE = [sys.executable, "-m", "edgepose.cli"]
 # (pattern, replacement, applies to commands starting with, reason). Applied in order; each must match.
 TINY = r"\b(dsta_mnv2|distilpose_s|tar_vitpose_s|sharpose_s)\b(?!_)"
 SIZES: list[tuple[str, str, tuple[str, ...], str]] = [
-    (r"--videos 40 --frames 30", "--videos 3 --frames 8 --size 192x144", ("data synth",),
-     "3 short small videos instead of 40x30 frames"),
-    (TINY, r"\1_tiny", ("train", "eval", "export", "quantize"),
-     "the _tiny variant of each model (same code, a fraction of the width and input size)"),
+    (
+        r"--videos 40 --frames 30",
+        "--videos 3 --frames 8 --size 192x144",
+        ("data synth",),
+        "3 short small videos instead of 40x30 frames",
+    ),
+    (
+        TINY,
+        r"\1_tiny",
+        ("train", "eval", "export", "quantize"),
+        "the _tiny variant of each model (same code, a fraction of the width and input size)",
+    ),
     (r"--epochs \d+", "--epochs 1", ("train",), "one epoch"),
-    (r"$", " --epochs 1 --batch-size 4", ("train dsta_mnv2_tiny --data", "train tar_vitpose_s_tiny",
-                                            "train distilpose_s_tiny"),
-     "one epoch (these commands run the recipe's full schedule)"),
-    (r"data/coco|data/posetrack", "data/synth", ("train tar_vitpose_s_tiny",),
-     "the synthetic dataset, which is written in both the COCO and the PoseTrack layout"),
-    (r"--format all", "--format onnx,openvino", ("export", "quantize"),
-     "two formats (TFLite int8 takes minutes, Core ML converts only on macOS); still an OUT/<format>/ root"),
-    (r"--method ptq .*$", lambda m: m.group(0) + " --calib 8 --eval-limit 20 --no-latency --no-strict",
-     ("quantize",), "8 calibration crops, 20 persons evaluated, no timing; --no-strict: a 1-epoch tiny "
-     "model's int8 parity is not the point here"),
-    (r"--method qat .*$", lambda m: m.group(0) + " --qat-steps 2 --calib 8 --eval-limit 20 --no-latency "
-     "--no-strict", ("quantize",), "2 QAT steps, 8 calibration crops, no timing"),
+    (
+        r"$",
+        " --epochs 1 --batch-size 4",
+        ("train dsta_mnv2_tiny --data", "train tar_vitpose_s_tiny", "train distilpose_s_tiny"),
+        "one epoch (these commands run the recipe's full schedule)",
+    ),
+    (
+        r"data/coco|data/posetrack",
+        "data/synth",
+        ("train tar_vitpose_s_tiny",),
+        "the synthetic dataset, which is written in both the COCO and the PoseTrack layout",
+    ),
+    (
+        r"--format all",
+        "--format onnx,openvino",
+        ("export", "quantize"),
+        "two formats (TFLite int8 takes minutes, Core ML converts only on macOS); still an OUT/<format>/ root",
+    ),
+    (
+        r"--method ptq .*$",
+        lambda m: m.group(0) + " --calib 8 --eval-limit 20 --no-latency --no-strict",
+        ("quantize",),
+        "8 calibration crops, 20 persons evaluated, no timing; --no-strict: a 1-epoch tiny "
+        "model's int8 parity is not the point here",
+    ),
+    (
+        r"--method qat .*$",
+        lambda m: m.group(0) + " --qat-steps 2 --calib 8 --eval-limit 20 --no-latency --no-strict",
+        ("quantize",),
+        "2 QAT steps, 8 calibration crops, no timing",
+    ),
     (r"--every 2", "--every 100", ("label --preset real",), "label every 100th frame of the real footage"),
     (r"^demo$", "demo --quick", ("demo",), "the 16-frame smoke run"),
     (r"--models dsta_mnv2$", "--models dsta_mnv2 --rounds 1", ("bench",), "one round per measurement"),
@@ -73,29 +100,32 @@ SKIP: dict[str, str] = {
 }
 # python block: (pattern, replacement, reason), each must match
 PY_SIZES: list[tuple[str, str, str]] = [
-    (r'create_model\("dsta_mnv2"', 'create_model("dsta_mnv2_tiny"', "the tiny variant (loads runs/dsta/last.pt, "
-     "the tiny checkpoint the CLI walkthrough trained)"),
-    (r'^model = edgepose\.load_pretrained\("dsta_mnv2"\)', '_shipped = edgepose.load_pretrained("dsta_mnv2")',
-     "the shipped weights load, but the tiny model goes on to the export (a verified full-size export "
-     "to every format takes minutes here)"),
+    (
+        r'create_model\("dsta_mnv2"',
+        'create_model("dsta_mnv2_tiny"',
+        "the tiny variant (loads runs/dsta/last.pt, the tiny checkpoint the CLI walkthrough trained)",
+    ),
+    (
+        r'^model = edgepose\.load_pretrained\("dsta_mnv2"\)',
+        '_shipped = edgepose.load_pretrained("dsta_mnv2")',
+        "the shipped weights load, but the tiny model goes on to the export (a verified full-size export "
+        "to every format takes minutes here)",
+    ),
     (r'format="all"\)', 'format="onnx,openvino")', "two formats (see the CLI table)"),
     (r'quantize\("dsta_mnv2"', 'quantize("dsta_mnv2_tiny"', "the tiny variant"),
-    (r'format="all", out="int8/dsta"\)', 'format="onnx,openvino", out="int8/dsta", calib=8, eval_limit=20, '
-     'latency=False, strict=False)', "the CLI table's two formats (int8/dsta is the CLI's onnx+openvino "
-     "root already: the same layout, replaced), 8 calibration crops, no timing, no strict int8 check"),
+    (
+        r'format="all", out="int8/dsta"\)',
+        'format="onnx,openvino", out="int8/dsta", calib=8, eval_limit=20, latency=False, strict=False)',
+        "the CLI table's two formats (int8/dsta is the CLI's onnx+openvino "
+        "root already: the same layout, replaced), 8 calibration crops, no timing, no strict int8 check",
+    ),
 ]
 # code bugs the walkthrough found, (command or "python block", output regex, reason): such a failure is
 # collected as known and the slow test is an xfail(strict) on KnownBug until all are fixed; any other
 # failure fails it outright
-KNOWN_BUGS: list[tuple[str, str, str]] = [
-    ("models", r"Expected gradient function to be set",
-     "at 61478c6 `edgepose models` exits 2: measuring pave_r50's cost (edgepose/cli/_catalog.py measure_row -> "
-     "zoo/costs.measure) fails in torch's module_tracker pre-hook at pavenet.py forward_temporal/self_attend"),
-    ("python block", r"exists and is not a (bundle directory|directory of bundles)",
-     "edgepose/export/exporter.py _check_out refuses quantize's own multi-format output root (its "
-     "int8_report.json makes it 'not a directory of bundles'), so the API's quantize(out='int8/dsta') after "
-     "the CLI's `quantize --format all --out int8/dsta` (or any second run of that command) fails"),
-]
+# none open: `edgepose models` measuring pave_r50 (fixed in zoo/costs.py) and quantize refusing its own
+# multi-format root (fixed in export/exporter.py check_out) were the two it found
+KNOWN_BUGS: list[tuple[str, str, str]] = []
 
 
 class KnownBug(AssertionError):
@@ -103,7 +133,9 @@ class KnownBug(AssertionError):
 
 
 def _known(what: str, output: str) -> str | None:
-    return next((why for cmd, pat, why in KNOWN_BUGS if what.startswith(cmd) and re.search(pat, output)), None)
+    return next(
+        (why for cmd, pat, why in KNOWN_BUGS if what.startswith(cmd) and re.search(pat, output)), None
+    )
 
 
 PRELUDE = """\
@@ -122,9 +154,11 @@ def blocks() -> dict[str, tuple[str, str]]:
         if not m:
             continue
         fence = lines[i + 1]
-        assert fence.startswith("```"), f"README line {i + 2}: a walkthrough marker must precede a fenced block"
+        assert fence.startswith("```"), (
+            f"README line {i + 2}: a walkthrough marker must precede a fenced block"
+        )
         end = next(j for j in range(i + 2, len(lines)) if lines[j].startswith("```"))
-        out[m.group(1)] = (fence[3:].strip(), "\n".join(lines[i + 2:end]))
+        out[m.group(1)] = (fence[3:].strip(), "\n".join(lines[i + 2 : end]))
     return out
 
 
@@ -203,8 +237,11 @@ def test_walkthrough_blocks_parse_and_every_option_exists():
                 res = CliRunner().invoke(app, [*sub, "--help"], env={"COLUMNS": "400"})
                 assert res.exit_code == 0, (sub, res.output)
                 helps[tuple(sub)] = res.output
-            missing += [f"edgepose {' '.join(sub)} {o}" for o in opts if not re.search(re.escape(o) + r"\b",
-                                                                                       helps[tuple(sub)])]
+            missing += [
+                f"edgepose {' '.join(sub)} {o}"
+                for o in opts
+                if not re.search(re.escape(o) + r"\b", helps[tuple(sub)])
+            ]
     assert not missing, f"options the README uses that the CLI does not have: {sorted(set(missing))}"
     script, py_used = python_script()
     assert py_used == set(range(len(PY_SIZES))), f"PY_SIZES rules that match nothing: {py_used}"
@@ -244,7 +281,9 @@ def _inputs(where: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=KnownBug, reason="; ".join(why for _, _, why in KNOWN_BUGS))
+@pytest.mark.xfail(
+    bool(KNOWN_BUGS), strict=True, raises=KnownBug, reason="; ".join(why for _, _, why in KNOWN_BUGS)
+)
 def test_walkthrough_runs(tmp_path):
     _inputs(tmp_path)
     print(flush=True)
@@ -257,7 +296,9 @@ def test_walkthrough_runs(tmp_path):
             print(report[-1], flush=True)
             continue
         t = time.monotonic()
-        p = subprocess.run([*EDGEPOSE, *shlex.split(run)], cwd=tmp_path, env=env, capture_output=True, text=True)
+        p = subprocess.run(
+            [*EDGEPOSE, *shlex.split(run)], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
         took = time.monotonic() - t
         report.append(f"{'ok' if p.returncode == 0 else 'FAIL':<5} {took:6.1f}s  edgepose {run}")
         print(report[-1], flush=True)  # as it goes (pytest -s): a CI timeout still shows how far it got
@@ -265,16 +306,21 @@ def test_walkthrough_runs(tmp_path):
             why = _known(run, p.stdout + p.stderr)
             (known if why else failures).append(
                 f"edgepose {run} (README: edgepose {written}) exit {p.returncode}: "
-                + (f"known: {why}" if why else f"\n{(p.stdout + p.stderr)[-2000:]}"))
+                + (f"known: {why}" if why else f"\n{(p.stdout + p.stderr)[-2000:]}")
+            )
     script, _ = python_script()
     (tmp_path / "readme_api.py").write_text(script)
     t = time.monotonic()
-    p = subprocess.run([sys.executable, "readme_api.py"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "readme_api.py"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     report.append(f"{'ok' if p.returncode == 0 else 'FAIL':<5} {time.monotonic() - t:6.1f}s  python block")
     if p.returncode != 0:
         why = _known("python block", p.stdout + p.stderr)
-        (known if why else failures).append(f"README python block exit {p.returncode}: "
-                                            + (f"known: {why}" if why else f"\n{(p.stdout + p.stderr)[-3000:]}"))
+        (known if why else failures).append(
+            f"README python block exit {p.returncode}: "
+            + (f"known: {why}" if why else f"\n{(p.stdout + p.stderr)[-3000:]}")
+        )
     print(report[-1], flush=True)
     assert not failures, "\n\n".join(failures)
     if known:

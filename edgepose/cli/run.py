@@ -64,13 +64,14 @@ def resolve_bundle(
     get_spec(model)  # unknown names fail with the list of known ones
     fmt = fmt or "onnx"
     if weights == "pretrained":
-        from ..zoo.pretrained import load_pretrained
+        from ..zoo.pretrained import load_pretrained, pretrained_info
 
         net = load_pretrained(model)
         path = cached_bundle(net, format=fmt, progress=say)
+        trained_on = pretrained_info(model).get("trained_on", "see edgepose/assets/weights/index.json")
         return (
             path,
-            f"{model} with the shipped demo weights (trained on synthetic video only), {fmt} bundle {path}",
+            f"{model} with the shipped weights (trained on {trained_on.split(';')[0]}), {fmt} bundle {path}",
         )
     if weights is None:
         err_console.print(
@@ -146,8 +147,10 @@ def register(app: typer.Typer) -> None:
             1, "--detect-every", help="Run the detector every N frames; follow the poses in between."
         ),
         detector: str = typer.Option(
-            "auto", "--detector", help="auto (nanodet where fetched, else hog) | nanodet | centernet | "
-            "movenet_multipose | hog | onnx:PATH | boxes:JSONL."
+            "auto",
+            "--detector",
+            help="auto (nanodet where fetched, else hog) | nanodet | centernet | "
+            "movenet_multipose | hog | onnx:PATH | boxes:JSONL.",
         ),
         out: Path = typer.Option(None, "--out", help="Annotated video (.mp4 or .avi)."),
         json_out: Path = typer.Option(
@@ -233,13 +236,17 @@ def register(app: typer.Typer) -> None:
         if summary.get("skipped_frames"):
             gaps = summary["gaps"]
             where = (
-                "; gaps (first frame, count): " + ", ".join(f"{a}+{n}" for a, n in gaps[:8])
+                "; gaps (first frame, count): "
+                + ", ".join(f"{a}+{n}" for a, n in gaps[:8])
                 + (f" and {len(gaps) - 8} more" if len(gaps) > 8 else "")
-                if gaps else ""
+                if gaps
+                else ""
             )
             lost = summary["skipped_frames"]
-            console.print(f"[yellow]lost frames:[/] {lost} frames of {source!r} could not be decoded or "
-                          f"were missing{where}")
+            console.print(
+                f"[yellow]lost frames:[/] {lost} frames of {source!r} could not be decoded or "
+                f"were missing{where}"
+            )
         for kind, p in (("video", out), ("poses", json_out)):
             if p is not None:
                 console.print(f"{kind}: {p}")
@@ -295,4 +302,3 @@ def json_stdout(active: bool):
     """While a command's JSON goes to stdout, send everything else printed there (converters' progress
     during an export, for instance) to stderr, so stdout stays one parseable document."""
     return contextlib.redirect_stdout(sys.stderr) if active else contextlib.nullcontext()
-
