@@ -54,10 +54,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     env = {**os.environ, "COLUMNS": "80"}
     t0 = time.perf_counter()
-    table = Table("cli_speed", "edgepose CLI: seconds from spawn to exit (fresh process each run)",
-                  ["command", "median s", "min s", "max s", "exit", "expected exit"],
-                  settings={"repeat": args.repeat, "python": sys.version.split()[0]},
-                  extra={"text_columns": ["command"]})
+    table = Table(
+        "cli_speed",
+        "edgepose CLI: seconds from spawn to exit (fresh process each run)",
+        ["command", "median s", "min s", "max s", "exit", "expected exit"],
+        settings={"repeat": args.repeat, "python": sys.version.split()[0]},
+        extra={"text_columns": ["command"]},
+    )
     with tempfile.TemporaryDirectory() as cold_cache:
         if args.cold:
             cold = {**env, "EDGEPOSE_CACHE": cold_cache}
@@ -70,12 +73,20 @@ def main(argv=None) -> int:
                 s, rc = time_once(cmd, env)
                 times.append(s)
                 codes.add(rc)
-            table.add(label, statistics.median(times), min(times), max(times),
-                      ",".join(map(str, sorted(codes))), expected)
+            table.add(
+                label,
+                statistics.median(times),
+                min(times),
+                max(times),
+                ",".join(map(str, sorted(codes))),
+                expected,
+            )
     table.seconds = time.perf_counter() - t0
-    table.notes.append("Before issue 18 on the same machine: --help 1.15 s, --version failed ('Missing "
-                       "command'), models 27.4 s (every call measured the zoo with torch), a missing checkpoint "
-                       "~1-11 s.")
+    table.notes.append(
+        "Before issue 18 on the same machine: --help 1.15 s, --version failed ('Missing "
+        "command'), models 27.4 s (every call measured the zoo with torch), a missing checkpoint "
+        "~1-11 s."
+    )
     if any(r[4] != str(r[5]) for r in table.rows):
         table.notes.append("An exit code differs from the expected one: see the rows.")
     from rich.console import Console

@@ -58,9 +58,19 @@ class Report:
         self.out = out
         self.t0 = time.monotonic()
         self.budget_s = budget_s
-        self.data: dict = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                           "command": " ".join(sys.argv), "environment": {}, "parity": [], "train": [],
-                           "ddp": {}, "onnx": [], "skipped": [], "errors": [], "finished": False}
+        self.data: dict = {
+            "schema": SCHEMA,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": " ".join(sys.argv),
+            "environment": {},
+            "parity": [],
+            "train": [],
+            "ddp": {},
+            "onnx": [],
+            "skipped": [],
+            "errors": [],
+            "finished": False,
+        }
 
     def left(self) -> float:
         return self.budget_s - (time.monotonic() - self.t0)
@@ -70,15 +80,18 @@ class Report:
         print(f"skipped {what}: {why}", flush=True)
 
     def error(self, what: str, e: BaseException) -> None:
-        self.data["errors"].append({"what": what, "error": f"{type(e).__name__}: {e}",
-                                    "trace": traceback.format_exc(limit=6)})
+        self.data["errors"].append(
+            {"what": what, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=6)}
+        )
         print(f"error in {what}: {type(e).__name__}: {e}", flush=True)
 
     def write(self) -> None:
         self.data["seconds"] = round(time.monotonic() - self.t0, 1)
         self.out.mkdir(parents=True, exist_ok=True)
-        for name, text in (("gpu_check.json", json.dumps(self.data, indent=1, default=str)),
-                           ("gpu_check.md", markdown(self.data))):
+        for name, text in (
+            ("gpu_check.json", json.dumps(self.data, indent=1, default=str)),
+            ("gpu_check.md", markdown(self.data)),
+        ):
             tmp = self.out / f".{name}.tmp"
             tmp.write_text(text)
             os.replace(tmp, self.out / name)
@@ -94,51 +107,85 @@ def _fmt(v, digits=3) -> str:
 
 def markdown(d: dict) -> str:
     env = d.get("environment", {})
-    lines = ["# edgepose GPU check", "",
-             (f"{d['created']}, {d.get('seconds', 0)} s, {'finished' if d.get('finished') else 'NOT finished'}"
-             f"{' (dry run)' if env.get('dry_run') else ''}"), "",
-             (f"- device: **{env.get('device_name', '?')}** ({env.get('device', '?')}), GPUs: {env.get('gpu_count', 0)}, "
-             f"bf16: {env.get('bf16')}, capability: {env.get('capability')}"),
-             (f"- torch {env.get('torch')} (CUDA {env.get('torch_cuda')}, cuDNN {env.get('cudnn')}), python "
-             f"{env.get('python')}"),
-             (f"- onnxruntime {env.get('onnxruntime')}: {', '.join(env.get('ort_providers') or []) or '-'}; "
-             f"TensorRT (python): {env.get('tensorrt') or 'absent'}")]
+    lines = [
+        "# edgepose GPU check",
+        "",
+        (
+            f"{d['created']}, {d.get('seconds', 0)} s, {'finished' if d.get('finished') else 'NOT finished'}"
+            f"{' (dry run)' if env.get('dry_run') else ''}"
+        ),
+        "",
+        (
+            f"- device: **{env.get('device_name', '?')}** ({env.get('device', '?')}), GPUs: {env.get('gpu_count', 0)}, "
+            f"bf16: {env.get('bf16')}, capability: {env.get('capability')}"
+        ),
+        (
+            f"- torch {env.get('torch')} (CUDA {env.get('torch_cuda')}, cuDNN {env.get('cudnn')}), python "
+            f"{env.get('python')}"
+        ),
+        (
+            f"- onnxruntime {env.get('onnxruntime')}: {', '.join(env.get('ort_providers') or []) or '-'}; "
+            f"TensorRT (python): {env.get('tensorrt') or 'absent'}"
+        ),
+    ]
     if env.get("note"):
         lines.append(f"- note: {env['note']}")
     if d.get("parity"):
-        lines += ["", "## Loss trajectory vs CPU fp32 (same init, same fixed batches)", "",
-                  "| model | mode | steps | batch | first loss (CPU) | first loss | max rel diff | within tol |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Loss trajectory vs CPU fp32 (same init, same fixed batches)",
+            "",
+            "| model | mode | steps | batch | first loss (CPU) | first loss | max rel diff | within tol |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for p in d["parity"]:
-            lines.append(f"| {p['model']} | {p['mode']} | {p['steps']} | {p['batch']} | {_fmt(p['cpu_losses'][0], 6)} "
-                         f"| {_fmt(p['losses'][0], 6)} | {_fmt(p['max_rel_diff'])} | {p['ok']} |")
+            lines.append(
+                f"| {p['model']} | {p['mode']} | {p['steps']} | {p['batch']} | {_fmt(p['cpu_losses'][0], 6)} "
+                f"| {_fmt(p['losses'][0], 6)} | {_fmt(p['max_rel_diff'])} | {p['ok']} |"
+            )
     if d.get("train"):
-        lines += ["", "## Training throughput (Trainer, as `edgepose train` runs it)", "",
-                  ("| model | device | precision | channels-last | compiled | batch | steps | samples/s | ms/step "
-                  "| peak GiB | loss first -> last |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Training throughput (Trainer, as `edgepose train` runs it)",
+            "",
+            (
+                "| model | device | precision | channels-last | compiled | batch | steps | samples/s | ms/step "
+                "| peak GiB | loss first -> last |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for t in d["train"]:
-            lines.append(f"| {t['model']} | {t['device']} | {t['precision']} | {t['channels_last']} | {t['compiled']} "
-                         f"| {t['batch']} | {t['steps']} | {_fmt(t['samples_per_s'], 4)} | {_fmt(t['ms_per_step'], 4)} "
-                         f"| {_fmt(t.get('peak_gib'))} | {_fmt(t['loss_first'], 4)} -> {_fmt(t['loss_last'], 4)} |")
+            lines.append(
+                f"| {t['model']} | {t['device']} | {t['precision']} | {t['channels_last']} | {t['compiled']} "
+                f"| {t['batch']} | {t['steps']} | {_fmt(t['samples_per_s'], 4)} | {_fmt(t['ms_per_step'], 4)} "
+                f"| {_fmt(t.get('peak_gib'))} | {_fmt(t['loss_first'], 4)} -> {_fmt(t['loss_last'], 4)} |"
+            )
     ddp = d.get("ddp") or {}
     if ddp:
         lines += ["", "## DDP", ""]
         if ddp.get("ran"):
-            lines.append(f"{ddp['processes']} processes vs 1, {ddp['model']}, global batch {ddp['batch']}: "
-                         f"loss {ddp.get('loss_ddp')} vs {ddp.get('loss_one')} (max rel diff "
-                         f"{_fmt(ddp.get('max_rel_diff'))}), wall {ddp.get('seconds_ddp')} s vs {ddp.get('seconds_one')} s")
+            lines.append(
+                f"{ddp['processes']} processes vs 1, {ddp['model']}, global batch {ddp['batch']}: "
+                f"loss {ddp.get('loss_ddp')} vs {ddp.get('loss_one')} (max rel diff "
+                f"{_fmt(ddp.get('max_rel_diff'))}), wall {ddp.get('seconds_ddp')} s vs {ddp.get('seconds_one')} s"
+            )
         else:
             lines.append(f"not run: {ddp.get('why')}")
     if d.get("onnx"):
-        lines += ["", "## ONNX bundles: median ms per stage call (speed-up vs CPU)", "",
-                  "| model | stage | provider | batch | ms | vs CPU | got providers | max abs diff vs CPU |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## ONNX bundles: median ms per stage call (speed-up vs CPU)",
+            "",
+            "| model | stage | provider | batch | ms | vs CPU | got providers | max abs diff vs CPU |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for o in d["onnx"]:
             for r in o.get("runs", []):
-                lines.append(f"| {o['model']} | {r['stage']} | {r['provider']} | {r['batch']} | {_fmt(r.get('ms'), 4)} "
-                             f"| {_fmt(r.get('speedup_vs_cpu'))} | {', '.join(r.get('got') or []) or '-'} "
-                             f"| {_fmt(r.get('max_abs_diff_vs_cpu'))} |"
-                             + (f" {r['error']}" if r.get("error") else ""))
+                lines.append(
+                    f"| {o['model']} | {r['stage']} | {r['provider']} | {r['batch']} | {_fmt(r.get('ms'), 4)} "
+                    f"| {_fmt(r.get('speedup_vs_cpu'))} | {', '.join(r.get('got') or []) or '-'} "
+                    f"| {_fmt(r.get('max_abs_diff_vs_cpu'))} |" + (f" {r['error']}" if r.get("error") else "")
+                )
     if d.get("skipped"):
         lines += ["", "## Skipped", ""] + [f"- {s['what']}: {s['why']}" for s in d["skipped"]]
     if d.get("errors"):
@@ -150,16 +197,30 @@ def markdown(d: dict) -> str:
 def environment(device: str, dry_run: bool, note: str) -> dict:
     import torch
 
-    env = {"python": platform.python_version(), "executable": sys.executable, "torch": torch.__version__,
-           "torch_cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
-           "gpu_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
-           "device": device, "dry_run": dry_run, "note": note, "cpu_count": os.cpu_count()}
+    env = {
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "gpu_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "device": device,
+        "dry_run": dry_run,
+        "note": note,
+        "cpu_count": os.cpu_count(),
+    }
     if torch.cuda.is_available():
-        env.update(device_name=torch.cuda.get_device_name(0), capability=".".join(map(str, torch.cuda.get_device_capability(0))),
-                   bf16=torch.cuda.is_bf16_supported(), cudnn=torch.backends.cudnn.version(),
-                   memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1))
+        env.update(
+            device_name=torch.cuda.get_device_name(0),
+            capability=".".join(map(str, torch.cuda.get_device_capability(0))),
+            bf16=torch.cuda.is_bf16_supported(),
+            cudnn=torch.backends.cudnn.version(),
+            memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1),
+        )
     else:
-        env.update(device_name=platform.processor() or platform.machine(), bf16=True, capability=None, cudnn=None)
+        env.update(
+            device_name=platform.processor() or platform.machine(), bf16=True, capability=None, cudnn=None
+        )
     try:
         import onnxruntime as ort
 
@@ -173,8 +234,13 @@ def environment(device: str, dry_run: bool, note: str) -> dict:
     except Exception:  # noqa: BLE001
         env["tensorrt"] = None
     if shutil.which("nvidia-smi"):
-        q = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                           check=False, capture_output=True, text=True, timeout=30)
+        q = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         env["nvidia_smi"] = q.stdout.strip().splitlines()
     return env
 
@@ -204,7 +270,11 @@ class Pool:
         (h, w), j = spec.input_size, joints
         self.length = length
         coords = torch.rand(n, j, 2, generator=g) * 0.8 + 0.1
-        self.items = {"target_weight": torch.ones(n, j), "coords": coords, "keypoints": coords * torch.tensor([w, h])}
+        self.items = {
+            "target_weight": torch.ones(n, j),
+            "coords": coords,
+            "keypoints": coords * torch.tensor([w, h]),
+        }
         shape = (len(spec.frame_offsets), 3, h, w) if spec.is_temporal else (3, h, w)
         self.items["frames" if spec.is_temporal else "image"] = torch.randn(n, *shape, generator=g)
         if task.heatmap_size():
@@ -219,18 +289,43 @@ class Pool:
         return {k: v[i % self.n] for k, v in self.items.items()}
 
 
-def run_trainer(name: str, device: str, steps: int, batch: int, amp, amp_dtype="auto", lr=1e-4, workers=0,
-                compile_=False, channels_last=None, pool=32, seed=0) -> dict:
+def run_trainer(
+    name: str,
+    device: str,
+    steps: int,
+    batch: int,
+    amp,
+    amp_dtype="auto",
+    lr=1e-4,
+    workers=0,
+    compile_=False,
+    channels_last=None,
+    pool=32,
+    seed=0,
+) -> dict:
     """``steps`` Trainer steps; per-step losses and times (one epoch over a cycling pool)."""
     import torch
 
     from edgepose.training.trainer import TrainConfig, Trainer
 
     spec, model, task = _build(name, seed)
-    data = Pool(spec, task, int(model.num_joints), n=min(pool, batch * steps), length=batch * steps, seed=seed + 1)
-    config = TrainConfig(epochs=1, batch_size=batch, lr=lr, optimizer="adamw", schedule="constant", seed=seed,
-                         device=device, amp=amp, amp_dtype=amp_dtype, channels_last=channels_last,
-                         compile=compile_, num_workers=workers)
+    data = Pool(
+        spec, task, int(model.num_joints), n=min(pool, batch * steps), length=batch * steps, seed=seed + 1
+    )
+    config = TrainConfig(
+        epochs=1,
+        batch_size=batch,
+        lr=lr,
+        optimizer="adamw",
+        schedule="constant",
+        seed=seed,
+        device=device,
+        amp=amp,
+        amp_dtype=amp_dtype,
+        channels_last=channels_last,
+        compile=compile_,
+        num_workers=workers,
+    )
     losses, times = [], []
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         tr = Trainer(model, task, data, config, tmp, progress=False)
@@ -247,17 +342,34 @@ def run_trainer(name: str, device: str, steps: int, batch: int, amp, amp_dtype="
         t0 = time.perf_counter()
         tr.fit(resume=False)
         peak = torch.cuda.max_memory_allocated() / 2**30 if tr.device.type == "cuda" else None
-        precision = str(tr.amp_dtype).replace("torch.", "") + (" AMP" + (" + GradScaler" if tr.scaler else "")
-                                                              if tr.amp else "")
-        info = {"device": str(tr.device), "precision": precision if tr.amp else "fp32",
-                "channels_last": tr.channels_last, "compiled": bool(compile_)}
+        precision = str(tr.amp_dtype).replace("torch.", "") + (
+            " AMP" + (" + GradScaler" if tr.scaler else "") if tr.amp else ""
+        )
+        info = {
+            "device": str(tr.device),
+            "precision": precision if tr.amp else "fp32",
+            "channels_last": tr.channels_last,
+            "compiled": bool(compile_),
+        }
     warm = min(max(steps // 10, 3), max(steps - 2, 0))
     timed = times[warm:]
-    per_step = (timed[-1] - timed[0]) / (len(timed) - 1) if len(timed) > 1 else (times[-1] - t0) / max(len(times), 1)
-    return {"model": name, **info, "batch": batch, "steps": steps, "losses": losses,
-            "ms_per_step": per_step * 1e3, "samples_per_s": batch / per_step, "warmup_steps": warm,
-            "first_step_s": times[0] - t0 if times else None, "peak_gib": peak,
-            "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None}
+    per_step = (
+        (timed[-1] - timed[0]) / (len(timed) - 1) if len(timed) > 1 else (times[-1] - t0) / max(len(times), 1)
+    )
+    return {
+        "model": name,
+        **info,
+        "batch": batch,
+        "steps": steps,
+        "losses": losses,
+        "ms_per_step": per_step * 1e3,
+        "samples_per_s": batch / per_step,
+        "warmup_steps": warm,
+        "first_step_s": times[0] - t0 if times else None,
+        "peak_gib": peak,
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+    }
 
 
 def parity(report: Report, name: str, device: str, steps: int, batch: int, rtol: float) -> None:
@@ -277,16 +389,27 @@ def parity(report: Report, name: str, device: str, steps: int, batch: int, rtol:
             continue
         run = run_trainer(name, device, steps, batch, amp=amp, amp_dtype=dtype, lr=1e-4)
         rel = [abs(a - b) / max(abs(b), 1e-12) for a, b in zip(run["losses"], cpu["losses"])]
-        report.data["parity"].append({
-            "model": name, "mode": label, "device": run["device"], "steps": steps, "batch": batch,
-            "cpu_losses": cpu["losses"], "losses": run["losses"], "rel_diffs": rel,
-            "max_rel_diff": max(rel) if rel else None, "rtol": rtol,
-            "ok": bool(rel) and max(rel) <= rtol and all(math.isfinite(v) for v in run["losses"]),
-        })
+        report.data["parity"].append(
+            {
+                "model": name,
+                "mode": label,
+                "device": run["device"],
+                "steps": steps,
+                "batch": batch,
+                "cpu_losses": cpu["losses"],
+                "losses": run["losses"],
+                "rel_diffs": rel,
+                "max_rel_diff": max(rel) if rel else None,
+                "rtol": rtol,
+                "ok": bool(rel) and max(rel) <= rtol and all(math.isfinite(v) for v in run["losses"]),
+            }
+        )
         report.write()
 
 
-def train_throughput(report: Report, name: str, device: str, steps: int, batch: int, workers: int, compile_: bool):
+def train_throughput(
+    report: Report, name: str, device: str, steps: int, batch: int, workers: int, compile_: bool
+):
     run = run_trainer(name, device, steps, batch, amp=None, workers=workers, compile_=False)
     run.pop("losses")
     report.data["train"].append(run)
@@ -306,16 +429,58 @@ def ddp_check(report: Report, model: str, batch: int, work: Path) -> None:
     if n < 2:
         report.data["ddp"] = {"ran": False, "why": f"{n} GPU(s): DDP over GPUs needs at least 2"}
         return
-    common = ["-m", "edgepose.cli", "train", model, "--data", "synthetic", "--epochs", "1", "--batch-size", str(batch),
-              "--val-every", "0", "--no-progress", "--device", "cuda", "--synthetic-videos", "4",
-              "--synthetic-frames", "24", "--seed", "0"]
+    common = [
+        "-m",
+        "edgepose.cli",
+        "train",
+        model,
+        "--data",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--batch-size",
+        str(batch),
+        "--val-every",
+        "0",
+        "--no-progress",
+        "--device",
+        "cuda",
+        "--synthetic-videos",
+        "4",
+        "--synthetic-frames",
+        "24",
+        "--seed",
+        "0",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     res = {"ran": True, "processes": 2, "model": model, "batch": batch}
-    for key, cmd in (("one", [sys.executable, *common, "--out", str(work / "ddp_one")]),
-                     ("ddp", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                              *common, "--out", str(work / "ddp_two")])):
+    for key, cmd in (
+        ("one", [sys.executable, *common, "--out", str(work / "ddp_one")]),
+        (
+            "ddp",
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node",
+                "2",
+                *common,
+                "--out",
+                str(work / "ddp_two"),
+            ],
+        ),
+    ):
         t0 = time.perf_counter()
-        p = subprocess.run(cmd, check=False, env=env, cwd=ROOT, capture_output=True, text=True, timeout=max(report.left() - 20, 30))
+        p = subprocess.run(
+            cmd,
+            check=False,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=max(report.left() - 20, 30),
+        )
         res[f"seconds_{key}"] = round(time.perf_counter() - t0, 1)
         res[f"rc_{key}"] = p.returncode
         if p.returncode:
@@ -324,7 +489,9 @@ def ddp_check(report: Report, model: str, batch: int, work: Path) -> None:
         hist = json.loads((work / f"ddp_{'one' if key == 'one' else 'two'}" / "history.json").read_text())
         res[f"loss_{key}"] = [h["train_loss"] for h in hist]
     if "loss_one" in res and "loss_ddp" in res:
-        res["max_rel_diff"] = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(res["loss_ddp"], res["loss_one"]))
+        res["max_rel_diff"] = max(
+            abs(a - b) / max(abs(b), 1e-12) for a, b in zip(res["loss_ddp"], res["loss_one"])
+        )
     report.data["ddp"] = res
     report.write()
 
@@ -337,9 +504,19 @@ def _providers(kind: str, cache: Path) -> list:
         return [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
     fp16 = kind.endswith(":fp16")
     cache.mkdir(parents=True, exist_ok=True)
-    return [("TensorrtExecutionProvider", {"device_id": 0, "trt_fp16_enable": fp16, "trt_engine_cache_enable": True,
-                                           "trt_engine_cache_path": str(cache)}),
-            ("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+    return [
+        (
+            "TensorrtExecutionProvider",
+            {
+                "device_id": 0,
+                "trt_fp16_enable": fp16,
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(cache),
+            },
+        ),
+        ("CUDAExecutionProvider", {"device_id": 0}),
+        "CPUExecutionProvider",
+    ]
 
 
 def _inputs(stage, batch: int, seed: int = 0):
@@ -379,8 +556,15 @@ def _time(sess, feeds, min_runs: int, max_s: float) -> tuple[float, list]:
     return statistics.median(times) * 1e3, out
 
 
-def onnx_check(report: Report, models: list[str], bundles: dict[str, Path], work: Path, batches: list[int],
-               min_runs: int, max_s: float) -> None:
+def onnx_check(
+    report: Report,
+    models: list[str],
+    bundles: dict[str, Path],
+    work: Path,
+    batches: list[int],
+    min_runs: int,
+    max_s: float,
+) -> None:
     import numpy as np
 
     try:
@@ -396,8 +580,12 @@ def onnx_check(report: Report, models: list[str], bundles: dict[str, Path], work
         if k in available:
             kinds += [k] if k.startswith("CUDA") else [f"{k}:fp32", f"{k}:fp16"]
         else:
-            report.skip(f"onnx {k}", f"onnxruntime {ort.__version__} has only {available} (onnxruntime-gpu"
-                        + (" and the TensorRT libraries" if "Tensorrt" in k else "") + " needed)")
+            report.skip(
+                f"onnx {k}",
+                f"onnxruntime {ort.__version__} has only {available} (onnxruntime-gpu"
+                + (" and the TensorRT libraries" if "Tensorrt" in k else "")
+                + " needed)",
+            )
     for name in models:
         if report.left() < 45:
             report.skip(f"onnx {name}", "time budget")
@@ -438,8 +626,9 @@ def onnx_check(report: Report, models: list[str], bundles: dict[str, Path], work
                         opts = ort.SessionOptions()
                         opts.log_severity_level = 3
                         t0 = time.perf_counter()
-                        sess = ort.InferenceSession(str(onnx_file), opts,
-                                                    providers=_providers(kind, work / "trt_cache" / name))
+                        sess = ort.InferenceSession(
+                            str(onnx_file), opts, providers=_providers(kind, work / "trt_cache" / name)
+                        )
                         run["session_s"] = round(time.perf_counter() - t0, 2)
                         run["got"] = sess.get_providers()
                         wanted = kind.split(":")[0]
@@ -450,9 +639,14 @@ def onnx_check(report: Report, models: list[str], bundles: dict[str, Path], work
                             cpu_ms, cpu_out = ms, out
                         elif cpu_out is not None:
                             run["speedup_vs_cpu"] = cpu_ms / ms
-                            run["max_abs_diff_vs_cpu"] = float(max(
-                                np.max(np.abs(a.astype(np.float64) - c.astype(np.float64))) if a.size else 0.0
-                                for a, c in zip(out, cpu_out)))
+                            run["max_abs_diff_vs_cpu"] = float(
+                                max(
+                                    np.max(np.abs(a.astype(np.float64) - c.astype(np.float64)))
+                                    if a.size
+                                    else 0.0
+                                    for a, c in zip(out, cpu_out)
+                                )
+                            )
                     except Exception as e:  # noqa: BLE001
                         run["error"] = f"{type(e).__name__}: {str(e)[:300]}"
                     entry["runs"].append(run)
@@ -463,11 +657,21 @@ def onnx_check(report: Report, models: list[str], bundles: dict[str, Path], work
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "runs" / "gpu_check"))
-    ap.add_argument("--device", default="cuda", help="cuda | cpu (cpu: the sections that make sense on a CPU)")
-    ap.add_argument("--dry-run", action="store_true", help="tiny models and sizes (a CPU test of this script)")
-    ap.add_argument("--train-models", nargs="*", default=None, help=f"default {' '.join(TRAIN_MODELS)} (_tiny dry)")
-    ap.add_argument("--onnx-models", nargs="*", default=None, help="default: every zoo model (dry: dsta_mnv2_tiny)")
-    ap.add_argument("--bundle", action="append", default=[], metavar="MODEL=DIR", help="use this bundle, no export")
+    ap.add_argument(
+        "--device", default="cuda", help="cuda | cpu (cpu: the sections that make sense on a CPU)"
+    )
+    ap.add_argument(
+        "--dry-run", action="store_true", help="tiny models and sizes (a CPU test of this script)"
+    )
+    ap.add_argument(
+        "--train-models", nargs="*", default=None, help=f"default {' '.join(TRAIN_MODELS)} (_tiny dry)"
+    )
+    ap.add_argument(
+        "--onnx-models", nargs="*", default=None, help="default: every zoo model (dry: dsta_mnv2_tiny)"
+    )
+    ap.add_argument(
+        "--bundle", action="append", default=[], metavar="MODEL=DIR", help="use this bundle, no export"
+    )
     ap.add_argument("--steps", type=int, default=None, help="throughput steps (300; dry 6)")
     ap.add_argument("--batch", type=int, default=None, help="throughput batch (32; dry 4)")
     ap.add_argument("--parity-steps", type=int, default=None, help="(10; dry 3)")
@@ -476,7 +680,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="DataLoader workers for throughput (4; dry 0)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd training")
     ap.add_argument("--batches", type=int, nargs="*", default=[1, 8], help="ONNX batch sizes")
-    ap.add_argument("--budget-s", type=float, default=450.0, help="stop starting new work after this many seconds")
+    ap.add_argument(
+        "--budget-s", type=float, default=450.0, help="stop starting new work after this many seconds"
+    )
     ap.add_argument("--skip", nargs="*", default=[], choices=["parity", "train", "ddp", "onnx"])
     ap.add_argument("--note", default="", help="a line for the report (gpu_check.sh: which python, why)")
     a = ap.parse_args(argv)
@@ -536,7 +742,15 @@ def main(argv=None) -> int:
         except Exception as e:  # noqa: BLE001
             report.error("ddp", e)
     if "onnx" not in a.skip:
-        onnx_check(report, onnx_models, bundles, work, a.batches, min_runs=3 if dry else 20, max_s=0.2 if dry else 2.0)
+        onnx_check(
+            report,
+            onnx_models,
+            bundles,
+            work,
+            a.batches,
+            min_runs=3 if dry else 20,
+            max_s=0.2 if dry else 2.0,
+        )
     report.data["finished"] = True
     report.write()
     print((a.out / "gpu_check.md").read_text())

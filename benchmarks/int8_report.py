@@ -87,8 +87,12 @@ def checkpoint_summary(path: Path) -> dict:
 
     ck = read_checkpoint(path)
     meta = ck.get("meta") or {}
-    return {"epoch": meta.get("epoch"), "step": meta.get("step"), "run": meta.get("run"),
-            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (ck.get("config") or {}).items()}}
+    return {
+        "epoch": meta.get("epoch"),
+        "step": meta.get("step"),
+        "run": meta.get("run"),
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (ck.get("config") or {}).items()},
+    }
 
 
 # ------------------------------------------------------------------------------------ caching
@@ -135,18 +139,33 @@ def measure_scopes(model: str, weights: Path, data: str, calib: int, eval_limit:
             shutil.copytree(fp32.out, bundle)
             for stage in src.model.stage_names:
                 f = bundle / f"{stage}.onnx"
-                quantize_file(fp32.out / f"{stage}.onnx", f, cal.batches(stage, 8),
-                              for_stage(choice.scopes(names), stage))
+                quantize_file(
+                    fp32.out / f"{stage}.onnx",
+                    f,
+                    cal.batches(stage, 8),
+                    for_stage(choice.scopes(names), stage),
+                )
             acc = ev.evaluate_bundle(bundle, evalset, threads=threads)
             kp = acc.pop("keypoints")
-            rows[label] = {"float": list(names), **acc, "drop": round(ref["metric"] - acc["metric"], 3),
-                           "pckh_drop": round(ref["pckh@0.5"] - acc["pckh@0.5"], 3),
-                           **ev.keypoint_deviation(kp, ref_kp)}
+            rows[label] = {
+                "float": list(names),
+                **acc,
+                "drop": round(ref["metric"] - acc["metric"], 3),
+                "pckh_drop": round(ref["pckh@0.5"] - acc["pckh@0.5"], 3),
+                **ev.keypoint_deviation(kp, ref_kp),
+            }
             log(f"  scopes {model} [{label}]: {rows[label]}")
-        return {"model": model, "weights": str(weights), "fp32": ref, "evaluation": evalset.describe(),
-                "calibration": f"{calib} crops", "variants": rows, "suggested": suggest(rows),
-                "candidates": {n: [str(s) for s in ss] for n, ss in choice.candidates.items()},
-                "chosen_in_code": list(choice.chosen)}
+        return {
+            "model": model,
+            "weights": str(weights),
+            "fp32": ref,
+            "evaluation": evalset.describe(),
+            "calibration": f"{calib} crops",
+            "variants": rows,
+            "suggested": suggest(rows),
+            "candidates": {n: [str(s) for s in ss] for n, ss in choice.candidates.items()},
+            "chosen_in_code": list(choice.chosen),
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -163,7 +182,7 @@ def suggest(rows: dict, points: float = 0.25, share: float = 0.05) -> list[str]:
         drop_gain = base["drop"] - v["drop"]
         kp_gain = base["mean_px"] - v["mean_px"]
         if drop_gain >= points or kp_gain >= share * base["mean_px"]:
-            out.append(label[len("only "):])
+            out.append(label[len("only ") :])
     return out
 
 
@@ -176,10 +195,21 @@ def run_quantize(model: str, weights: Path, method: str, args) -> dict:
         shutil.rmtree(out)
     t = time.perf_counter()
     result = quantize(
-        model, weights=weights, out=out, method=method, data=args.data, calib=args.calib,
-        epochs=args.qat_epochs, qat_steps=args.qat_steps, qat_batch_size=args.qat_batch_size,
-        format=args.formats, eval_limit=args.eval_limit, threads=args.threads, strict=False,
-        options={"coreml_mode": args.coreml_mode}, progress=lambda m: log(f"  {model} {method}: {m}"),
+        model,
+        weights=weights,
+        out=out,
+        method=method,
+        data=args.data,
+        calib=args.calib,
+        epochs=args.qat_epochs,
+        qat_steps=args.qat_steps,
+        qat_batch_size=args.qat_batch_size,
+        format=args.formats,
+        eval_limit=args.eval_limit,
+        threads=args.threads,
+        strict=False,
+        options={"coreml_mode": args.coreml_mode},
+        progress=lambda m: log(f"  {model} {method}: {m}"),
     )
     d = result.to_dict()
     d["wall_seconds"] = round(time.perf_counter() - t, 1)
@@ -205,9 +235,11 @@ def ort_study(model: str, weights: Path, data: str, calib: int, threads_list, ba
     cal = collect(src.model, data_src.calibration_set, count=calib)
     all_scopes = choice_for(spec.family).scopes()
     work = Path(tempfile.mkdtemp(prefix="int8-ort-"))
-    levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    levels = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
     out = {"model": model, "stages": {}}
     try:
         fp32 = export(model, weights=weights, out=work / "fp32", format="onnx", verify=False)
@@ -215,28 +247,36 @@ def ort_study(model: str, weights: Path, data: str, calib: int, threads_list, ba
             scopes = tuple(s for s in all_scopes if s.applies_to(stage))
             f32 = fp32.out / f"{stage}.onnx"
             graph = onnx.load(str(f32), load_external_data=False).graph
-            depthwise = [n.name for n in graph.node if n.op_type == "Conv"
-                         and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+            depthwise = [
+                n.name
+                for n in graph.node
+                if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+            ]
             variants = {"fp32": f32}
             from edgepose.quantization.onnx_ptq import LINEAR_OPS
 
-            specs = {"qdq per-channel": dict(per_channel=True), "qdq per-tensor": dict(per_channel=False),
-                     "qoperator per-channel": dict(per_channel=True, fmt="qoperator"),
-                     "qdq per-channel, linear ops only": dict(per_channel=True, op_types=LINEAR_OPS)}
+            specs = {
+                "qdq per-channel": dict(per_channel=True),
+                "qdq per-tensor": dict(per_channel=False),
+                "qoperator per-channel": dict(per_channel=True, fmt="qoperator"),
+                "qdq per-channel, linear ops only": dict(per_channel=True, op_types=LINEAR_OPS),
+            }
             for label, kw in specs.items():
                 p = work / f"{stage}.{label.replace(' ', '_')}.onnx"
                 quantize_file(f32, p, cal.batches(stage, 8), scopes, **kw)
                 variants[label] = p
             if depthwise:  # int8 depthwise convolutions are memory-bound: keep them float
                 p = work / f"{stage}.qdq_no_depthwise.onnx"
-                quantize_file(f32, p, cal.batches(stage, 8), scopes, per_channel=True, exclude_nodes=depthwise)
+                quantize_file(
+                    f32, p, cal.batches(stage, 8), scopes, per_channel=True, exclude_nodes=depthwise
+                )
                 variants["qdq per-channel, depthwise float"] = p
             feeds_all = cal.stages[stage]
             n = len(next(iter(feeds_all.values())))
             res = {}
             configs = [(lvl, b, t) for t in threads_list for b in batches for lvl in levels]
             sessions = {}
-            for lvl, b, t in configs:
+            for lvl, _b, t in configs:
                 for label, path in variants.items():
                     so = ort.SessionOptions()
                     so.intra_op_num_threads = t
@@ -244,7 +284,8 @@ def ort_study(model: str, weights: Path, data: str, calib: int, threads_list, ba
                     so.graph_optimization_level = levels[lvl]
                     so.log_severity_level = 3
                     sessions[(label, lvl, t)] = sessions.get((label, lvl, t)) or ort.InferenceSession(
-                        str(path), so, providers=["CPUExecutionProvider"])
+                        str(path), so, providers=["CPUExecutionProvider"]
+                    )
             for lvl, b, t in configs:
                 feed = {k: np.ascontiguousarray(v[np.arange(b) % n]) for k, v in feeds_all.items()}
                 samples = {label: [] for label in variants}
@@ -259,11 +300,17 @@ def ort_study(model: str, weights: Path, data: str, calib: int, threads_list, ba
                             s.run(None, feed)
                             samples[label].append((time.perf_counter() - w, time.process_time() - c))
                 key = f"{lvl} b{b} t{t}"
-                res[key] = {label: {"wall_ms": round(1000 * float(np.median([x[0] for x in v])), 3),
-                                    "cpu_ms": round(1000 * float(np.median([x[1] for x in v])), 3)}
-                            for label, v in samples.items()}
-                log(f"  ort {model}/{stage} {key}: " + ", ".join(
-                    f"{k} {v['wall_ms']:.2f}/{v['cpu_ms']:.2f}" for k, v in res[key].items()))
+                res[key] = {
+                    label: {
+                        "wall_ms": round(1000 * float(np.median([x[0] for x in v])), 3),
+                        "cpu_ms": round(1000 * float(np.median([x[1] for x in v])), 3),
+                    }
+                    for label, v in samples.items()
+                }
+                log(
+                    f"  ort {model}/{stage} {key}: "
+                    + ", ".join(f"{k} {v['wall_ms']:.2f}/{v['cpu_ms']:.2f}" for k, v in res[key].items())
+                )
             out["stages"][stage] = {"depthwise_convs": len(depthwise), "timings": res}
         return out
     finally:
@@ -272,56 +319,92 @@ def ort_study(model: str, weights: Path, data: str, calib: int, threads_list, ba
 
 # ------------------------------------------------------------------------------------ writing
 def write(args, weights_info: dict, scopes: dict, reports: dict, study: dict) -> None:
-    from edgepose.core.atomic import atomic_file
     from edgepose.bench.report import cpu_name
+    from edgepose.core.atomic import atomic_file
     from edgepose.quantization.report import ArtifactReport, markdown
 
-    env = {"python": platform.python_version(), "machine": platform.machine(), "cpu": cpu_name(),
-           "cores": os.cpu_count(), "load_avg": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-    payload = {"environment": env, "args": {k: v for k, v in vars(args).items() if k != "weights"},
-               "weights": weights_info, "scopes": scopes, "reports": reports, "ort_study": study}
+    env = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "load_avg": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+    payload = {
+        "environment": env,
+        "args": {k: v for k, v in vars(args).items() if k != "weights"},
+        "weights": weights_info,
+        "scopes": scopes,
+        "reports": reports,
+        "ort_study": study,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     with atomic_file(RESULTS / f"{STEM}.json", "w") as f:
         json.dump(payload, f, indent=1, default=str)
-    lines = ["# INT8 report (`benchmarks/int8_report.py`)", "",
-             f"CPU: {env['cpu']}, {env['cores']} cores (shared with other jobs; load average "
-             f"{env['load_avg']:.1f} at the end). Latency: median ms per call, int8 and fp32 interleaved in "
-             f"the same run, {args.threads} intra-op thread(s), summed over a model's stages (per crop; the "
-             "temporal models' steady state). Accuracy: the split's own metric (PoseTrack mAP for DSTA and "
-             "TAR-ViTPose, COCO AP for DistilPose and SHaRPose) on the val split of the synthetic benchmark.",
-             "", "## Weights", ""]
+    lines = [
+        "# INT8 report (`benchmarks/int8_report.py`)",
+        "",
+        f"CPU: {env['cpu']}, {env['cores']} cores (shared with other jobs; load average "
+        f"{env['load_avg']:.1f} at the end). Latency: median ms per call, int8 and fp32 interleaved in "
+        f"the same run, {args.threads} intra-op thread(s), summed over a model's stages (per crop; the "
+        "temporal models' steady state). Accuracy: the split's own metric (PoseTrack mAP for DSTA and "
+        "TAR-ViTPose, COCO AP for DistilPose and SHaRPose) on the val split of the synthetic benchmark.",
+        "",
+        "## Weights",
+        "",
+    ]
     for m, w in weights_info.items():
         lines.append(f"- `{m}`: {w.get('source')}" + (f"; epoch {w['epoch']}" if w.get("epoch") else ""))
     rows = []
-    for key, rep in reports.items():
+    for rep in reports.values():
         for a in rep.get("artifacts", []):
             rows.append(ArtifactReport(**{k: a[k] for k in ArtifactReport.__dataclass_fields__}))
     if rows:
         lines += ["", "## Artifacts", "", markdown(rows)]
         for key, rep in reports.items():
             q = rep.get("qat")
-            lines.append(f"- {key}: evaluation {rep['evaluation']}; calibration {rep['calibration']}; "
-                         f"float scopes {', '.join(rep['float_scopes']['scopes']) or 'none'}"
-                         + (f"; QAT {q['steps']} steps in {q['seconds']} s on {q['device']}, loss "
-                            f"{q['first_loss']} -> {q['last_loss']}" if q else ""))
+            lines.append(
+                f"- {key}: evaluation {rep['evaluation']}; calibration {rep['calibration']}; "
+                f"float scopes {', '.join(rep['float_scopes']['scopes']) or 'none'}"
+                + (
+                    f"; QAT {q['steps']} steps in {q['seconds']} s on {q['device']}, loss "
+                    f"{q['first_loss']} -> {q['last_loss']}"
+                    if q
+                    else ""
+                )
+            )
     if scopes:
-        lines += ["", "## Float scopes: the measurement (ONNX Runtime PTQ)", "",
-                  "| model | kept in float | metric | drop | PCKh@0.5 | kp mean / p90 px |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Float scopes: the measurement (ONNX Runtime PTQ)",
+            "",
+            "| model | kept in float | metric | drop | PCKh@0.5 | kp mean / p90 px |",
+            "|---|---|---|---|---|---|",
+        ]
         for m, s in scopes.items():
             lines.append(f"| {m} | (fp32) | {s['fp32']['metric']} | 0 | {s['fp32']['pckh@0.5']} | - |")
             for label, v in s["variants"].items():
-                lines.append(f"| {m} | {label} | {v['metric']} | {v['drop']} | {v['pckh@0.5']} | "
-                             f"{v['mean_px']} / {v['p90_px']} |")
+                lines.append(
+                    f"| {m} | {label} | {v['metric']} | {v['drop']} | {v['pckh@0.5']} | "
+                    f"{v['mean_px']} / {v['p90_px']} |"
+                )
     if study:
         lines += ["", "## ONNX Runtime int8 speed study", "", "wall / CPU ms per call (median)", ""]
         for m, s in study.items():
             for stage, st in s["stages"].items():
                 labels = list(next(iter(st["timings"].values())))
-                lines += [f"### {m} / {stage}", "", "| setting | " + " | ".join(labels) + " |",
-                          "|---|" + "---|" * len(labels)]
+                lines += [
+                    f"### {m} / {stage}",
+                    "",
+                    "| setting | " + " | ".join(labels) + " |",
+                    "|---|" + "---|" * len(labels),
+                ]
                 for key, r in st["timings"].items():
-                    lines.append(f"| {key} | " + " | ".join(f"{r[k]['wall_ms']} / {r[k]['cpu_ms']}" for k in labels)
-                                 + " |")
+                    lines.append(
+                        f"| {key} | "
+                        + " | ".join(f"{r[k]['wall_ms']} / {r[k]['cpu_ms']}" for k in labels)
+                        + " |"
+                    )
                 lines.append("")
     if args.notes and Path(args.notes).is_file():
         lines += ["", Path(args.notes).read_text()]
@@ -347,9 +430,13 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--measure-scopes", action="store_true")
     ap.add_argument("--ort-study", action="store_true")
-    ap.add_argument("--skip-report", action="store_true", help="only the parts asked for with the flags above")
+    ap.add_argument(
+        "--skip-report", action="store_true", help="only the parts asked for with the flags above"
+    )
     ap.add_argument("--refresh", action="store_true", help="recompute cached parts (and re-copy the weights)")
-    ap.add_argument("--notes", default=str(RESULTS / f"{STEM}.notes.md"), help="markdown appended to the report")
+    ap.add_argument(
+        "--notes", default=str(RESULTS / f"{STEM}.notes.md"), help="markdown appended to the report"
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -367,22 +454,35 @@ def main(argv=None) -> int:
         path = snapshot(path, work / "weights" / f"{m}.pt", args.refresh)  # training may still be writing
         from edgepose.zoo.checkpoints import file_sha256
 
-        weights_info[m] = {"path": str(path), "source": how, "sha256": file_sha256(path), **checkpoint_summary(path)}
+        weights_info[m] = {
+            "path": str(path),
+            "source": how,
+            "sha256": file_sha256(path),
+            **checkpoint_summary(path),
+        }
         log(f"{m}: weights {how}")
         if args.measure_scopes:
-            scopes[m] = cached(work, f"scopes-{m}", lambda: measure_scopes(
-                m, path, args.data, args.calib, min(args.eval_limit, 600), args.threads), args.refresh)
+            scopes[m] = cached(
+                work,
+                f"scopes-{m}",
+                lambda: measure_scopes(
+                    m, path, args.data, args.calib, min(args.eval_limit, 600), args.threads
+                ),
+                args.refresh,
+            )
         if args.ort_study:
-            study[m] = cached(work, f"ort-{m}", lambda: ort_study(
-                m, path, args.data, 64, (1, 2), (1, 8)), args.refresh)
+            study[m] = cached(
+                work, f"ort-{m}", lambda: ort_study(m, path, args.data, 64, (1, 2), (1, 8)), args.refresh
+            )
         if not args.skip_report:
             for method in [x for x in args.methods.split(",") if x]:
-                reports[f"{m}/{method}"] = cached(work, f"report-{m}-{method}",
-                                                  lambda: run_quantize(m, path, method, args), args.refresh)
+                reports[f"{m}/{method}"] = cached(
+                    work, f"report-{m}-{method}", lambda: run_quantize(m, path, method, args), args.refresh
+                )
     # keep parts measured in earlier invocations
     for part, store in (("scopes", scopes), ("ort", study), ("report", reports)):
         for f in sorted(work.glob(f"{part}-*.json")):
-            key = f.stem[len(part) + 1:]
+            key = f.stem[len(part) + 1 :]
             if part == "report":
                 key = "/".join(key.rsplit("-", 1))
             store.setdefault(key, json.loads(f.read_text()))

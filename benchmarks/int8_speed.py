@@ -32,17 +32,34 @@ def measure(model: str, formats: str, calib: int, threads: int) -> list[dict]:
     from edgepose.quantization import quantize
 
     with tempfile.TemporaryDirectory(prefix="int8-speed-") as tmp:
-        result = quantize(model, out=Path(tmp) / "b", data="synthetic", calib=calib, format=formats,
-                          eval_limit=20, latency=True, batches=(1, 8), threads=threads, strict=False)
+        result = quantize(
+            model,
+            out=Path(tmp) / "b",
+            data="synthetic",
+            calib=calib,
+            format=formats,
+            eval_limit=20,
+            latency=True,
+            batches=(1, 8),
+            threads=threads,
+            strict=False,
+        )
     rows = []
     for r in result.rows:
         lat = r.latency_ms
-        rows.append({"model": model, "format": r.format, "size_mb": round(r.size_bytes / 1e6, 2),
-                     "fp32_size_mb": round(r.fp32_size_bytes / 1e6, 2), "size_ratio": round(r.size_ratio, 3),
-                     "fp32_ms": {str(b): v for b, v in lat.get("fp32", {}).items()},
-                     "int8_ms": {str(b): v for b, v in lat.get("int8", {}).items()},
-                     "speedup": {str(b): r.speedup(b) for b in lat.get("int8", {})},
-                     "float_scopes": r.float_scopes})
+        rows.append(
+            {
+                "model": model,
+                "format": r.format,
+                "size_mb": round(r.size_bytes / 1e6, 2),
+                "fp32_size_mb": round(r.fp32_size_bytes / 1e6, 2),
+                "size_ratio": round(r.size_ratio, 3),
+                "fp32_ms": {str(b): v for b, v in lat.get("fp32", {}).items()},
+                "int8_ms": {str(b): v for b, v in lat.get("int8", {}).items()},
+                "speedup": {str(b): r.speedup(b) for b in lat.get("int8", {})},
+                "float_scopes": r.float_scopes,
+            }
+        )
     return rows
 
 
@@ -85,12 +102,17 @@ def main(argv=None) -> int:
     for model in [m for m in args.models.split(",") if m]:
         print(f"[{time.perf_counter() - t0:6.0f}s] {model} ...", flush=True)
         rows += measure(model, args.formats, args.calib, args.threads)
-    from edgepose.core.atomic import atomic_file
     from edgepose.bench.report import cpu_name
+    from edgepose.core.atomic import atomic_file
 
-    env = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
-           "load_avg": os.getloadavg()[0], "python": platform.python_version(),
-           "seconds": round(time.perf_counter() - t0, 1)}
+    env = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": args.threads,
+        "load_avg": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     previous = args.out / "int8_speed.json"
     if previous.is_file():  # keep other models' rows from earlier invocations

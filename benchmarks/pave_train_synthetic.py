@@ -63,7 +63,9 @@ def main(argv=None) -> int:
     cfg = SynthConfig.preset(args.preset, width=w, height=h, frames=args.frames)
     t0 = time.perf_counter()
     if not (data / "meta.json").is_file() or read_meta(data).get("config") != cfg.to_dict():
-        write_dataset(data, cfg, videos=args.videos, seed=args.seed, split_val=0.2, layout="both", overwrite=True)
+        write_dataset(
+            data, cfg, videos=args.videos, seed=args.seed, split_val=0.2, layout="both", overwrite=True
+        )
     render_s = time.perf_counter() - t0
 
     spec = dataclasses.replace(get_spec(args.model), input_size=(h, w))
@@ -74,20 +76,42 @@ def main(argv=None) -> int:
     train_split, val_split = D.load_split(data, "train", spec), D.load_split(data, "val", spec)
     train_set = V.whole_frame_dataset(spec, train_split, train=True, seed=args.seed)
     steps_per_epoch = len(train_set) // args.batch_size
-    config = recipe.config(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                           steps_per_epoch=steps_per_epoch, seed=args.seed, device="cpu", checkpoint_every=20)
-    trainer = Trainer(model, task, train_set, config, work / "run", progress=False,
-                      on_epoch=lambda line: print(line, flush=True))
+    config = recipe.config(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        steps_per_epoch=steps_per_epoch,
+        seed=args.seed,
+        device="cpu",
+        checkpoint_every=20,
+    )
+    trainer = Trainer(
+        model,
+        task,
+        train_set,
+        config,
+        work / "run",
+        progress=False,
+        on_epoch=lambda line: print(line, flush=True),
+    )
     losses: list[dict] = []
     budget = args.minutes * 60
     t_train = time.perf_counter()
 
     def on_step(step, parts):
-        losses.append({"step": step, "s": round(time.perf_counter() - t_train, 1),
-                       **{k: round(float(v), 4) for k, v in parts.items()}})
+        losses.append(
+            {
+                "step": step,
+                "s": round(time.perf_counter() - t_train, 1),
+                **{k: round(float(v), 4) for k, v in parts.items()},
+            }
+        )
         if step % 5 == 0:
-            print(f"step {step}  {losses[-1]['s']:.0f}s  " + "  ".join(
-                f"{k} {v:.3f}" for k, v in parts.items()), flush=True)
+            print(
+                f"step {step}  {losses[-1]['s']:.0f}s  "
+                + "  ".join(f"{k} {v:.3f}" for k, v in parts.items()),
+                flush=True,
+            )
         if time.perf_counter() - t_train > budget:
             raise KeyboardInterrupt("time budget spent")
 
@@ -99,10 +123,15 @@ def main(argv=None) -> int:
         ck = read_checkpoint(work / "run" / "last.pt")
         model.load_state_dict(ck["state_dict"])
         trainer.state.step = int(ck["meta"]["step"])
-        prev = json.loads((Path(args.out) / f"{args.name}.json").read_text()) if (
-            Path(args.out) / f"{args.name}.json").is_file() else {}
+        prev = (
+            json.loads((Path(args.out) / f"{args.name}.json").read_text())
+            if (Path(args.out) / f"{args.name}.json").is_file()
+            else {}
+        )
         losses = prev.get("losses", [])
-        stopped = f"scored from last.pt (step {trainer.state.step}) of the run that {prev.get('stopped', '?')}"
+        stopped = (
+            f"scored from last.pt (step {trainer.state.step}) of the run that {prev.get('stopped', '?')}"
+        )
         train_s = float(prev.get("train_seconds", 0.0))
     else:
         try:
@@ -120,12 +149,16 @@ def main(argv=None) -> int:
     thr = V.DEFAULT_SCORE_THRESHOLD
     for label, ds in (("PAVE-Net window", window), ("collapsed twin", collapsed)):
         everyone = V.predict(model, ds, batch_size=4, score_threshold=0.0)  # all M people of every frame
-        for cut, preds in ((f"score >= {thr:g}", [p for p in everyone if p.score >= thr]),
-                           (f"all {model.max_persons} per frame", everyone)):
+        for cut, preds in (
+            (f"score >= {thr:g}", [p for p in everyone if p.score >= thr]),
+            (f"all {model.max_persons} per frame", everyone),
+        ):
             name = f"{label} ({cut})"
             rows[name] = V.metrics(preds, val_split.records, spec.layout, val_split.format)
             rows[name]["people_per_frame"] = len(preds) / max(len(ds), 1)
-        oracle = V.oracle_assignment(everyone, val_split.records, spec.layout)  # diagnostic: GT picks the queries
+        oracle = V.oracle_assignment(
+            everyone, val_split.records, spec.layout
+        )  # diagnostic: GT picks the queries
         name = f"{label} (oracle: GT picks one query per person)"
         rows[name] = V.metrics(oracle, val_split.records, spec.layout, val_split.format)
         rows[name]["people_per_frame"] = len(oracle) / max(len(ds), 1)
@@ -137,34 +170,71 @@ def main(argv=None) -> int:
 
     gt_people = sum(len(f.persons) for v in val_split.records for f in v.frames if f.is_labeled)
     result = {
-        "model": args.model, "input_size": [h, w], "recipe": recipe.name, "lr": config.lr,
-        "batch_size": args.batch_size, "epochs_planned": args.epochs, "steps": steps,
-        "epochs_done": round(steps / max(steps_per_epoch, 1), 2), "train_windows": len(train_set),
-        "val_frames": len(window), "val_people_per_frame": round(gt_people / max(len(window), 1), 2),
-        "stopped": stopped, "train_seconds": round(train_s, 1), "render_seconds": round(render_s, 1),
-        "eval_seconds": round(eval_s, 1), "threads": args.threads, "preset": args.preset,
-        "rows": rows, "loss_first": losses[:5], "loss_last": losses[-5:], "losses": losses,
+        "model": args.model,
+        "input_size": [h, w],
+        "recipe": recipe.name,
+        "lr": config.lr,
+        "batch_size": args.batch_size,
+        "epochs_planned": args.epochs,
+        "steps": steps,
+        "epochs_done": round(steps / max(steps_per_epoch, 1), 2),
+        "train_windows": len(train_set),
+        "val_frames": len(window),
+        "val_people_per_frame": round(gt_people / max(len(window), 1), 2),
+        "stopped": stopped,
+        "train_seconds": round(train_s, 1),
+        "render_seconds": round(render_s, 1),
+        "eval_seconds": round(eval_s, 1),
+        "threads": args.threads,
+        "preset": args.preset,
+        "rows": rows,
+        "loss_first": losses[:5],
+        "loss_last": losses[-5:],
+        "losses": losses,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(result, indent=1, default=float))
-    md = [f"# {args.model} trained {steps} steps on CPU ({train_s / 60:.1f} min, {stopped}), synthetic `{args.preset}`",
-          "",
-          f"Input {h}x{w} (pave_mnv2's own is 384x640), recipe {recipe.name} (lr {config.lr:g}, batch "
-          f"{args.batch_size}), {len(train_set)} training windows, {len(window)} validation frames "
-          f"({result['val_people_per_frame']} people per frame). The model rows use predicted people (no GT boxes; "
-          "at the SDK-style score cut and all M per frame); the mean-pose row is handed the true boxes.", "",
-          "| method | PoseTrack mAP | Head | Sho | Elb | Wri | Hip | Knee | Ank | COCO AP | AP50 | AR | people/frame |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    md = [
+        f"# {args.model} trained {steps} steps on CPU ({train_s / 60:.1f} min, {stopped}), synthetic `{args.preset}`",
+        "",
+        f"Input {h}x{w} (pave_mnv2's own is 384x640), recipe {recipe.name} (lr {config.lr:g}, batch "
+        f"{args.batch_size}), {len(train_set)} training windows, {len(window)} validation frames "
+        f"({result['val_people_per_frame']} people per frame). The model rows use predicted people (no GT boxes; "
+        "at the SDK-style score cut and all M per frame); the mean-pose row is handed the true boxes.",
+        "",
+        "| method | PoseTrack mAP | Head | Sho | Elb | Wri | Hip | Knee | Ank | COCO AP | AP50 | AR | people/frame |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
-        cells = [r.get(k, float("nan")) for k in ("mAP", "Head", "Sho", "Elb", "Wri", "Hip", "Knee", "Ank", "AP",
-                                                  "AP50", "AR", "people_per_frame")]
-        md.append(f"| {name} | " + " | ".join(f"{c:.1f}" if isinstance(c, float) else str(c) for c in cells) + " |")
+        cells = [
+            r.get(k, float("nan"))
+            for k in (
+                "mAP",
+                "Head",
+                "Sho",
+                "Elb",
+                "Wri",
+                "Hip",
+                "Knee",
+                "Ank",
+                "AP",
+                "AP50",
+                "AR",
+                "people_per_frame",
+            )
+        ]
+        md.append(
+            f"| {name} | " + " | ".join(f"{c:.1f}" if isinstance(c, float) else str(c) for c in cells) + " |"
+        )
     if losses:
-        md += ["", f"Loss: steps 1-5 mean {sum(x['loss'] for x in losses[:5]) / len(losses[:5]):.3f}, last 5 mean "
-               f"{sum(x['loss'] for x in losses[-5:]) / len(losses[-5:]):.3f}; final-pose error of matched people "
-               f"{losses[0].get('err_px', float('nan')):.1f} -> {losses[-1].get('err_px', float('nan')):.1f} px "
-               f"(input pixels)."]
+        md += [
+            "",
+            f"Loss: steps 1-5 mean {sum(x['loss'] for x in losses[:5]) / len(losses[:5]):.3f}, last 5 mean "
+            f"{sum(x['loss'] for x in losses[-5:]) / len(losses[-5:]):.3f}; final-pose error of matched people "
+            f"{losses[0].get('err_px', float('nan')):.1f} -> {losses[-1].get('err_px', float('nan')):.1f} px "
+            f"(input pixels).",
+        ]
     (out / f"{args.name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0

@@ -113,8 +113,20 @@ def looped_source(path: Path, frames_per_loop: int, fps: float):
 
 def export_bundle(model: str, out: Path) -> None:
     """The shipped weights -> an ONNX bundle, in a child process (torch stays out of this one)."""
-    cmd = [str(Path(sys.executable).with_name("edgepose")), "export", model, "--weights", "pretrained",
-           "--format", "onnx", "--onnx-exporter", "torchscript", "--no-verify", "--out", str(out)]
+    cmd = [
+        str(Path(sys.executable).with_name("edgepose")),
+        "export",
+        model,
+        "--weights",
+        "pretrained",
+        "--format",
+        "onnx",
+        "--onnx-exporter",
+        "torchscript",
+        "--no-verify",
+        "--out",
+        str(out),
+    ]
     if not Path(cmd[0]).exists():
         cmd[:1] = [sys.executable, "-m", "edgepose.cli"]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
@@ -134,14 +146,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=60.0, help="how long to feed frames (default 60)")
     ap.add_argument("--video", default="vtest.avi", help="an asset name or a path (default vtest.avi)")
-    ap.add_argument("--loop-frames", type=int, default=None,
-                    help="loop the video's first N frames only (default: the whole video)")
+    ap.add_argument(
+        "--loop-frames",
+        type=int,
+        default=None,
+        help="loop the video's first N frames only (default: the whole video)",
+    )
     ap.add_argument("--model", default="dsta_mnv2_coco", help="zoo model with shipped weights")
-    ap.add_argument("--bundle", default=None, help="an existing bundle instead of exporting the shipped weights")
+    ap.add_argument(
+        "--bundle", default=None, help="an existing bundle instead of exporting the shipped weights"
+    )
     ap.add_argument("--detector", default="auto", help="detector (default auto, as edgepose demo)")
     ap.add_argument("--sample-every", type=int, default=50, help="frames between RSS samples")
-    ap.add_argument("--warmup-frames", type=int, default=None,
-                    help="frames left out of the slope fit (default: 10%% of the frames, at least 50)")
+    ap.add_argument(
+        "--warmup-frames",
+        type=int,
+        default=None,
+        help="frames left out of the slope fit (default: 10%% of the frames, at least 50)",
+    )
     ap.add_argument("--max-slope", type=float, default=1.0, help="fail above this many MB per 1000 frames")
     ap.add_argument("--tag", default="", help="results file suffix: soak_TAG.*")
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
@@ -184,8 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     pipe = VideoPipeline(est, detector=args.detector, mode="offline")
     src = looped_source(video, per_loop, fps)
     rss0 = rss_mb()
-    print(f"soak: {args.minutes:g} min over {src.name}, detector {type(pipe.detector).__name__}, "
-          f"model {est.name}, RSS at start {rss0:.0f} MB", flush=True)
+    print(
+        f"soak: {args.minutes:g} min over {src.name}, detector {type(pipe.detector).__name__}, "
+        f"model {est.name}, RSS at start {rss0:.0f} MB",
+        flush=True,
+    )
 
     samples: list[dict] = []
     bad: list[str] = []
@@ -202,20 +227,26 @@ def main(argv: list[str] | None = None) -> int:
         if res.index != expected and len(bad) < 20:
             bad.append(f"output frame #{expected} has index {res.index}")
         if fingerprint(res.image) != table[res.index % per_loop] and len(bad) < 20:
-            bad.append(f"frame {res.index}: image is not source frame {res.index % per_loop} of loop "
-                       f"{res.index // per_loop}")
+            bad.append(
+                f"frame {res.index}: image is not source frame {res.index % per_loop} of loop "
+                f"{res.index // per_loop}"
+            )
         expected += 1
         draw_poses(res.image.copy(), res.poses, est.layout)  # what a sink would draw
         persons += len(res.poses)
         max_people = max(max_people, len(res.poses))
         tracks.update(p.track_id for p in res.poses)
         if expected % args.sample_every == 0:
-            samples.append({"frame": expected, "t_s": round(time.perf_counter() - t0, 2),
-                            "rss_mb": round(rss_mb(), 2)})
+            samples.append(
+                {"frame": expected, "t_s": round(time.perf_counter() - t0, 2), "rss_mb": round(rss_mb(), 2)}
+            )
             if len(samples) % 20 == 0:
                 s = samples[-1]
-                print(f"  frame {s['frame']:>7}  {s['t_s']:>7.0f}s  RSS {s['rss_mb']:7.1f} MB  "
-                      f"{expected / max(s['t_s'], 1e-9):5.2f} fps  loop {src.loops}", flush=True)
+                print(
+                    f"  frame {s['frame']:>7}  {s['t_s']:>7.0f}s  RSS {s['rss_mb']:7.1f} MB  "
+                    f"{expected / max(s['t_s'], 1e-9):5.2f} fps  loop {src.loops}",
+                    flush=True,
+                )
 
     def frames():
         nonlocal fed
@@ -240,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     after = [s for s in samples if s["frame"] > warm]
     slope = fit_slope([s["frame"] for s in after], [s["rss_mb"] for s in after])
     rss_after = [s["rss_mb"] for s in after] or [rss_mb()]
-    late = after[len(after) // 2:]  # the second half after warm-up: a step early in it cannot pass for a trend
+    late = after[
+        len(after) // 2 :
+    ]  # the second half after warm-up: a step early in it cannot pass for a trend
     late_slope = fit_slope([s["frame"] for s in late], [s["rss_mb"] for s in late])
     summary = {
         "video": str(video.name),
@@ -276,10 +309,15 @@ def main(argv: list[str] | None = None) -> int:
         ("wall, fps", f"{wall / 60:.1f} min, {summary['fps']}"),
         ("people (max per frame, tracks)", f"{persons} ({max_people}, {len(tracks)})"),
         ("RSS start -> end", f"{summary['rss_start_mb']} -> {summary['rss_end_mb']} MB"),
-        (f"RSS after {warm} warm-up frames", f"{summary['rss_after_warmup_min_mb']} - "
-         f"{summary['rss_after_warmup_max_mb']} MB"),
+        (
+            f"RSS after {warm} warm-up frames",
+            f"{summary['rss_after_warmup_min_mb']} - {summary['rss_after_warmup_max_mb']} MB",
+        ),
         ("RSS slope (MB / 1000 frames)", "n/a (too few samples)" if slope is None else f"{slope:+.3f}"),
-        ("  over the second half of it", "n/a (too few samples)" if late_slope is None else f"{late_slope:+.3f}"),
+        (
+            "  over the second half of it",
+            "n/a (too few samples)" if late_slope is None else f"{late_slope:+.3f}",
+        ),
         ("frame indices exact", "yes" if not bad else f"NO: {bad[:3]}"),
     ]
     w = max(len(k) for k, _ in rows)

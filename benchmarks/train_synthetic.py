@@ -77,6 +77,7 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 STEM = "train_synthetic"
 
+
 # Reduced builds (create_model overrides) at input H x W. Both ViTs keep the papers' token geometry
 # at any crop size: the patch is chosen so that TAR-ViTPose's encoder and SHaRPose's coarse pass see
 # an 8x6 grid (the papers' 256x192 / 16 and 128x96 / 16), i.e. patch 8 and 4 at 64x48. With patch 16
@@ -90,10 +91,24 @@ def reduced(h: int, w: int) -> dict[str, dict]:
     return {
         "dsta_mnv2": dict(width=0.35, last_channels=256),
         "distilpose_s": dict(stem_width=32, stem_blocks=1, dim=64, depth=4, heads=4),
-        "sharpose_s": dict(coarse_size=(h // 2, w // 2), patch_size=max(h // 16, 1), dim=96, depth=4, heads=4,
-                           heatmap_size=(h // 4, w // 4), ema_from=1),
-        "tar_vitpose_s": dict(embed_dim=96, depth=4, vit_heads=4, deconv_channels=(64, 64), jta_layers=2,
-                              attn_heads=4, patch_size=max(h // 8, 1)),
+        "sharpose_s": dict(
+            coarse_size=(h // 2, w // 2),
+            patch_size=max(h // 16, 1),
+            dim=96,
+            depth=4,
+            heads=4,
+            heatmap_size=(h // 4, w // 4),
+            ema_from=1,
+        ),
+        "tar_vitpose_s": dict(
+            embed_dim=96,
+            depth=4,
+            vit_heads=4,
+            deconv_channels=(64, 64),
+            jta_layers=2,
+            attn_heads=4,
+            patch_size=max(h // 8, 1),
+        ),
     }
 
 
@@ -105,8 +120,11 @@ def tiny(h: int, w: int) -> dict[str, dict]:
     for name in MODELS:
         cfg = {k: v for k, v in get_spec(f"{name}_tiny").config.items() if k != "input_size"}
         if name == "sharpose_s":  # depth of the TAR encoder its vit-init run starts from
-            cfg.update(coarse_size=(h // 2, w // 2), heatmap_size=(h // 4, w // 4),
-                       depth=get_spec("tar_vitpose_s_tiny").config["depth"])
+            cfg.update(
+                coarse_size=(h // 2, w // 2),
+                heatmap_size=(h // 4, w // 4),
+                depth=get_spec("tar_vitpose_s_tiny").config["depth"],
+            )
         out[name] = cfg
     return out
 
@@ -114,9 +132,11 @@ def tiny(h: int, w: int) -> dict[str, dict]:
 def _augment() -> dict:
     from edgepose.data.topdown import AugmentConfig
 
-    return {"paper": AugmentConfig(), "none": None,
-            "mild": AugmentConfig(scale_factor=0.25, rotation_factor=30.0, rotation_prob=0.4,
-                                  half_body_prob=0.1)}
+    return {
+        "paper": AugmentConfig(),
+        "none": None,
+        "mild": AugmentConfig(scale_factor=0.25, rotation_factor=30.0, rotation_prob=0.4, half_body_prob=0.1),
+    }
 
 
 MODELS = ("dsta_mnv2", "tar_vitpose_s", "sharpose_s", "distilpose_s")
@@ -133,7 +153,9 @@ class Run:
     collapse: bool = False  # window filled with the current frame
     teacher: str | None = None  # key of a trained run that teaches this DistilPose
     gt_teacher: bool = True  # DistilPose without a teacher: ground-truth heatmaps (True) or regression only
-    init_from: str | None = None  # a trained run whose INIT_PARTS start this one (the papers' pretrained starts)
+    init_from: str | None = (
+        None  # a trained run whose INIT_PARTS start this one (the papers' pretrained starts)
+    )
     recipe: str | None = None  # None: the family's *_synthetic recipe
 
     @property
@@ -154,8 +176,10 @@ class Run:
 VITPOSE_KEY = "tar_vitpose_s/vitpose"
 # What an ``init_from`` run hands on, by the model it starts: SHaRPose takes a plain ViT encoder (its
 # MAE start), TAR-ViTPose the encoder and decoder of a trained ViTPose (its COCO start).
-INIT_PARTS = {"sharpose_s": (("backbone.",), "ViT encoder"),
-              "tar_vitpose_s": (("backbone.", "heatmap_head."), "ViTPose encoder + decoder")}
+INIT_PARTS = {
+    "sharpose_s": (("backbone.",), "ViT encoder"),
+    "tar_vitpose_s": (("backbone.", "heatmap_head."), "ViTPose encoder + decoder"),
+}
 
 
 def runs_for(teacher_key: str) -> list[Run]:
@@ -163,23 +187,53 @@ def runs_for(teacher_key: str) -> list[Run]:
         Run("dsta_mnv2", "dsta_mnv2", "DSTA-MNv2, window -1..1"),
         Run("dsta_mnv2/collapsed", "dsta_mnv2", "DSTA-MNv2, window collapsed to frame 0", collapse=True),
         Run("tar_vitpose_s", "tar_vitpose_s", "TAR-ViTPose-S, window -1..1"),
-        Run("tar_vitpose_s/collapsed", "tar_vitpose_s", "TAR-ViTPose-S, window collapsed to frame 0",
-            collapse=True),
-        Run(VITPOSE_KEY, "tar_vitpose_s", "ViTPose-S: TAR's encoder + decoder alone on single frames",
-            recipe="vitpose_s_synthetic"),
-        Run("tar_vitpose_s/from-vitpose", "tar_vitpose_s", "TAR-ViTPose-S, window -1..1, from the trained ViTPose-S",
-            init_from=VITPOSE_KEY, recipe="tar_vitpose_finetune_synthetic"),
-        Run("tar_vitpose_s/from-vitpose/collapsed", "tar_vitpose_s",
-            "TAR-ViTPose-S, window collapsed, from the trained ViTPose-S", collapse=True, init_from=VITPOSE_KEY,
-            recipe="tar_vitpose_finetune_synthetic"),
+        Run(
+            "tar_vitpose_s/collapsed",
+            "tar_vitpose_s",
+            "TAR-ViTPose-S, window collapsed to frame 0",
+            collapse=True,
+        ),
+        Run(
+            VITPOSE_KEY,
+            "tar_vitpose_s",
+            "ViTPose-S: TAR's encoder + decoder alone on single frames",
+            recipe="vitpose_s_synthetic",
+        ),
+        Run(
+            "tar_vitpose_s/from-vitpose",
+            "tar_vitpose_s",
+            "TAR-ViTPose-S, window -1..1, from the trained ViTPose-S",
+            init_from=VITPOSE_KEY,
+            recipe="tar_vitpose_finetune_synthetic",
+        ),
+        Run(
+            "tar_vitpose_s/from-vitpose/collapsed",
+            "tar_vitpose_s",
+            "TAR-ViTPose-S, window collapsed, from the trained ViTPose-S",
+            collapse=True,
+            init_from=VITPOSE_KEY,
+            recipe="tar_vitpose_finetune_synthetic",
+        ),
         Run("sharpose_s", "sharpose_s", "SHaRPose-S from scratch"),
-        Run("sharpose_s/vit-init", "sharpose_s",
-            "SHaRPose-S, ViT started from this run's TAR-ViTPose-S encoder", init_from="tar_vitpose_s"),
-        Run("distilpose_s/no-teacher", "distilpose_s", "DistilPose-S, no teacher (regression loss only)",
-            gt_teacher=False),
+        Run(
+            "sharpose_s/vit-init",
+            "sharpose_s",
+            "SHaRPose-S, ViT started from this run's TAR-ViTPose-S encoder",
+            init_from="tar_vitpose_s",
+        ),
+        Run(
+            "distilpose_s/no-teacher",
+            "distilpose_s",
+            "DistilPose-S, no teacher (regression loss only)",
+            gt_teacher=False,
+        ),
         Run("distilpose_s/gt-heatmaps", "distilpose_s", "DistilPose-S, ground-truth heatmaps as teacher"),
-        Run("distilpose_s/teacher", "distilpose_s", f"DistilPose-S distilled from the trained {teacher_key}",
-            teacher=teacher_key),
+        Run(
+            "distilpose_s/teacher",
+            "distilpose_s",
+            f"DistilPose-S distilled from the trained {teacher_key}",
+            teacher=teacher_key,
+        ),
     ]
 
 
@@ -209,11 +263,23 @@ def make_data(args, work: Path) -> tuple[Path, dict]:
     path = work / "data"
     if (path / "meta.json").is_file():
         meta = read_meta(path)
-        if (meta.get("seed") == args.data_seed and meta.get("videos") == args.videos
-                and meta.get("config") == config.to_dict() and meta.get("split_val") == args.split_val):
+        if (
+            meta.get("seed") == args.data_seed
+            and meta.get("videos") == args.videos
+            and meta.get("config") == config.to_dict()
+            and meta.get("split_val") == args.split_val
+        ):
             return path, meta
-    meta = write_dataset(path, config, videos=args.videos, seed=args.data_seed, split_val=args.split_val,
-                         layout="both", overwrite=True, workers=1)
+    meta = write_dataset(
+        path,
+        config,
+        videos=args.videos,
+        seed=args.data_seed,
+        split_val=args.split_val,
+        layout="both",
+        overwrite=True,
+        workers=1,
+    )
     return path, meta
 
 
@@ -273,7 +339,11 @@ def recoverable_share(dataset) -> dict[str, float]:
     out = {}
     for f in HARD_FLAGS:
         hit = mask & (np.nan_to_num(flags[f]) > 0)
-        out[f] = round(100.0 * float((np.nan_to_num(flags["recoverable"])[hit] > 0).mean()), 1) if hit.any() else None
+        out[f] = (
+            round(100.0 * float((np.nan_to_num(flags["recoverable"])[hit] > 0).mean()), 1)
+            if hit.any()
+            else None
+        )
     return out
 
 
@@ -296,8 +366,12 @@ def gt_arrays(dataset) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], d
         for f in HARD_FLAGS:
             flags[f].append(own[f].astype(np.float64) if f in own else np.full(j, np.nan))
         flags["recoverable"].append(recoverable(s, j))
-    return (np.stack(kps), np.stack(masks), {k: np.asarray(v) for k, v in norms.items()},
-            {k: np.stack(v) for k, v in flags.items()})
+    return (
+        np.stack(kps),
+        np.stack(masks),
+        {k: np.asarray(v) for k, v in norms.items()},
+        {k: np.stack(v) for k, v in flags.items()},
+    )
 
 
 # name -> (person size, threshold): PCKh@0.5 (PoseTrack's head-size criterion) is the headline;
@@ -447,12 +521,24 @@ def signature(run: Run, args, runs: dict[str, Run]) -> dict:
     sig = {
         "run": fields,
         "overrides": _plain(build_overrides(run.model, args)),
-        "epochs": epochs_of(run, args), "batch_size": args.batch_size, "lr_mult": args.lr_mult, "seed": args.seed,
-        "augment": args.augment, "schedule": args.schedule,
-        "data": {"videos": args.videos, "frames": args.frames, "frame_size": list(args.frame_size),
-                 "preset": args.preset, "seed": args.data_seed, "split_val": args.split_val},
+        "epochs": epochs_of(run, args),
+        "batch_size": args.batch_size,
+        "lr_mult": args.lr_mult,
+        "seed": args.seed,
+        "augment": args.augment,
+        "schedule": args.schedule,
+        "data": {
+            "videos": args.videos,
+            "frames": args.frames,
+            "frame_size": list(args.frame_size),
+            "preset": args.preset,
+            "seed": args.data_seed,
+            "split_val": args.split_val,
+        },
     }
-    if run.model in HEATMAP_TARGETS and not (run.model == "distilpose_s" and (run.teacher or not run.gt_teacher)):
+    if run.model in HEATMAP_TARGETS and not (
+        run.model == "distilpose_s" and (run.teacher or not run.gt_teacher)
+    ):
         sig["heatmap_sigma"] = HEATMAP_SIGMA_RULE
     if run.teacher:
         sig["teacher"] = signature(runs[run.teacher], args, runs)
@@ -499,10 +585,14 @@ def held_out(spec, data_dir: Path, cache: FrameCache, collapse: bool = False):
     from edgepose.training import datasets as D
 
     val_split = D.load_split(data_dir, "val", spec)
-    return val_split, D.topdown_dataset(spec, val_split, train=False, image_loader=cache, collapse_window=collapse)
+    return val_split, D.topdown_dataset(
+        spec, val_split, train=False, image_loader=cache, collapse_window=collapse
+    )
 
 
-def train_run(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log, sig: dict | None = None) -> dict:
+def train_run(
+    run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log, sig: dict | None = None
+) -> dict:
     out = run_dir(work, run.key)
     cached = out / "result.json"
     if sig is not None and not args.retrain and cached.is_file() and (out / "last.pt").is_file():
@@ -511,11 +601,17 @@ def train_run(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log
             log(f"{run.key}: reusing the finished run in {out} (same signature; --retrain to train again)")
             result = saved["result"]
             if all(split in result[HEADLINE] for split in SPLITS) and (
-                    "collapsed_at_test" in result or not is_window_run(run, result["frame_offsets"])):
+                "collapsed_at_test" in result or not is_window_run(run, result["frame_offsets"])
+            ):
                 return {**result, "reused": True}
-            log(f"{run.key}: scoring it again (it was scored before the {', '.join(SPLITS)} splits and the "
-                "test-time collapse)")
-            result = {**result, **score_run(load_run_model(work, run.key, run.single_frame), run, data_dir, cache)}
+            log(
+                f"{run.key}: scoring it again (it was scored before the {', '.join(SPLITS)} splits and the "
+                "test-time collapse)"
+            )
+            result = {
+                **result,
+                **score_run(load_run_model(work, run.key, run.single_frame), run, data_dir, cache),
+            }
             from edgepose.core.atomic import atomic_file
 
             with atomic_file(cached, "w") as f:
@@ -572,21 +668,31 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
         data_opts["heatmap_sigma"] = heatmap_sigma(data_opts.get("heatmap_sigma", 2.0), hm[0])
     common = dict(image_loader=cache, collapse_window=run.collapse)
     train_split = D.load_split(data_dir, "train", spec)
-    train_set = D.topdown_dataset(spec, train_split, train=True, heatmap_size=hm, seed=args.seed,
-                                  **common, **data_opts)
+    train_set = D.topdown_dataset(
+        spec, train_split, train=True, heatmap_size=hm, seed=args.seed, **common, **data_opts
+    )
     train_set.augment = AUGMENT[args.augment]
     val_split, val_set = held_out(spec, data_dir, cache, run.collapse)
     if val_split.format != train_split.format:
-        raise ValueError(f"{run.key}: held-out data in {val_split.format} form, training data in {train_split.format}")
+        raise ValueError(
+            f"{run.key}: held-out data in {val_split.format} form, training data in {train_split.format}"
+        )
     bs = min(args.batch_size, len(train_set))
-    config = recipe.config(epochs=epochs_of(run, args), batch_size=bs, steps_per_epoch=len(train_set) // bs,
-                           lr=recipe.lr * args.lr_mult, seed=args.seed, device="cpu")
+    config = recipe.config(
+        epochs=epochs_of(run, args),
+        batch_size=bs,
+        steps_per_epoch=len(train_set) // bs,
+        lr=recipe.lr * args.lr_mult,
+        seed=args.seed,
+        device="cpu",
+    )
     if args.schedule != "recipe":
         config = dataclasses.replace(config, schedule=args.schedule)
     lr_scale = layer_decay(model, spec.family, recipe.layer_decay) if recipe.layer_decay else None
     out = run_dir(work, run.key)
     if out.exists() and not args.resume:
         shutil.rmtree(out)
+
     def validate(m) -> dict:
         epoch = trainer.state.epoch + 1
         if not args.val_every or (epoch % args.val_every and epoch != config.epochs):
@@ -595,15 +701,30 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
             r = score(m, spec, val_split, val_set)
         return {"pckh": r["pckh@0.5"]["all"], "metric": r["metric"]}
 
-    trainer = Trainer(model, task, train_set, config, out, progress=False, lr_scale=lr_scale,
-                      evaluate=validate,
-                      meta={"benchmark": STEM, "run": run.key, "recipe": recipe.name, "seed": args.seed,
-                            "single_frame": recipe.single_frame},
-                      on_epoch=lambda line: log(f"  {run.key}: {line}"))
+    trainer = Trainer(
+        model,
+        task,
+        train_set,
+        config,
+        out,
+        progress=False,
+        lr_scale=lr_scale,
+        evaluate=validate,
+        meta={
+            "benchmark": STEM,
+            "run": run.key,
+            "recipe": recipe.name,
+            "seed": args.seed,
+            "single_frame": recipe.single_frame,
+        },
+        on_epoch=lambda line: log(f"  {run.key}: {line}"),
+    )
     params = sum(p.numel() for p in model.parameters())
-    log(f"{run.key}: {params / 1e6:.2f}M params, {len(train_set)} train / "
+    log(
+        f"{run.key}: {params / 1e6:.2f}M params, {len(train_set)} train / "
         f"{len(val_set)} val crops, {config.epochs} epochs x {trainer.steps_per_epoch} steps, batch {bs}, "
-        f"{recipe.name} (lr {config.lr:g})" + "".join(f"; {n}" for n in notes))
+        f"{recipe.name} (lr {config.lr:g})" + "".join(f"; {n}" for n in notes)
+    )
     state = trainer.fit(resume=args.resume)
     model.eval()
     t0 = time.perf_counter()
@@ -623,10 +744,16 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
         "params_m": round(params / 1e6, 3),
         "recipe": recipe.name,
-        "train": {"epochs": state.epoch, "steps": state.step, "batch_size": bs, "lr": config.lr,
-                  "crops": len(train_set), "first_loss": hist[0]["train_loss"] if hist else None,
-                  "last_loss": hist[-1]["train_loss"] if hist else None,
-                  "seconds": round(sum(h["seconds"] for h in hist), 1)},  # all epochs, resumed ones too
+        "train": {
+            "epochs": state.epoch,
+            "steps": state.step,
+            "batch_size": bs,
+            "lr": config.lr,
+            "crops": len(train_set),
+            "first_loss": hist[0]["train_loss"] if hist else None,
+            "last_loss": hist[-1]["train_loss"] if hist else None,
+            "seconds": round(sum(h["seconds"] for h in hist), 1),
+        },  # all epochs, resumed ones too
         "eval_seconds": round(eval_s, 1),
         "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()} for h in hist],
         "notes": notes,
@@ -647,15 +774,22 @@ def baseline_run(layout_model: str, args, data_dir: Path, cache: FrameCache) -> 
     train_set = D.topdown_dataset(spec, train_split, train=False, image_loader=cache)
     # scored over the family's window so that the "recoverable" split covers the same joints as its models'
     window = get_spec(layout_model).frame_offsets if train_split.format == "posetrack" else (0,)
-    val_set = D.topdown_dataset(dataclasses.replace(spec, frame_offsets=window), val_split, train=False,
-                                image_loader=cache)
+    val_set = D.topdown_dataset(
+        dataclasses.replace(spec, frame_offsets=window), val_split, train=False, image_loader=cache
+    )
     mean = mean_pose(train_set)
     base = dataclasses.replace(spec, codec="regression")
     metrics = score(MeanPose(mean), base, val_split, val_set)
     if len(window) > 1:
         metrics["recoverable_share"] = recoverable_share(val_set)
-    return {"label": f"mean pose ({spec.layout})", "model": "mean_pose", "layout": spec.layout,
-            "input_size": [h, w], "mean_pose": np.round(mean, 4).tolist(), **metrics}
+    return {
+        "label": f"mean pose ({spec.layout})",
+        "model": "mean_pose",
+        "layout": spec.layout,
+        "input_size": [h, w],
+        "mean_pose": np.round(mean, 4).tolist(),
+        **metrics,
+    }
 
 
 # ------------------------------------------------------------------------------------- comparisons
@@ -681,13 +815,19 @@ def window_pairs(runs: dict) -> list[str]:
 
 def comparisons(res: dict) -> dict:
     runs, base = res["runs"], res["baselines"]
-    out: dict[str, Any] = {"a_vs_mean_pose": {}, "b_window_vs_collapsed": {}, "b_neighbours_used": {},
-                           "c_distillation": {}}
+    out: dict[str, Any] = {
+        "a_vs_mean_pose": {},
+        "b_window_vs_collapsed": {},
+        "b_neighbours_used": {},
+        "c_distillation": {},
+    }
     for key, r in runs.items():
         b = base[r["layout"]]
-        out["a_vs_mean_pose"][key] = {**{m: _delta(r[m]["all"], b[m]["all"]) for m in PCK_METRICS},
-                                      "metric": _delta(r["metric"], b["metric"]),
-                                      "metric_name": r["metric_name"]}
+        out["a_vs_mean_pose"][key] = {
+            **{m: _delta(r[m]["all"], b[m]["all"]) for m in PCK_METRICS},
+            "metric": _delta(r["metric"], b["metric"]),
+            "metric_name": r["metric_name"],
+        }
     for key in window_pairs(runs):
         out["b_window_vs_collapsed"][key] = _split_deltas(runs[key], runs[f"{key}/collapsed"])
         if "collapsed_at_test" in runs[key]:
@@ -708,8 +848,20 @@ def _sf(v) -> str:
     return "-" if v is None else f"{v:+.1f}"
 
 
-HEADER = ["run", "what", "params M", "steps", "PCKh@.5", "occl.", "not occl.", "blurred", "not blur.",
-          "recov.", "PCK@.2 box", "mAP / AP"]
+HEADER = [
+    "run",
+    "what",
+    "params M",
+    "steps",
+    "PCKh@.5",
+    "occl.",
+    "not occl.",
+    "blurred",
+    "not blur.",
+    "recov.",
+    "PCK@.2 box",
+    "mAP / AP",
+]
 
 
 def rows(res: dict) -> list[list[str]]:
@@ -717,26 +869,37 @@ def rows(res: dict) -> list[list[str]]:
     entries = [(f"baseline:{k}", v) for k, v in res["baselines"].items()] + list(res["runs"].items())
     for key, r in entries:
         p = r[HEADLINE]
-        out.append([key, r["label"], _f(r["params_m"], 2) if r.get("params_m") else "-",
-                    str(r["train"]["steps"]) if "train" in r else "-",
-                    *(_f(p[s]) for s in SPLITS), _f(r["pck@0.2"]["all"]),
-                    f"{_f(r['metric'])} {'mAP' if r['format'] == 'posetrack' else 'AP'}"])
+        out.append(
+            [
+                key,
+                r["label"],
+                _f(r["params_m"], 2) if r.get("params_m") else "-",
+                str(r["train"]["steps"]) if "train" in r else "-",
+                *(_f(p[s]) for s in SPLITS),
+                _f(r["pck@0.2"]["all"]),
+                f"{_f(r['metric'])} {'mAP' if r['format'] == 'posetrack' else 'AP'}",
+            ]
+        )
     return out
 
 
 def _delta_lines(title: str, d: dict) -> str:
     p = d[HEADLINE]
-    return (f"{title}: PCKh@0.5 all {_sf(p['all'])}, occluded {_sf(p['occluded'])}, not occluded "
-            f"{_sf(p['not_occluded'])}, blurred {_sf(p['blurred'])}, not blurred {_sf(p['not_blurred'])}, "
-            f"recoverable {_sf(p['recoverable'])}; mAP/AP {_sf(d['metric'])}")
+    return (
+        f"{title}: PCKh@0.5 all {_sf(p['all'])}, occluded {_sf(p['occluded'])}, not occluded "
+        f"{_sf(p['not_occluded'])}, blurred {_sf(p['blurred'])}, not blurred {_sf(p['not_blurred'])}, "
+        f"recoverable {_sf(p['recoverable'])}; mAP/AP {_sf(d['metric'])}"
+    )
 
 
 def print_table(res: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Synthetic benchmark, held-out videos, GT boxes (%): PCKh@0.5 by joint flag, "
-                        "PCK@0.2 of the box, PoseTrack mAP / COCO AP")
+    table = Table(
+        title="Synthetic benchmark, held-out videos, GT boxes (%): PCKh@0.5 by joint flag, "
+        "PCK@0.2 of the box, PoseTrack mAP / COCO AP"
+    )
     for i, h in enumerate(HEADER):
         table.add_column(h, justify="left" if i < 2 else "right")
     for r in rows(res):
@@ -745,8 +908,9 @@ def print_table(res: dict) -> None:
     console.print(table)
     comp = res["comparisons"]
     for key, d in comp["a_vs_mean_pose"].items():
-        console.print(f"(a) {key} - mean pose: PCKh@0.5 {_sf(d[HEADLINE])}, "
-                      f"{d['metric_name']} {_sf(d['metric'])}")
+        console.print(
+            f"(a) {key} - mean pose: PCKh@0.5 {_sf(d[HEADLINE])}, {d['metric_name']} {_sf(d['metric'])}"
+        )
     for key, d in comp["b_window_vs_collapsed"].items():
         console.print(_delta_lines(f"(b) {key} window - collapsed", d))
     for key, d in comp.get("b_neighbours_used", {}).items():
@@ -768,9 +932,15 @@ def _split_counts(res: dict) -> list[str]:
         return []
     parts = ", ".join(f"{s.replace('_', ' ')} {counts[s]}" for s in SPLITS if s != "all" and s in counts)
     shares = base.get("recoverable_share") or {}
-    said = "; ".join(f"{v}% of the {f} ones have a clean frame in the window" for f, v in shares.items() if v is not None)
-    return [f"Held-out joints scored (PoseTrack layout, window -1..1): {counts['all']} in all; {parts}"
-            + (f". {said[0].upper()}{said[1:]}" if said else "") + ".", ""]
+    said = "; ".join(
+        f"{v}% of the {f} ones have a clean frame in the window" for f, v in shares.items() if v is not None
+    )
+    return [
+        f"Held-out joints scored (PoseTrack layout, window -1..1): {counts['all']} in all; {parts}"
+        + (f". {said[0].upper()}{said[1:]}" if said else "")
+        + ".",
+        "",
+    ]
 
 
 def markdown(res: dict) -> str:
@@ -809,51 +979,82 @@ def markdown(res: dict) -> str:
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows(res)]
     comp = res["comparisons"]
-    lines += ["", "## (a) Against the mean-pose baseline of the same layout", "",
-              "| run | PCKh@0.5 gain | PCK@0.2 gain | mAP / AP gain |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "## (a) Against the mean-pose baseline of the same layout",
+        "",
+        "| run | PCKh@0.5 gain | PCK@0.2 gain | mAP / AP gain |",
+        "|---|---:|---:|---:|",
+    ]
     for k, d in comp["a_vs_mean_pose"].items():
-        lines.append(f"| {k} | {_sf(d[HEADLINE])} | {_sf(d['pck@0.2'])} | {_sf(d['metric'])} "
-                     f"({d['metric_name']}) |")
+        lines.append(
+            f"| {k} | {_sf(d[HEADLINE])} | {_sf(d['pck@0.2'])} | {_sf(d['metric'])} ({d['metric_name']}) |"
+        )
 
     def split_table(title: str, intro: str, entries: dict) -> list[str]:
         if not entries:
             return ["", title, "", "Not part of this run (its runs were left out with `--only`)."]
-        out = ["", title, "", intro, "", "| difference | metric | all | occluded | not occluded | blurred | "
-               "not blurred | recoverable | mAP / AP |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        out = [
+            "",
+            title,
+            "",
+            intro,
+            "",
+            "| difference | metric | all | occluded | not occluded | blurred | "
+            "not blurred | recoverable | mAP / AP |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for k, d in entries.items():
             for m in PCK_METRICS:
-                out.append(f"| {k} | {TITLES[m]} | " + " | ".join(_sf(d[m][s]) for s in SPLITS)
-                           + f" | {_sf(d['metric']) if m == HEADLINE else ''} |")
+                out.append(
+                    f"| {k} | {TITLES[m]} | "
+                    + " | ".join(_sf(d[m][s]) for s in SPLITS)
+                    + f" | {_sf(d['metric']) if m == HEADLINE else ''} |"
+                )
         return out
 
-    lines += split_table("## (b) Frame window against the window collapsed to the current frame",
-                         "Same architecture, seed, data and epochs; the collapsed model is trained and "
-                         "evaluated with every window slot holding the current frame. Positive = the window "
-                         "helps.",
-                         {f"{k}: window - collapsed": v for k, v in comp["b_window_vs_collapsed"].items()})
-    lines += split_table("### How much the window models lean on their neighbours",
-                         "Each window model's score minus the same weights' score with the current frame in "
-                         "every slot at test time. Positive = its output uses the neighbouring frames.",
-                         {f"{k}: window - current frame only": v
-                          for k, v in comp.get("b_neighbours_used", {}).items()})
-    lines += split_table("## (c) DistilPose-S with and without a teacher",
-                         f"Teacher: this run's trained `{cfg['teacher']}`. Same student initialisation, data "
-                         "order, augmentation and epochs. Positive = the teacher helps.",
-                         comp["c_distillation"])
+    lines += split_table(
+        "## (b) Frame window against the window collapsed to the current frame",
+        "Same architecture, seed, data and epochs; the collapsed model is trained and "
+        "evaluated with every window slot holding the current frame. Positive = the window "
+        "helps.",
+        {f"{k}: window - collapsed": v for k, v in comp["b_window_vs_collapsed"].items()},
+    )
+    lines += split_table(
+        "### How much the window models lean on their neighbours",
+        "Each window model's score minus the same weights' score with the current frame in "
+        "every slot at test time. Positive = its output uses the neighbouring frames.",
+        {f"{k}: window - current frame only": v for k, v in comp.get("b_neighbours_used", {}).items()},
+    )
+    lines += split_table(
+        "## (c) DistilPose-S with and without a teacher",
+        f"Teacher: this run's trained `{cfg['teacher']}`. Same student initialisation, data "
+        "order, augmentation and epochs. Positive = the teacher helps.",
+        comp["c_distillation"],
+    )
     lines += ["", "## Model builds (create_model overrides of the zoo configs)", ""]
     seen = set()
     for r in res["runs"].values():  # one line per model and recipe (TAR's two stages have their own)
         if (r["model"], r["recipe"]) in seen:
             continue
         seen.add((r["model"], r["recipe"]))
-        lines.append(f"- `{r['model']}`: `{json.dumps(r['overrides'])}`, {r['params_m']}M params, recipe "
-                     f"`{r['recipe']}` (lr {r['train']['lr']:g})")
-    lines += ["", "## Run times", "", "| run | train s | eval s | first loss | last loss |",
-              "|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"- `{r['model']}`: `{json.dumps(r['overrides'])}`, {r['params_m']}M params, recipe "
+            f"`{r['recipe']}` (lr {r['train']['lr']:g})"
+        )
+    lines += [
+        "",
+        "## Run times",
+        "",
+        "| run | train s | eval s | first loss | last loss |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for k, r in res["runs"].items():
         t = r["train"]
-        lines.append(f"| {k} | {t['seconds']} | {r['eval_seconds']} | {_f(t['first_loss'], 4)} | "
-                     f"{_f(t['last_loss'], 4)} |")
+        lines.append(
+            f"| {k} | {t['seconds']} | {r['eval_seconds']} | {_f(t['first_loss'], 4)} | "
+            f"{_f(t['last_loss'], 4)} |"
+        )
     if res.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in res["notes"]]
     return "\n".join(lines) + "\n"
@@ -874,7 +1075,7 @@ def shippable(res: dict, margin: float = SHIP_MARGIN) -> tuple[list[str], list[s
         if r["model"] not in best or r["pckh@0.5"]["all"] > res["runs"][best[r["model"]]]["pckh@0.5"]["all"]:
             best[r["model"]] = key
     keys, skipped = [], []
-    for model, key in best.items():
+    for _model, key in best.items():
         r = res["runs"][key]
         gain = r["pckh@0.5"]["all"] - res["baselines"][r["layout"]]["pckh@0.5"]["all"]
         if gain >= margin:
@@ -919,8 +1120,13 @@ def plot(res: dict, path: Path) -> None:
     for i, m in enumerate(pairs):
         for j, (key, tag) in enumerate(((m, "window"), (f"{m}/collapsed", "collapsed"))):
             v = [runs[key][HEADLINE][s] or 0 for s in SPLITS]
-            ax.bar(x + (2 * i + j - len(pairs) + 0.5) * width, v, width, color=palette[i % len(palette)][j],
-                   label=f"{m} {tag}")
+            ax.bar(
+                x + (2 * i + j - len(pairs) + 0.5) * width,
+                v,
+                width,
+                color=palette[i % len(palette)][j],
+                label=f"{m} {tag}",
+            )
     ax.set_xticks(x, [s.replace("_", " ") for s in SPLITS], fontsize=8)
     ax.set_ylabel("PCKh@0.5 (%)")
     ax.set_ylim(0, 100)
@@ -939,8 +1145,11 @@ def plot(res: dict, path: Path) -> None:
     ax.set_title(f"(c) DistilPose-S: teacher ({res['setup']['teacher']}) or not", fontsize=10)
     ax.legend(fontsize=7, loc="upper right", ncol=3)
     s = res["setup"]
-    fig.suptitle(f"Synthetic benchmark, held-out videos: crops {s['input_size'][0]}x{s['input_size'][1]}, "
-                 f"scale {s['scale']}, {_epochs_text(s)}, seed {s['seed']}", fontsize=11)
+    fig.suptitle(
+        f"Synthetic benchmark, held-out videos: crops {s['input_size'][0]}x{s['input_size'][1]}, "
+        f"scale {s['scale']}, {_epochs_text(s)}, seed {s['seed']}",
+        fontsize=11,
+    )
     fig.tight_layout()
     from edgepose.core.atomic import atomic_file
 
@@ -955,14 +1164,20 @@ def ship_weights(res: dict, work: Path, out_dir: Path, keys: list[str], log) -> 
 
     for key in keys:
         r = res["runs"][key]
-        trained_on = (f"edgepose synthetic benchmark only ({res['setup']['data']['preset']} preset, "
-                      f"{res['setup']['data']['train_videos']} training videos, generator seed "
-                      f"{res['setup']['data']['seed']}); {r['train']['epochs']} epochs, seed "
-                      f"{res['setup']['seed']}")
-        metrics = {"pckh@0.5": r["pckh@0.5"]["all"], "pck@0.2": r["pck@0.2"]["all"],
-                   r["metric_name"]: r["metric"]}
-        path = write_pretrained(load_run_model(work, key), out_dir, trained_on=trained_on, metrics=metrics,
-                                note=r["label"])
+        trained_on = (
+            f"edgepose synthetic benchmark only ({res['setup']['data']['preset']} preset, "
+            f"{res['setup']['data']['train_videos']} training videos, generator seed "
+            f"{res['setup']['data']['seed']}); {r['train']['epochs']} epochs, seed "
+            f"{res['setup']['seed']}"
+        )
+        metrics = {
+            "pckh@0.5": r["pckh@0.5"]["all"],
+            "pck@0.2": r["pck@0.2"]["all"],
+            r["metric_name"]: r["metric"],
+        }
+        path = write_pretrained(
+            load_run_model(work, key), out_dir, trained_on=trained_on, metrics=metrics, note=r["label"]
+        )
         log(f"shipped {key} -> {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
@@ -976,53 +1191,105 @@ def _size(text: str, what: str) -> tuple[int, int]:
 
 
 def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--work", type=Path, default=Path("runs") / STEM, help="data and run directories")
     ap.add_argument("--results", type=Path, default=RESULTS, help="where the .md/.json/.png go")
-    ap.add_argument("--videos", type=int, default=300,
-                    help="synthetic videos (a quarter held out): many short ones, as the models overfit a few long")
+    ap.add_argument(
+        "--videos",
+        type=int,
+        default=300,
+        help="synthetic videos (a quarter held out): many short ones, as the models overfit a few long",
+    )
     ap.add_argument("--frames", type=int, default=10, help="frames per video")
     ap.add_argument("--frame-size", type=lambda s: _size(s, "--frame-size"), default=(320, 240), help="WxH")
-    ap.add_argument("--preset", default="default", help="synthetic preset: clean | easy | moderate | default | hard")
+    ap.add_argument(
+        "--preset", default="default", help="synthetic preset: clean | easy | moderate | default | hard"
+    )
     ap.add_argument("--split-val", type=float, default=0.25)
     ap.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic videos")
-    ap.add_argument("--input-size", type=lambda s: _size(s, "--input-size"), default=(128, 96),
-                    help="crop HxW")
-    ap.add_argument("--scale", choices=sorted(SCALES), default="reduced",
-                    help="model builds: reduced (see reduced()), the registry's tiny configs, or full")
+    ap.add_argument(
+        "--input-size", type=lambda s: _size(s, "--input-size"), default=(128, 96), help="crop HxW"
+    )
+    ap.add_argument(
+        "--scale",
+        choices=sorted(SCALES),
+        default="reduced",
+        help="model builds: reduced (see reduced()), the registry's tiny configs, or full",
+    )
     ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--epochs-for", nargs="*", default=[], metavar="MODEL=N",
-                    help="per-model epochs (e.g. tar_vitpose_s=10): window and collapsed runs stay paired")
-    ap.add_argument("--set", nargs="*", default=[], metavar="MODEL.KEY=VALUE",
-                    help="change a model's build (create_model override), e.g. dsta_mnv2.jfd=pool")
+    ap.add_argument(
+        "--epochs-for",
+        nargs="*",
+        default=[],
+        metavar="MODEL=N",
+        help="per-model epochs (e.g. tar_vitpose_s=10): window and collapsed runs stay paired",
+    )
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="MODEL.KEY=VALUE",
+        help="change a model's build (create_model override), e.g. dsta_mnv2.jfd=pool",
+    )
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--augment", choices=("paper", "mild", "none"), default="mild",
-                    help="training augmentation: the papers' ranges, milder ones (default: in short runs the "
-                         "papers' ranges kept every model under the mean pose), or none")
-    ap.add_argument("--val-every", type=int, default=0, help="also score the held-out set every N epochs "
-                    "(learning curves in the JSON; 0: only at the end)")
-    ap.add_argument("--schedule", choices=("recipe", "cosine", "constant"), default="cosine",
-                    help="lr schedule: the recipes' (step decays at the papers' fractions of training, which "
-                         "in a few epochs cut the lr 10x after half of them) or cosine (default)")
+    ap.add_argument(
+        "--augment",
+        choices=("paper", "mild", "none"),
+        default="mild",
+        help="training augmentation: the papers' ranges, milder ones (default: in short runs the "
+        "papers' ranges kept every model under the mean pose), or none",
+    )
+    ap.add_argument(
+        "--val-every",
+        type=int,
+        default=0,
+        help="also score the held-out set every N epochs (learning curves in the JSON; 0: only at the end)",
+    )
+    ap.add_argument(
+        "--schedule",
+        choices=("recipe", "cosine", "constant"),
+        default="cosine",
+        help="lr schedule: the recipes' (step decays at the papers' fractions of training, which "
+        "in a few epochs cut the lr 10x after half of them) or cosine (default)",
+    )
     ap.add_argument("--lr-mult", type=float, default=1.0, help="multiply every recipe's learning rate")
     ap.add_argument("--seed", type=int, default=0, help="seed of every run (init, order, augmentation)")
-    ap.add_argument("--teacher", default="tar_vitpose_s",
-                    choices=("tar_vitpose_s", "sharpose_s"),
-                    help="the trained run that teaches DistilPose-S")
+    ap.add_argument(
+        "--teacher",
+        default="tar_vitpose_s",
+        choices=("tar_vitpose_s", "sharpose_s"),
+        help="the trained run that teaches DistilPose-S",
+    )
     ap.add_argument("--only", nargs="*", default=None, help="run keys to train (default: all)")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (0: torch's default). 1 is fastest on a shared CPU: with other jobs "
-                         "on a 2-core machine, 2 threads ran a DSTA step 4x slower than 1")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (0: torch's default). 1 is fastest on a shared CPU: with other jobs "
+        "on a 2-core machine, 2 threads ran a DSTA step 4x slower than 1",
+    )
     ap.add_argument("--jobs", type=int, default=1, help="runs trained in parallel processes (each --threads)")
     ap.add_argument("--resume", action="store_true", help="continue unfinished runs from their last.pt")
-    ap.add_argument("--retrain", action="store_true",
-                    help="train every run again (default: reuse a finished run whose settings are unchanged)")
-    ap.add_argument("--ship-weights", type=Path, default=None,
-                    help="also write fp16 demo weights here (e.g. edgepose/assets/weights): per model its best "
-                         "windowed run, if it beats the mean pose by SHIP_MARGIN PCKh@0.5 points")
-    ap.add_argument("--ship-margin", type=float, default=SHIP_MARGIN,
-                    help="PCKh@0.5 points over the mean pose a run needs to be shipped")
+    ap.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train every run again (default: reuse a finished run whose settings are unchanged)",
+    )
+    ap.add_argument(
+        "--ship-weights",
+        type=Path,
+        default=None,
+        help="also write fp16 demo weights here (e.g. edgepose/assets/weights): per model its best "
+        "windowed run, if it beats the mean pose by SHIP_MARGIN PCKh@0.5 points",
+    )
+    ap.add_argument(
+        "--ship-margin",
+        type=float,
+        default=SHIP_MARGIN,
+        help="PCKh@0.5 points over the mean pose a run needs to be shipped",
+    )
     return ap.parse_args(argv)
 
 
@@ -1076,13 +1343,18 @@ def main(argv=None) -> dict:
     for model in ("dsta_mnv2", "distilpose_s"):
         b = baseline_run(model, args, data_dir, cache)
         res["baselines"][b["layout"]] = b
-        log(f"baseline mean pose {b['layout']}: PCKh@0.5 {b['pckh@0.5']['all']}, PCK@0.2 "
-            f"{b['pck@0.2']['all']}, {b['metric_name']} {b['metric']}")
+        log(
+            f"baseline mean pose {b['layout']}: PCKh@0.5 {b['pckh@0.5']['all']}, PCK@0.2 "
+            f"{b['pck@0.2']['all']}, {b['metric_name']} {b['metric']}"
+        )
+
     def done(key: str, r: dict) -> None:
         res["runs"][key] = r
         p = r["pckh@0.5"]
-        log(f"{key}: PCKh@0.5 {p['all']} (occluded {p['occluded']}, blurred {p['blurred']}), PCK@0.2 "
-            f"{r['pck@0.2']['all']}, {r['metric_name']} {r['metric']}, train {r['train']['seconds']} s")
+        log(
+            f"{key}: PCKh@0.5 {p['all']} (occluded {p['occluded']}, blurred {p['blurred']}), PCK@0.2 "
+            f"{r['pck@0.2']['all']}, {r['metric_name']} {r['metric']}, train {r['train']['seconds']} s"
+        )
 
     by_key = {r.key: r for r in all_runs}
     sigs = {r.key: signature(r, args, by_key) for r in order}
@@ -1095,8 +1367,10 @@ def main(argv=None) -> dict:
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(min(args.jobs, len(stage)), mp_context=mp.get_context("spawn")) as pool:
-                futures = [(r.key, pool.submit(_worker, r, args, data_dir, work, t_start, sigs[r.key]))
-                           for r in stage]
+                futures = [
+                    (r.key, pool.submit(_worker, r, args, data_dir, work, t_start, sigs[r.key]))
+                    for r in stage
+                ]
                 for key, fut in futures:
                     done(key, fut.result())
         else:
@@ -1108,16 +1382,30 @@ def main(argv=None) -> dict:
     stats = meta.get("stats", {})
     res["setup"] = {
         "command": "python benchmarks/train_synthetic.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "data": {"videos": args.videos, "frames": args.frames, "frame_size": f"{args.frame_size[0]}x"
-                 f"{args.frame_size[1]}", "preset": args.preset, "seed": args.data_seed,
-                 "train_videos": len(meta["splits"]["train"]), "val_videos": len(meta["splits"]["val"]),
-                 "stats": stats},
-        "input_size": list(args.input_size), "scale": args.scale, "epochs": args.epochs,
-        "epochs_for": args.epochs_for, "set": args.set, "augment": args.augment, "schedule": args.schedule,
-        "batch_size": args.batch_size, "seed": args.seed, "teacher": args.teacher,
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "data": {
+            "videos": args.videos,
+            "frames": args.frames,
+            "frame_size": f"{args.frame_size[0]}x{args.frame_size[1]}",
+            "preset": args.preset,
+            "seed": args.data_seed,
+            "train_videos": len(meta["splits"]["train"]),
+            "val_videos": len(meta["splits"]["val"]),
+            "stats": stats,
+        },
+        "input_size": list(args.input_size),
+        "scale": args.scale,
+        "epochs": args.epochs,
+        "epochs_for": args.epochs_for,
+        "set": args.set,
+        "augment": args.augment,
+        "schedule": args.schedule,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "teacher": args.teacher,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, "
-                   f"{torch.get_num_threads()} threads",
+        f"{torch.get_num_threads()} threads",
         "wall_minutes": round(wall / 60, 1),
     }
     res["comparisons"] = comparisons(res)

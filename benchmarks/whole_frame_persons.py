@@ -71,8 +71,9 @@ def run_loop(est, clip, detector=None) -> tuple[float, float]:
     from edgepose.sdk.types import Frame
 
     whole = getattr(est, "input_kind", "crop") == "frame"
-    pipe = VideoPipeline(est, detector=None if whole else (detector or GivenBoxes(clip.boxes)), mode="offline",
-                         smoothing=False)
+    pipe = VideoPipeline(
+        est, detector=None if whole else (detector or GivenBoxes(clip.boxes)), mode="offline", smoothing=False
+    )
     pipe.reset("offline")
     pipe.timer = TotalsTimer()
     sessions = timed(est)
@@ -100,7 +101,7 @@ def run(args) -> Table:
     from edgepose.sdk.detectors import make_detector
     from edgepose.sdk.estimator import PoseEstimator
 
-    say = (lambda m: print(m, file=sys.stderr, flush=True))
+    say = lambda m: print(m, file=sys.stderr, flush=True)
     persons = list(args.persons)
     clips = {p: make_clip(p, args.frames) for p in persons}
     opts = {"threads": args.threads} if args.threads else {}
@@ -110,8 +111,17 @@ def run(args) -> Table:
         "whole_frame_persons",
         "ms per frame against persons per frame: PAVE-Net (whole frame) vs DSTA top-down (ONNX Runtime, CPU)",
         ["method", "time", *[str(p) for p in persons], growth],
-        settings={"pave": args.pave, "dsta": args.dsta, "persons": persons, "clip_frames": args.frames, "rounds": args.rounds, "threads": args.threads,
-                  "frame_size": "1280x720", "weights": "random init", "detector": args.detector},
+        settings={
+            "pave": args.pave,
+            "dsta": args.dsta,
+            "persons": persons,
+            "clip_frames": args.frames,
+            "rounds": args.rounds,
+            "threads": args.threads,
+            "frame_size": "1280x720",
+            "weights": "random init",
+            "detector": args.detector,
+        },
         plot=plot,
     )
     table.extra["text_columns"] = ["method", "time"]
@@ -129,8 +139,12 @@ def run(args) -> Table:
         return store, one
 
     say(f"bundles: {args.pave}, {args.dsta} (exported on first use)")
-    pave = PoseEstimator(cached_bundle(args.pave, format="onnx", init_seed=0, progress=say), device="cpu", **opts)
-    dsta = PoseEstimator(cached_bundle(args.dsta, format="onnx", init_seed=0, progress=say), device="cpu", **opts)
+    pave = PoseEstimator(
+        cached_bundle(args.pave, format="onnx", init_seed=0, progress=say), device="cpu", **opts
+    )
+    dsta = PoseEstimator(
+        cached_bundle(args.dsta, format="onnx", init_seed=0, progress=say), device="cpu", **opts
+    )
     assert pave.detector is None  # a whole-frame bundle loads no person detector
     # random weights score nobody at the SDK's 0.5, and decode_people fails on an empty keep set (a bug
     # reported to the SDK owner); keeping all M people also times the loop's worst case (decode + track M)
@@ -146,7 +160,9 @@ def run(args) -> Table:
         say(f"timing {label}")
         store, one = pairs(fn)
         interleave({p: (lambda p=p: one(p)) for p in persons}, args.rounds, warmup=1, budget_s=args.budget)
-        results[label] = {p: store[p][1:] or store[p] for p in persons}  # the first call per count was warm-up
+        results[label] = {
+            p: store[p][1:] or store[p] for p in persons
+        }  # the first call per count was warm-up
 
     def col(label, k):
         return {p: [v[k] for v in results[label][p]] for p in persons}
@@ -163,17 +179,21 @@ def run(args) -> Table:
     # detector included: per round, the loop (or model) time plus that round's detector time
     det_ms = col(det_l, 0)
     rows[(f"{args.dsta} top-down + {args.detector}", "model + detector")] = {
-        p: [a + b for a, b in zip(col(dsta_l, 1)[p], det_ms[p])] for p in persons}
+        p: [a + b for a, b in zip(col(dsta_l, 1)[p], det_ms[p])] for p in persons
+    }
     rows[(f"{args.dsta} top-down + {args.detector}", "loop + detector")] = {
-        p: [a + b for a, b in zip(col(dsta_l, 0)[p], det_ms[p])] for p in persons}
+        p: [a + b for a, b in zip(col(dsta_l, 0)[p], det_ms[p])] for p in persons
+    }
     rows[(f"{args.detector} detector", "per frame")] = det_ms
     for (method, kind), vals in rows.items():
         ms = [median(vals[p]) for p in persons]
         table.add(method, kind, *ms, paired_ratio(vals[persons[-1]], vals[persons[0]]))
         series[f"{method} [{kind}]"] = vals
     table.extra["series_ms_per_frame"] = series
-    pave_growth = paired_ratio(rows[(f"{args.pave} whole frame (no detector)", "model")][persons[-1]],
-                               rows[(f"{args.pave} whole frame (no detector)", "model")][persons[0]])
+    pave_growth = paired_ratio(
+        rows[(f"{args.pave} whole frame (no detector)", "model")][persons[-1]],
+        rows[(f"{args.pave} whole frame (no detector)", "model")][persons[0]],
+    )
     table.extra["pave_model_growth"] = pave_growth
     table.extra["target"] = f"{args.pave} model time {growth} <= {TARGET}x"
     table.extra["target_met"] = bool(pave_growth <= TARGET)
@@ -223,7 +243,9 @@ def main(argv=None) -> int:
     ap.add_argument("--persons", type=lambda s: [int(v) for v in s.split(",")], default=[1, 3, 5, 10, 20])
     ap.add_argument("--frames", type=int, default=8, help="frames per timed clip")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--budget", type=float, default=240.0, help="seconds per method before rounds stop (>= 2)")
+    ap.add_argument(
+        "--budget", type=float, default=240.0, help="seconds per method before rounds stop (>= 2)"
+    )
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--detector", default="nanodet")
     ap.add_argument("--pave", default="pave_mnv2", help="the whole-frame model")

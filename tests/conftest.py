@@ -36,5 +36,11 @@ def tiny_bundle(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("bundle") / "tiny"
     torch.manual_seed(0)
-    export(create_model("dsta_mnv2_tiny").eval(), out=out, format="onnx", onnx_exporter="torchscript", verify=False)
+    export(
+        create_model("dsta_mnv2_tiny").eval(),
+        out=out,
+        format="onnx",
+        onnx_exporter="torchscript",
+        verify=False,
+    )
     return out

@@ -99,8 +99,14 @@ def test_backends_table_has_a_column_per_precision(tables):
     precs = t["settings"]["precisions"]
     assert precs[0] == "fp32" and "fp16" in precs
     others = [f"{p} speed-up" for p in precs[1:]]
-    assert t["columns"] == ["model", "format", "runtime/device", *[f"{p} ms" for p in precs], *others,
-                            "fp32 vs onnx fp32"]
+    assert t["columns"] == [
+        "model",
+        "format",
+        "runtime/device",
+        *[f"{p} ms" for p in precs],
+        *others,
+        "fp32 vs onnx fp32",
+    ]
     assert [r["format"] for r in rows(t)] == ["onnx"]
     check_backends_cells(t)
 
@@ -156,8 +162,21 @@ def test_precisions_slot_in_through_builders(monkeypatch):
 @pytest.mark.slow
 def test_backends_table_on_two_runtimes(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
-    res = CliRunner().invoke(app, ["bench", "--tables", "backends", "--models", "dsta_mnv2_tiny", "--formats",
-                                   "onnx,openvino", "--rounds", "2", "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--tables",
+            "backends",
+            "--models",
+            "dsta_mnv2_tiny",
+            "--formats",
+            "onnx,openvino",
+            "--rounds",
+            "2",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     (t,) = json.loads(res.stdout)
     assert [r["format"] for r in rows(t)] == ["onnx", "openvino"]

@@ -19,8 +19,13 @@ def videos(tmp_path_factory):
 
 
 def test_collapsed_window_holds_the_current_frame_with_the_same_targets(videos):
-    kw = dict(input_size=(64, 48), layout="posetrack17", offsets=(-1, 0, 1), heatmap_size=(16, 12),
-              augment=AugmentConfig())
+    kw = dict(
+        input_size=(64, 48),
+        layout="posetrack17",
+        offsets=(-1, 0, 1),
+        heatmap_size=(16, 12),
+        augment=AugmentConfig(),
+    )
     window = TopDownDataset(videos, **kw)
     collapsed = TopDownDataset(videos, collapse_window=True, **kw)
     assert len(window) == len(collapsed) > 0

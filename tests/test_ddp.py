@@ -77,18 +77,39 @@ class Regression:
 
 def _convnet():
     torch.manual_seed(7)
-    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2),
-                         nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 2 * 2, 2))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 2 * 2, 2),
+    )
 
 
 def _config(**kw):
-    return TrainConfig(epochs=2, batch_size=8, lr=0.05, optimizer="sgd", schedule="constant", device="cpu",
-                       checkpoint_every=3, **kw)
+    return TrainConfig(
+        epochs=2,
+        batch_size=8,
+        lr=0.05,
+        optimizer="sgd",
+        schedule="constant",
+        device="cpu",
+        checkpoint_every=3,
+        **kw,
+    )
 
 
 def _spawned_rank(rank: int, world: int, port: int, out: str, stop_at: int) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     D.init_from_env("cpu")
     try:
@@ -124,7 +145,9 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
     partial = read_checkpoint(tmp_path / "ddp" / "last.pt")
     assert partial["meta"]["step"] == 9 and partial["train"]["world_size"] == 2
     assert len(partial["train"]["rng_ranks"]) == 2  # every rank's RNG state, from rank 0's file
-    Trainer(_convnet(), Regression(), Images(), _config(), tmp_path / "ddp", progress=False).fit()  # 1 process
+    Trainer(
+        _convnet(), Regression(), Images(), _config(), tmp_path / "ddp", progress=False
+    ).fit()  # 1 process
     Trainer(_convnet(), Regression(), Images(), _config(), tmp_path / "one", progress=False).fit()
 
     ddp, one = read_checkpoint(tmp_path / "ddp" / "last.pt"), read_checkpoint(tmp_path / "one" / "last.pt")
@@ -144,19 +167,44 @@ def synth(tmp_path_factory):
     from edgepose.data.synthetic import SynthConfig
 
     out = tmp_path_factory.mktemp("ddp_synth") / "data"
-    write_dataset(out, SynthConfig.preset("easy", width=256, height=192, frames=8), videos=2, seed=3, split_val=0.5)
+    write_dataset(
+        out, SynthConfig.preset("easy", width=256, height=192, frames=8), videos=2, seed=3, split_val=0.5
+    )
     return out
 
 
 def _args(data, out, epochs=2):
-    return ["train", "dsta_mnv2_tiny", "--data", str(data), "--out", str(out), "--epochs", str(epochs),
-            "--batch-size", "4", "--checkpoint-every", "1", "--val-every", "0", "--no-progress", "--seed", "5"]
+    return [
+        "train",
+        "dsta_mnv2_tiny",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "1",
+        "--val-every",
+        "0",
+        "--no-progress",
+        "--seed",
+        "5",
+    ]
 
 
 def _torchrun(data, out, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([*TORCHRUN, "-m", "edgepose.cli", *_args(data, out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [*TORCHRUN, "-m", "edgepose.cli", *_args(data, out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 def _worker_pid(parent: int, rank: int) -> int | None:
@@ -218,7 +266,9 @@ def test_torchrun_trains_like_one_process_and_resumes_after_a_rank_is_killed(syn
 
     out_resumed, _ = resumed.communicate(timeout=180)
     assert resumed.returncode == 0, out_resumed
-    assert "DDP 2 processes (2 each)" in out_straight and out_straight.count("done dsta_mnv2_tiny") == 1  # rank 0 logs
+    assert (
+        "DDP 2 processes (2 each)" in out_straight and out_straight.count("done dsta_mnv2_tiny") == 1
+    )  # rank 0 logs
 
     # resume: bit for bit the uninterrupted two-process run
     again = read_checkpoint(killed_dir / "last.pt")

@@ -48,8 +48,13 @@ def test_the_timing_panel_is_off_for_files_and_on_when_asked():
 
     with tempfile.TemporaryDirectory() as d:
         torch.manual_seed(0)
-        export(create_model("dsta_mnv2_tiny").eval(), out=f"{d}/b", format="onnx", onnx_exporter="torchscript",
-               verify=False)
+        export(
+            create_model("dsta_mnv2_tiny").eval(),
+            out=f"{d}/b",
+            format="onnx",
+            onnx_exporter="torchscript",
+            verify=False,
+        )
         est = PoseEstimator(f"{d}/b")
         frames = [np.full((120, 160, 3), 200, np.uint8) for _ in range(3)]
         pipe = VideoPipeline(est, detector=GivenBoxes({}))

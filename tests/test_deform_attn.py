@@ -62,7 +62,9 @@ def test_grid_sample_form_is_mmcv_pytorch_form():
     value, loc, weights = _inputs(n=1, q=2, heads=1, d=3, points=2)
     h, w = SHAPES[0]
     v = value[:, : h * w].permute(0, 2, 3, 1).reshape(1, 3, h, w)
-    sampled = F.grid_sample(v, 2 * loc[0, :, 0, 0][None] - 1, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = F.grid_sample(
+        v, 2 * loc[0, :, 0, 0][None] - 1, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     expected = (sampled * weights[0, :, 0, 0][None, None]).sum(-1).transpose(1, 2)
     one_level = ms_deform_attn(value[:, : h * w], SHAPES[:1], loc[:, :, :, :1], weights[:, :, :, :1])
     torch.testing.assert_close(one_level, expected)
@@ -91,7 +93,9 @@ def test_msdeformattn_module_matches_the_formula():
     wts = m.attention_weights(query).view(b, q, 2, 9).softmax(-1).view(b, q, 2, 3, 3)
     norm = torch.tensor([[w, h] for h, w in SHAPES], dtype=torch.float32)
     loc = ref[:, :, None, None, None] + off / norm[None, None, None, :, None]
-    torch.testing.assert_close(out, m.output_proj(ms_deform_attn_reference(v, SHAPES, loc, wts)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        out, m.output_proj(ms_deform_attn_reference(v, SHAPES, loc, wts)), atol=1e-5, rtol=0
+    )
 
 
 def _official_window_mix(m, query, window, locs_fn):
@@ -101,7 +105,9 @@ def _official_window_mix(m, query, window, locs_fn):
     v = m.value_proj(window)
     out, shares = [], []
     for i, o in enumerate(m.frame_offsets):
-        logits = getattr(m, f"{FRAME_PREFIX[o]}attention_weights")(query).view(b, q, m.heads, levels * m.points)
+        logits = getattr(m, f"{FRAME_PREFIX[o]}attention_weights")(query).view(
+            b, q, m.heads, levels * m.points
+        )
         shares.append(logits.exp().sum(-1, keepdim=True))
         wts = logits.softmax(-1).view(b, q, m.heads, levels, m.points)
         off = getattr(m, f"{FRAME_PREFIX[o]}sampling_offsets")(query).view(b, q, m.heads, levels, m.points, 2)
@@ -125,7 +131,10 @@ def test_frame_window_attention_equals_the_official_per_frame_mix():
     out = m(query, m.project_value(window), ref)
     norm = torch.tensor([[w, h] for h, w in SHAPES], dtype=torch.float32)
     expected = _official_window_mix(
-        m, query, window, lambda i, off: ref[:, i, :, None, None, None] + off / norm[None, None, None, :, None]
+        m,
+        query,
+        window,
+        lambda i, off: ref[:, i, :, None, None, None] + off / norm[None, None, None, :, None],
     )
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
 
@@ -143,8 +152,13 @@ def test_pose_aware_attention_samples_around_each_joint_scaled_by_the_pose_box()
 
     def locs(i, off):
         pose = poses[:, i]
-        wh = torch.stack([pose[..., 0].max(-1)[0] - pose[..., 0].min(-1)[0],
-                          pose[..., 1].max(-1)[0] - pose[..., 1].min(-1)[0]], -1).clamp(min=1e-4)
+        wh = torch.stack(
+            [
+                pose[..., 0].max(-1)[0] - pose[..., 0].min(-1)[0],
+                pose[..., 1].max(-1)[0] - pose[..., 1].min(-1)[0],
+            ],
+            -1,
+        ).clamp(min=1e-4)
         return pose[:, :, None, None] + off * wh[:, :, None, None, None] * 0.5
 
     torch.testing.assert_close(out, _official_window_mix(m, query, window, locs), atol=1e-5, rtol=0)
@@ -160,9 +174,16 @@ def test_exports_to_onnx_and_runs_in_onnxruntime(impl, tmp_path):
 
     value, loc, weights = _inputs(lo=-0.1, hi=1.1)
     path = tmp_path / "msda.onnx"
-    torch.onnx.export(Op(), (value, loc, weights), str(path), opset_version=17, dynamo=False,
-                      input_names=["value", "loc", "weights"])
+    torch.onnx.export(
+        Op(),
+        (value, loc, weights),
+        str(path),
+        opset_version=17,
+        dynamo=False,
+        input_names=["value", "loc", "weights"],
+    )
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"value": value.numpy(), "loc": loc.numpy(), "weights": weights.numpy()})[0]
-    torch.testing.assert_close(torch.from_numpy(got), ms_deform_attn_reference(value, SHAPES, loc, weights),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch.from_numpy(got), ms_deform_attn_reference(value, SHAPES, loc, weights), atol=1e-5, rtol=0
+    )

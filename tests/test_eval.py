@@ -36,7 +36,7 @@ def _coco_set(names, seed=0):
         images.append(
             {"id": img_id, "file_name": f"{img_id}.jpg", "width": 640, "height": 480, "is_labeled": True}
         )
-        for k in range(0 if img_id == 5 else 2):
+        for _k in range(0 if img_id == 5 else 2):
             w, h = rng.uniform(40, 200), rng.uniform(80, 300)
             x, y = rng.uniform(0, 400), rng.uniform(0, 150)
             kp = np.stack(

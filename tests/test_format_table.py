@@ -52,11 +52,34 @@ def dummy_rows(monkeypatch):
     """One runtime row + its module, one format row: nothing else is edited."""
     mod = _dummy_runtime_module()
     monkeypatch.setitem(sys.modules, mod.__name__, mod)
-    monkeypatch.setitem(table.RUNTIMES, "dummyrt", table.Runtime(
-        "dummyrt", mod.__name__, (".dummy",), (".onnx", ".dummy"), ("numpy",), "numpy", None, label="Dummy"))
-    monkeypatch.setitem(table.FORMATS, "dummy", table.Format(
-        "dummy", ".onnx", "edgepose.export.to_onnx", "dummyrt", ("onnx",), "onnx", ("fp32",),
-        preference={"*": -1}))
+    monkeypatch.setitem(
+        table.RUNTIMES,
+        "dummyrt",
+        table.Runtime(
+            "dummyrt",
+            mod.__name__,
+            (".dummy",),
+            (".onnx", ".dummy"),
+            ("numpy",),
+            "numpy",
+            None,
+            label="Dummy",
+        ),
+    )
+    monkeypatch.setitem(
+        table.FORMATS,
+        "dummy",
+        table.Format(
+            "dummy",
+            ".onnx",
+            "edgepose.export.to_onnx",
+            "dummyrt",
+            ("onnx",),
+            "onnx",
+            ("fp32",),
+            preference={"*": -1},
+        ),
+    )
     devices.clear_cache()
     yield mod
     devices.clear_cache()
@@ -148,7 +171,9 @@ def test_tensorrt_options_follow_the_bundle(tiny_bundle, tmp_path):
 
 def test_no_import_between_export_and_quantization_but_the_one_direction():
     def grep(pattern: str, where: str) -> str:
-        r = subprocess.run(["grep", "-rn", "-e", pattern, where], cwd=ROOT, capture_output=True, text=True, check=False)
+        r = subprocess.run(
+            ["grep", "-rn", "-e", pattern, where], cwd=ROOT, capture_output=True, text=True, check=False
+        )
         return r.stdout
 
     assert grep(r"edgepose\.quantization\|from \.\.quantization", "edgepose/export") == ""
@@ -160,8 +185,15 @@ def test_no_import_between_export_and_quantization_but_the_one_direction():
 def test_format_names_appear_only_in_the_table_and_their_own_modules():
     names = [n for n in table.FORMATS if n != "torch"]
     allowed = {"core/formats.py"} | {f"export/to_{n}.py" for n in names}
-    watched = ["core/manifest.py", "runtimes/bundle.py", "runtimes/registry.py", "export/exporter.py",
-               "export/formats.py", "quantization/hook.py", "bench/backends.py"]
+    watched = [
+        "core/manifest.py",
+        "runtimes/bundle.py",
+        "runtimes/registry.py",
+        "export/exporter.py",
+        "export/formats.py",
+        "quantization/hook.py",
+        "bench/backends.py",
+    ]
     for rel in watched:
         assert rel not in allowed
         text = (ROOT / "edgepose" / rel).read_text()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import os
 import shutil
 import struct
 import xml.etree.ElementTree as ET
@@ -34,7 +33,6 @@ import torch
 import edgepose
 from edgepose.core.manifest import MANIFEST_NAME, ManifestError, TensorInfo, read_manifest, write_manifest
 from edgepose.export import export
-from edgepose.runtimes.base import ModelFileError
 from edgepose.zoo.checkpoints import CheckpointError, load_weights, save_checkpoint
 
 ASSETS = Path(__file__).parents[1] / ".assets"
@@ -155,7 +153,9 @@ def _sealed_edit(m):
         "input_both": m.replace(
             input_size=(h * 2, w * 2), stages=(reshape_input(frame, ("batch", 3, h * 2, w * 2)), temporal)
         ),
-        "keypoints": m.replace(keypoints="coco17", stages=(frame, reshape_input(temporal, ("batch", 3, 15, 16)))),
+        "keypoints": m.replace(
+            keypoints="coco17", stages=(frame, reshape_input(temporal, ("batch", 3, 15, 16)))
+        ),
     }
 
 
@@ -262,7 +262,9 @@ def test_bundles_that_run_report_what_is_wrong(bundles, fmt, tmp_path, caplog):
     (d3 / MANIFEST_NAME).write_text(json.dumps(data))
     with caplog.at_level(logging.WARNING, logger="edgepose.bundle"):
         poses, records = _run_one(d3, tmp_path)
-    warned = [r.getMessage() for r in caplog.records if "before edgepose recorded file hashes" in r.getMessage()]
+    warned = [
+        r.getMessage() for r in caplog.records if "before edgepose recorded file hashes" in r.getMessage()
+    ]
     assert len(warned) == 1 and "\n" not in warned[0]
     assert len(poses) == 1 and not poses[0].nonfinite_joints
     _processed(kind)
@@ -310,12 +312,24 @@ def checkpoints(tmp_path_factory):
         cases[name] = root / f"{name}.pt"
 
     def own(state_dict, **kw):
-        return {"format": "edgepose-checkpoint", "version": 1, "model": MODEL, "config": dict(tiny.config),
-                "state_dict": state_dict, "meta": {}, **kw}
+        return {
+            "format": "edgepose-checkpoint",
+            "version": 1,
+            "model": MODEL,
+            "config": dict(tiny.config),
+            "state_dict": state_dict,
+            "meta": {},
+            **kw,
+        }
 
     data = good.read_bytes()
-    for name, blob in {"trunc-half": data[: len(data) // 2], "trunc-10": data[:10], "empty": b"",
-                       "random": np.random.default_rng(0).bytes(4096), "text": b"not a checkpoint\n"}.items():
+    for name, blob in {
+        "trunc-half": data[: len(data) // 2],
+        "trunc-10": data[:10],
+        "empty": b"",
+        "random": np.random.default_rng(0).bytes(4096),
+        "text": b"not a checkpoint\n",
+    }.items():
         (root / f"{name}.pt").write_bytes(blob)
         cases[name] = root / f"{name}.pt"
     for i in range(3):  # bit flips inside tensor data
@@ -333,8 +347,12 @@ def checkpoints(tmp_path_factory):
         s[keys[0]].view(-1)[0] = fill
         raw(name, own(s))
         raw(f"{name}-official", s)  # a flat state dict, no hash: the values alone must be caught
-    raw("nan-all", own({k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v)
-                        for k, v in state.items()}))
+    raw(
+        "nan-all",
+        own(
+            {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v) for k, v in state.items()}
+        ),
+    )
     s = {k: v.clone() for k, v in state.items()}
     s[keys[1]] += 1e-3  # values changed after the hash was written
     raw("stale-hash", own(s, state_sha256=torch.zeros(1).numpy().tobytes().hex() * 16))
@@ -373,7 +391,11 @@ def test_damaged_checkpoints_are_refused_at_every_entry_point(checkpoints):
         if name == "missing-keys":
             COUNTS["ckpt/train"]["tried"] += 1
             report = load_weights(model, path, strict=False)
-            assert report.loaded == len(torch.load(path, weights_only=True)["state_dict"]) < len(model.state_dict())
+            assert (
+                report.loaded
+                == len(torch.load(path, weights_only=True)["state_dict"])
+                < len(model.state_dict())
+            )
             COUNTS["ckpt/train"]["processed-with-report"] += 1
         else:
             _refused("ckpt/train", lambda: load_weights(model, path, strict=False), CheckpointError)

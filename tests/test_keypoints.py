@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from edgepose.core.keypoints import COCO17, LAYOUTS, POSETRACK15, POSETRACK17, POSETRACK_OFFICIAL15, convert, get_layout
+from edgepose.core.keypoints import (
+    COCO17,
+    LAYOUTS,
+    POSETRACK15,
+    POSETRACK17,
+    POSETRACK_OFFICIAL15,
+    convert,
+    get_layout,
+)
 
 
 def test_layout_sizes_and_flip_pairs_are_mirror_images():

@@ -35,7 +35,9 @@ def test_rle_with_identity_flow_is_laplace_nll_plus_prior_nll():
     coords, sigma, target, w = _one_joint()
     loss, parts = L.rle_loss(coords, sigma, target, w, L.RealNVP().make_identity())
     # Laplace NLL of the error with scale sqrt(2) * sigma, per coordinate, by hand
-    laplace = sum(math.log(2 * math.sqrt(2) * s) + e / (math.sqrt(2) * s) for s, e in ((0.1, 0.1), (0.2, 0.2)))
+    laplace = sum(
+        math.log(2 * math.sqrt(2) * s) + e / (math.sqrt(2) * s) for s, e in ((0.1, 0.1), (0.2, 0.2))
+    )
     assert parts["rle_residual"].item() == pytest.approx(laplace, abs=1e-5)
     assert laplace == pytest.approx(-0.41837, abs=1e-5)
     # the identity flow leaves the standard normal NLL of the residual (1, -1): 1 + log(2 pi)
@@ -48,8 +50,10 @@ def test_rle_official_broadcast_and_gaussian_residual():
     flow = L.RealNVP().make_identity()
     official, _ = L.rle_loss(coords, sigma, target, w, flow, compat="official")
     # official: sum_d (log sigma_d - log G) + sum_d (log(sigma_d sqrt(2 pi)) + |e_d| / (sqrt 2 sigma_d))
-    by_hand = sum(math.log(s) + (1 + LOG_2PI) + math.log(s * math.sqrt(2 * math.pi)) + e / (math.sqrt(2) * s)
-                  for s, e in ((0.1, 0.1), (0.2, 0.2)))
+    by_hand = sum(
+        math.log(s) + (1 + LOG_2PI) + math.log(s * math.sqrt(2 * math.pi)) + e / (math.sqrt(2) * s)
+        for s, e in ((0.1, 0.1), (0.2, 0.2))
+    )
     assert official.item() == pytest.approx(by_hand, abs=1e-4)
     _, parts = L.rle_loss(coords, sigma, target, w, flow, residual="gaussian")
     gauss = sum(0.5 * LOG_2PI + math.log(s) + e * e / (2 * s * s) for s, e in ((0.1, 0.1), (0.2, 0.2)))
@@ -71,7 +75,9 @@ def test_rle_weights_batch_mean_and_flow_gradients():
     masked.backward()  # ... and sends its prediction no gradient, while the weighted joint gets one
     assert torch.equal(c2.grad[0, 1], torch.zeros(2)) and torch.equal(s2.grad[0, 1], torch.zeros(2))
     assert bool((c2.grad[0, 0] != 0).all() and (s2.grad[0, 0] != 0).all())
-    batch, _ = L.rle_loss(coords.repeat(2, 1, 1), sigma.repeat(2, 1, 1), target.repeat(2, 1, 1), w.repeat(2, 1), flow)
+    batch, _ = L.rle_loss(
+        coords.repeat(2, 1, 1), sigma.repeat(2, 1, 1), target.repeat(2, 1, 1), w.repeat(2, 1), flow
+    )
     assert batch.item() == pytest.approx(single.item(), abs=1e-5)  # summed over joints, mean over the batch
     # The flow is trained by the loss: every flow parameter gets a finite, nonzero gradient. (Not at
     # the residual above: there |err / sigma| = 1 in both coordinates, where the Gaussian prior's
@@ -237,7 +243,13 @@ def test_recipes_table_and_synthetic_variants():
         assert short.name == f"{paper.name}_synthetic" and short.family == family
         assert short.epochs <= paper.epochs and short.batch_size == 32 and short.warmup_epochs == 1
     dsta = get_recipe("dsta")
-    assert (dsta.optimizer, dsta.lr, dsta.weight_decay, dsta.epochs, dsta.milestones) == ("adamw", 2e-4, 0.01, 40, (20, 30))
+    assert (dsta.optimizer, dsta.lr, dsta.weight_decay, dsta.epochs, dsta.milestones) == (
+        "adamw",
+        2e-4,
+        0.01,
+        40,
+        (20, 30),
+    )
     cfg = dsta.config(epochs=4)
     assert cfg.milestones == (0.5, 0.75) and cfg.epochs == 4 and cfg.schedule == "step"
     assert get_recipe("distilpose").config().batch_size == 512

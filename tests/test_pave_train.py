@@ -16,7 +16,7 @@ from edgepose.data.synthetic import SynthConfig  # noqa: E402
 from edgepose.data.whole_frame import WholeFrameDataset, letterbox_matrix, targets_of  # noqa: E402
 from edgepose.training import datasets as D  # noqa: E402
 from edgepose.training.tasks import build_task  # noqa: E402
-from edgepose.training.trainer import Trainer, TrainConfig  # noqa: E402
+from edgepose.training.trainer import TrainConfig, Trainer  # noqa: E402
 from edgepose.zoo import create_model, get_spec  # noqa: E402
 
 NAME = "pave_mnv2_tiny"
@@ -49,7 +49,9 @@ def test_windows_are_letterboxed_like_the_sdk_with_every_person(synth):
     from edgepose.sdk.estimator import letterbox_matrix as sdk_letterbox
 
     spec, part, ds = _dataset(synth)
-    assert np.array_equal(letterbox_matrix((96, 128), spec.input_size)[0], sdk_letterbox((96, 128), spec.input_size)[0])
+    assert np.array_equal(
+        letterbox_matrix((96, 128), spec.input_size)[0], sdk_letterbox((96, 128), spec.input_size)[0]
+    )
     item = ds[0]
     assert item["frames"].shape == (3, 3, *spec.input_size)
     n = int(item["num_people"])
@@ -62,7 +64,9 @@ def test_windows_are_letterboxed_like_the_sdk_with_every_person(synth):
     # back to frame pixels through the matrix: the labels
     h, wd = spec.input_size
     m = np.vstack([item["matrix"].numpy(), [0, 0, 1]])
-    back = (np.linalg.inv(m) @ np.c_[people[0, :, 0] * wd, people[0, :, 1] * h, np.ones(len(people[0]))].T)[:2].T
+    back = (np.linalg.inv(m) @ np.c_[people[0, :, 0] * wd, people[0, :, 1] * h, np.ones(len(people[0]))].T)[
+        :2
+    ].T
     labelled = [p for p in frame.persons if p.visible.any()][0]
     ok = w[0]
     assert np.allclose(back[ok], labelled.keypoints[ok, :2], atol=1e-3)
@@ -89,8 +93,17 @@ def _trainer(synth, out, epochs, **cfg):
     task = build_task(spec, model, joint_weights={"left_wrist": 1.5, "right_wrist": 1.5})
     _, _, ds = _dataset(synth)
     ds.samples = ds.samples[:4]  # one fixed batch of four windows
-    config = TrainConfig(epochs=epochs, batch_size=4, lr=1e-3, schedule="constant", optimizer="adamw", seed=1,
-                         device="cpu", grad_clip=0.1, **cfg)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=4,
+        lr=1e-3,
+        schedule="constant",
+        optimizer="adamw",
+        seed=1,
+        device="cpu",
+        grad_clip=0.1,
+        **cfg,
+    )
     return Trainer(model, task, ds, config, out, progress=False)
 
 
@@ -103,7 +116,8 @@ def test_loss_decreases_and_a_killed_run_resumes_to_the_same_weights(synth, tmp_
     assert len(losses) == steps and all(np.isfinite(losses))
     assert losses[-1] < losses[0] - 0.5, losses  # the same batch every step: the set loss must fall
     assert {"cls", "rle_init", "rle_dec", "rle_joint", "err_px"} <= set(full.state.history[-1]) | {
-        k[len("train_"):] for k in full.state.history[-1]}
+        k[len("train_") :] for k in full.state.history[-1]
+    }
 
     killed = _trainer(synth, tmp_path / "killed", steps, checkpoint_every=1)
     killed.interrupt_after_steps = 3
@@ -145,8 +159,11 @@ def test_joint_decoder_refines_the_matched_queries_first():
     people[0, :2, :, 2] = 1
     people[1, :1, :, :2] = torch.rand(1, model.num_joints, 2) * 0.5 + 0.25
     people[1, :1, :, 2] = 1
-    batch = {"frames": torch.randn(2, 3, 3, *model.input_size), "people": people,
-             "num_people": torch.tensor([2, 1])}
+    batch = {
+        "frames": torch.randn(2, 3, 3, *model.input_size),
+        "people": people,
+        "num_people": torch.tensor([2, 1]),
+    }
     out = task.forward(model, batch)
     last = {"logits": out["dec_logits"][-1], "poses": out["dec_kpts"][-1]}
     matches = task.dec_criterion.match_level(last, targets_of(batch))
@@ -162,18 +179,35 @@ def test_cli_trains_and_evaluates_with_predicted_people(synth, tmp_path):
     from edgepose.cli import app
 
     out = tmp_path / "run"
-    res = CliRunner().invoke(app, ["train", NAME, "--data", str(synth), "--out", str(out), "--epochs", "1",
-                                   "--batch-size", "2", "--no-progress", "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            NAME,
+            "--data",
+            str(synth),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--no-progress",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    summary = json.loads(res.output[res.output.index("{"):])
+    summary = json.loads(res.output[res.output.index("{") :])
     assert summary["steps"] >= 1 and summary["val_metric"] == "mAP"
     rec = summary["history"][-1]
     assert {"train_cls", "train_rle_joint", "val_mAP", "val_AP"} <= set(rec)
     run = json.loads((out / "run.json").read_text())
     assert run["recipe"]["name"] == "pave"  # a dataset directory: the paper recipe
-    res = CliRunner().invoke(app, ["eval", NAME, "--weights", str(out / "last.pt"), "--data", str(synth), "--json"])
+    res = CliRunner().invoke(
+        app, ["eval", NAME, "--weights", str(out / "last.pt"), "--data", str(synth), "--json"]
+    )
     assert res.exit_code == 0, res.output
-    got = json.loads(res.output[res.output.index("{"):])
+    got = json.loads(res.output[res.output.index("{") :])
     assert got["people"] == "predicted" and "mAP" in got["metrics"] and "AP" in got["metrics"]
 
 
@@ -186,8 +220,15 @@ def test_mean_pose_at_true_boxes_scores_and_perfect_predictions_score_100(synth)
     mean = mean_pose(train.records, spec.layout)
     assert mean.shape == (15, 2) and ((mean >= 0) & (mean <= 1)).all()
     floor = metrics(mean_pose_predictions(val.records, mean), val.records, spec.layout, val.format)
-    perfect = [Prediction(int(f.image_id), np.where(p.labelled[:, None], p.keypoints[:, :2], np.nan), np.ones(15), 1.0)
-               for v in val.records for f in v.frames if f.is_labeled for p in f.persons]  # unlabelled: not predicted
+    perfect = [
+        Prediction(
+            int(f.image_id), np.where(p.labelled[:, None], p.keypoints[:, :2], np.nan), np.ones(15), 1.0
+        )
+        for v in val.records
+        for f in v.frames
+        if f.is_labeled
+        for p in f.persons
+    ]  # unlabelled: not predicted
     top = metrics(perfect, val.records, spec.layout, val.format)
     assert top["mAP"] == pytest.approx(100.0) and top["AP"] == pytest.approx(100.0)
     assert 0 <= floor["mAP"] < 100 and 0 <= floor["AP"] < 100
@@ -203,6 +244,8 @@ def test_coco_stills_train_as_repeated_windows(synth):
     assert part.format == "coco"
     ds = data.topdown_dataset(spec, part, train=True, seed=0)
     item = ds[0]
-    assert torch.equal(item["frames"][0], item["frames"][1]) and torch.equal(item["frames"][1], item["frames"][2])
+    assert torch.equal(item["frames"][0], item["frames"][1]) and torch.equal(
+        item["frames"][1], item["frames"][2]
+    )
     assert int(item["num_people"]) >= 1
     assert adapt_for_spec(get_spec("dsta_mnv2_tiny"), D, topdown_evaluate) == (D, topdown_evaluate)

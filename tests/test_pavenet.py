@@ -83,8 +83,10 @@ def official_keys(cfg, joints=15):
         lin(f"{p}.attentions.0.value_proj", d, d)
         lin(f"{p}.attentions.0.output_proj", d, d)
         ffn_norms(p, 2)
-    for name, layers, pts in (("decoder", cfg["dec_layers"], joints), ("refine_decoder", cfg["refine_layers"],
-                                                                       cfg["refine_points"])):
+    for name, layers, pts in (
+        ("decoder", cfg["dec_layers"], joints),
+        ("refine_decoder", cfg["refine_layers"], cfg["refine_points"]),
+    ):
         for i in range(layers):
             p = f"{t}.{name}.layers.{i}"
             mha(f"{p}.attentions.0")
@@ -208,8 +210,20 @@ def _mha(sd, p, x, pos, heads):
     """mmcv MultiheadAttention (sequence-first): q = k = x + pos, v = x, identity added."""
     q = x + pos
     out = F.multi_head_attention_forward(
-        q, q, x, x.shape[-1], heads, sd[f"{p}.attn.in_proj_weight"], sd[f"{p}.attn.in_proj_bias"], None, None,
-        False, 0.0, sd[f"{p}.attn.out_proj.weight"], sd[f"{p}.attn.out_proj.bias"], training=False,
+        q,
+        q,
+        x,
+        x.shape[-1],
+        heads,
+        sd[f"{p}.attn.in_proj_weight"],
+        sd[f"{p}.attn.in_proj_bias"],
+        None,
+        None,
+        False,
+        0.0,
+        sd[f"{p}.attn.out_proj.weight"],
+        sd[f"{p}.attn.out_proj.bias"],
+        training=False,
         need_weights=False,
     )[0]
     return x + out
@@ -250,19 +264,39 @@ def official_forward(sd, cfg, imgs, joints=15, max_per_img=None):
     trunk.load_state_dict({k[9:]: v for k, v in sd.items() if k.startswith("backbone.")})
     feats = list(trunk(x))
     gn_groups = min(32, d)
-    outs = [F.group_norm(F.conv2d(f, sd[f"neck.convs.{i}.conv.weight"]), gn_groups, sd[f"neck.convs.{i}.gn.weight"],
-                         sd[f"neck.convs.{i}.gn.bias"]) for i, f in enumerate(feats)]
-    outs.append(F.group_norm(F.conv2d(feats[-1], sd["neck.extra_convs.0.conv.weight"], stride=2, padding=1),
-                             gn_groups, sd["neck.extra_convs.0.gn.weight"], sd["neck.extra_convs.0.gn.bias"]))
+    outs = [
+        F.group_norm(
+            F.conv2d(f, sd[f"neck.convs.{i}.conv.weight"]),
+            gn_groups,
+            sd[f"neck.convs.{i}.gn.weight"],
+            sd[f"neck.convs.{i}.gn.bias"],
+        )
+        for i, f in enumerate(feats)
+    ]
+    outs.append(
+        F.group_norm(
+            F.conv2d(feats[-1], sd["neck.extra_convs.0.conv.weight"], stride=2, padding=1),
+            gn_groups,
+            sd["neck.extra_convs.0.gn.weight"],
+            sd["neck.extra_convs.0.gn.bias"],
+        )
+    )
     t = "bbox_head.transformer"
     shapes = [tuple(f.shape[-2:]) for f in outs]
     L = len(shapes)
     feat = torch.cat([f.flatten(2).transpose(1, 2) for f in outs], 1)  # (BT, S, C)
-    pos = torch.cat([(_sine(h, w, d).flatten(2).transpose(1, 2) + sd[f"{t}.level_embeds"][i].view(1, 1, -1))
-                     for i, (h, w) in enumerate(shapes)], 1).expand(x.shape[0], -1, -1)
+    pos = torch.cat(
+        [
+            (_sine(h, w, d).flatten(2).transpose(1, 2) + sd[f"{t}.level_embeds"][i].view(1, 1, -1))
+            for i, (h, w) in enumerate(shapes)
+        ],
+        1,
+    ).expand(x.shape[0], -1, -1)
     refs = []
     for h, w in shapes:
-        ry, rx = torch.meshgrid(torch.linspace(0.5, h - 0.5, h), torch.linspace(0.5, w - 0.5, w), indexing="ij")
+        ry, rx = torch.meshgrid(
+            torch.linspace(0.5, h - 0.5, h), torch.linspace(0.5, w - 0.5, w), indexing="ij"
+        )
         refs.append(torch.stack((rx.reshape(-1)[None] / w, ry.reshape(-1)[None] / h), -1))
     ref_enc = torch.cat(refs, 1)[:, :, None].expand(-1, -1, L, -1)  # (1, S, L, 2)
     norm = torch.tensor([[w, h] for h, w in shapes], dtype=torch.float32)
@@ -278,16 +312,28 @@ def official_forward(sd, cfg, imgs, joints=15, max_per_img=None):
         off = _lin(sd, f"{p}.attentions.0.sampling_offsets", q).view(bs, s, heads, L, pts, 2)
         aw = _lin(sd, f"{p}.attentions.0.attention_weights", q).view(bs, s, heads, L * pts).softmax(-1)
         loc = ref_enc[:, :, None, :, None, :] + off / norm[None, None, None, :, None, :]
-        a = _lin(sd, f"{p}.attentions.0.output_proj", _msda_mmcv(v, shapes, loc, aw.view(bs, s, heads, L, pts)))
+        a = _lin(
+            sd, f"{p}.attentions.0.output_proj", _msda_mmcv(v, shapes, loc, aw.view(bs, s, heads, L, pts))
+        )
         mem = _ln(sd, f"{p}.norms.0", mem + a)
         mem = _ln(sd, f"{p}.norms.1", _ffn(sd, f"{p}.ffns.0", mem))
     memory = mem  # (BT, S, C), frames interleaved: index b*T + t
 
     # Two-stage proposals from the current frame.
     now = memory[T // 2 :: T]
-    props = torch.cat([torch.stack(torch.meshgrid(torch.linspace(0, h - 1, h), torch.linspace(0, w - 1, w),
-                                                  indexing="ij")[::-1], -1).view(1, -1, 2).add(0.5)
-                       / torch.tensor([w, h], dtype=torch.float32) for h, w in shapes], 1)
+    props = torch.cat(
+        [
+            torch.stack(
+                torch.meshgrid(torch.linspace(0, h - 1, h), torch.linspace(0, w - 1, w), indexing="ij")[::-1],
+                -1,
+            )
+            .view(1, -1, 2)
+            .add(0.5)
+            / torch.tensor([w, h], dtype=torch.float32)
+            for h, w in shapes
+        ],
+        1,
+    )
     valid = ((props > 0.01) & (props < 0.99)).all(-1, keepdim=True)
     props = torch.log(props / (1 - props)).masked_fill(~valid, float("inf"))
     om = _ln(sd, f"{t}.enc_output_norm", _lin(sd, f"{t}.enc_output", now.masked_fill(~valid, 0.0)))
@@ -338,8 +384,12 @@ def official_forward(sd, cfg, imgs, joints=15, max_per_img=None):
         def pose_locs(i, off, r_in=r_in):
             rr = r_in[:, i * Q : (i + 1) * Q]
             rs = rr.reshape(1, Q, L, -1, 2).unsqueeze(2)
-            wv = torch.clamp(rr[..., 0::2].max(-1, keepdim=True)[0] - rr[..., 0::2].min(-1, keepdim=True)[0], min=1e-4)
-            hv = torch.clamp(rr[..., 1::2].max(-1, keepdim=True)[0] - rr[..., 1::2].min(-1, keepdim=True)[0], min=1e-4)
+            wv = torch.clamp(
+                rr[..., 0::2].max(-1, keepdim=True)[0] - rr[..., 0::2].min(-1, keepdim=True)[0], min=1e-4
+            )
+            hv = torch.clamp(
+                rr[..., 1::2].max(-1, keepdim=True)[0] - rr[..., 1::2].min(-1, keepdim=True)[0], min=1e-4
+            )
             wh = torch.cat([wv, hv], -1)[:, :, None, :, None, :]
             return rs + off * wh * 0.5
 
@@ -347,8 +397,14 @@ def official_forward(sd, cfg, imgs, joints=15, max_per_img=None):
         out = _ln(sd, f"{p}.norms.1", out + a)
         out = _ln(sd, f"{p}.norms.2", _ffn(sd, f"{p}.ffns.0", out))
         ob = out.permute(1, 0, 2)
-        tmps = torch.cat([kbr("pre_kpt_branches", lid, ob), kbr("kpt_branches", lid, ob),
-                          kbr("next_kpt_branches", lid, ob)], 1)
+        tmps = torch.cat(
+            [
+                kbr("pre_kpt_branches", lid, ob),
+                kbr("kpt_branches", lid, ob),
+                kbr("next_kpt_branches", lid, ob),
+            ],
+            1,
+        )
         prev = ref
         ref = (tmps + _inv_sig(ref)).sigmoid()
     hs = out.permute(1, 0, 2)
@@ -380,12 +436,20 @@ def official_forward(sd, cfg, imgs, joints=15, max_per_img=None):
             rr = r_in[i * M : (i + 1) * M]
             return rr[:, :, None, :, None, :] + off / norm[None, None, None, :, None, :]
 
-        a = _frame_mix(sd, f"{p}.attentions.1", qb, values, joint_locs, heads, L, pts, shapes).permute(1, 0, 2)
+        a = _frame_mix(sd, f"{p}.attentions.1", qb, values, joint_locs, heads, L, pts, shapes).permute(
+            1, 0, 2
+        )
         y = _ln(sd, f"{p}.norms.1", y + a)
         y = _ln(sd, f"{p}.norms.2", _ffn(sd, f"{p}.ffns.0", y))
         yb = y.permute(1, 0, 2)
-        tmps = torch.cat([rbr("pre_refine_kpt_branches", lid, yb), rbr("refine_kpt_branches", lid, yb),
-                          rbr("next_refine_kpt_branches", lid, yb)], 0)
+        tmps = torch.cat(
+            [
+                rbr("pre_refine_kpt_branches", lid, yb),
+                rbr("refine_kpt_branches", lid, yb),
+                rbr("next_refine_kpt_branches", lid, yb),
+            ],
+            0,
+        )
         prev = rref
         rref = (tmps + _inv_sig(rref)).sigmoid()
     yb = y.permute(1, 0, 2)
@@ -411,8 +475,11 @@ def test_official_layout_loads_strictly_and_drops_training_only_keys(tmp_path):
     model = create_model("pave_r50_tiny")
     report = load_weights(model, path)
     assert report.source == "official"
-    assert set(report.ignored) == {k for k in state if k.startswith(("bbox_head.fc_hm.", "bbox_head.enc_flow.",
-                                                                      "bbox_head.dec_flow.", "bbox_head.flow."))}
+    assert set(report.ignored) == {
+        k
+        for k in state
+        if k.startswith(("bbox_head.fc_hm.", "bbox_head.enc_flow.", "bbox_head.dec_flow.", "bbox_head.flow."))
+    }
     assert report.loaded == len(model.state_dict())
     own = model.state_dict()
     for k, v in own.items():
@@ -422,8 +489,13 @@ def test_official_layout_loads_strictly_and_drops_training_only_keys(tmp_path):
 def test_full_size_official_layout_matches_pave_r50_key_for_key():
     """Key names and shapes of the full ResNet-50 config (no weights are made: shapes only)."""
     model = create_model("pave_r50")
-    want = {k: s for k, s in official_keys(get_spec("pave_r50").config).items()
-            if not k.startswith(("bbox_head.fc_hm.", "bbox_head.enc_flow.", "bbox_head.dec_flow.", "bbox_head.flow."))}
+    want = {
+        k: s
+        for k, s in official_keys(get_spec("pave_r50").config).items()
+        if not k.startswith(
+            ("bbox_head.fc_hm.", "bbox_head.enc_flow.", "bbox_head.dec_flow.", "bbox_head.flow.")
+        )
+    }
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert own == want
 
@@ -442,8 +514,9 @@ def test_outputs_equal_the_official_forward_on_the_same_weights(seed):
         torch.testing.assert_close(out["scores"][b], scores, rtol=0, atol=1e-5)
         torch.testing.assert_close(out["poses"][b, ..., 2], kpts[..., 2], rtol=0, atol=1e-5)
         # pixels: 1e-5 of the normalised coordinate
-        torch.testing.assert_close(out["poses"][b, ..., :2] / model.image_wh, kpts[..., :2] / model.image_wh,
-                                   rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            out["poses"][b, ..., :2] / model.image_wh, kpts[..., :2] / model.image_wh, rtol=0, atol=1e-5
+        )
 
 
 def test_gather_kernel_gives_the_same_model_outputs():
@@ -489,7 +562,12 @@ def test_training_forward_returns_every_stage_for_the_losses():
     model = create_model("pave_mnv2_tiny").train()
     out = model(torch.randn(1, 3, 3, *model.input_size))
     k, q, m = model.num_joints, model.queries, model.max_persons
-    assert out["enc_logits"].shape == (1, model.num_tokens) and out["enc_kpts"].shape == (1, model.num_tokens, k, 2)
+    assert out["enc_logits"].shape == (1, model.num_tokens) and out["enc_kpts"].shape == (
+        1,
+        model.num_tokens,
+        k,
+        2,
+    )
     assert out["dec_kpts"].shape == (2, 1, q, k, 2) and out["dec_logits"].shape == (2, 1, q)
     assert out["refine_kpts"].shape == (1, 1, m, k, 2) and out["refine_sigma"].shape == (1, 1, m, k, 2)
     sum(v.square().mean() for v in out.values() if v.is_floating_point()).backward()
@@ -511,7 +589,9 @@ def test_official_loader_refuses_other_layouts_with_reasons():
     with pytest.raises(CheckpointError, match="load it into pave_r50"):
         load_weights(create_model("pave_mnv2_tiny"), {"state_dict": state})
     broken = {k: v for k, v in state.items() if "refine_query_embedding" not in k}
-    with pytest.raises(CheckpointError, match="missing keys: bbox_head.transformer.refine_query_embedding.weight"):
+    with pytest.raises(
+        CheckpointError, match="missing keys: bbox_head.transformer.refine_query_embedding.weight"
+    ):
         load_weights(create_model("pave_r50_tiny"), {"state_dict": broken})
     five = {**state, "bbox_head.pre_pre_kpt_branches.0.0.weight": torch.zeros(1)}
     with pytest.raises(CheckpointError, match="build with frames=5"):
@@ -541,8 +621,15 @@ def test_full_builds_sizes():
         return sum(p.numel() for m in mods for p in m.parameters())
 
     total = n(r50)
-    stpd = n(tr.decoder, h.query_embedding, *h.cls_branches[:3], *h.kpt_branches[:3], h.pre_kpt_branches,
-             h.next_kpt_branches, *h.dec_fc_sigma_branches[:3])
+    stpd = n(
+        tr.decoder,
+        h.query_embedding,
+        *h.cls_branches[:3],
+        *h.kpt_branches[:3],
+        h.pre_kpt_branches,
+        h.next_kpt_branches,
+        *h.dec_fc_sigma_branches[:3],
+    )
     assert n(r50.backbone) == 23_508_032
     assert stpd / 1e6 == pytest.approx(12.34, rel=0.05)  # paper Table 4: STPD 12.34M
     assert total / 1e6 == pytest.approx(50.79, abs=0.01)
@@ -559,7 +646,9 @@ def test_stages_export_to_onnx_through_the_project_exporter_with_parity(tmp_path
 
     from edgepose.export import export
 
-    result = export("pave_mnv2_tiny", out=tmp_path / "b", format="onnx", verify=False, onnx_exporter="torchscript")
+    result = export(
+        "pave_mnv2_tiny", out=tmp_path / "b", format="onnx", verify=False, onnx_exporter="torchscript"
+    )
     bundle = result.bundles[0]
     torch.manual_seed(0)  # the seed a weight-less export initialises with
     model = create_model("pave_mnv2_tiny").eval()
@@ -568,8 +657,10 @@ def test_stages_export_to_onnx_through_the_project_exporter_with_parity(tmp_path
     with torch.no_grad():
         memory = [model.run_stage("frame", image=frames[:, i])["memory"] for i in range(3)]
         ref = model.run_stage("temporal", memory_window=torch.stack(memory, 1))
-    sessions = {s.name: ort.InferenceSession(str(bundle.path / s.files[0]), providers=["CPUExecutionProvider"])
-                for s in bundle.manifest.stages}
+    sessions = {
+        s.name: ort.InferenceSession(str(bundle.path / s.files[0]), providers=["CPUExecutionProvider"])
+        for s in bundle.manifest.stages
+    }
     got = [sessions["frame"].run(None, {"image": frames[:, i].numpy()})[0] for i in range(3)]
     for g_, r in zip(got, memory):
         assert np.abs(g_ - r.numpy()).max() < 1e-4

@@ -33,7 +33,9 @@ def photos(tmp_path_factory):
     cv2.imwrite(str(d / "a.png"), clip.frames[0])
     cv2.imwrite(str(d / "b.jpg"), clip.frames[1])
     with open(d.parent / "boxes.jsonl", "w") as f:
-        f.writelines(json.dumps({"frame": 0, "box": b.tolist(), "box_score": 0.9}) + "\n" for b in clip.boxes[0])
+        f.writelines(
+            json.dumps({"frame": 0, "box": b.tolist(), "box_score": 0.9}) + "\n" for b in clip.boxes[0]
+        )
     return d, d.parent / "boxes.jsonl", clip
 
 
@@ -145,8 +147,14 @@ def test_cli_predict_video_has_poses_from_the_first_frame(tiny_bundle, tmp_path)
     with open(tmp_path / "b.jsonl", "w") as f:
         for i, bs in enumerate(clip.boxes):
             f.writelines(json.dumps({"frame": i, "box": b.tolist()}) + "\n" for b in bs)
-    args = ["predict", str(tmp_path / "c.mp4"), "--bundle", str(tiny_bundle), "--detector",
-            f"boxes:{tmp_path / 'b.jsonl'}"]
+    args = [
+        "predict",
+        str(tmp_path / "c.mp4"),
+        "--bundle",
+        str(tiny_bundle),
+        "--detector",
+        f"boxes:{tmp_path / 'b.jsonl'}",
+    ]
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o.mp4")])
     assert res.exit_code == 0, res.output
     frames = [r["frame"] for r in read_jsonl(tmp_path / "o.jsonl")]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from edgepose.data.posetrack import read_posetrack
 from edgepose.data.coco import read_coco
+from edgepose.data.posetrack import read_posetrack
 from edgepose.data.synth_dataset import write_dataset
 from edgepose.data.synthetic import SynthConfig
 from edgepose.data.topdown import TopDownDataset
@@ -18,7 +18,12 @@ from edgepose.eval.posetrack_map import person_head_size
 from edgepose.training.validate import predict
 from edgepose.zoo.checkpoints import read_checkpoint
 from edgepose.zoo.pretrained import (
-    WEIGHTS_DIR, PretrainedError, list_pretrained, load_pretrained, model_spec, pretrained_info,
+    WEIGHTS_DIR,
+    PretrainedError,
+    list_pretrained,
+    load_pretrained,
+    model_spec,
+    pretrained_info,
 )
 
 # PCKh@0.5 / PCK@0.2 (box) floors on the clip below, for the shipped models only (sharpose_s did
@@ -60,8 +65,11 @@ def _score(model, clip):
     mask = np.stack([s.person.visible & ds.layout.valid_mask for s in ds.samples])
     head = [person_head_size(s.person, ds.layout) for s in ds.samples]
     box = [box_size(s.person.box()) for s in ds.samples]
-    return (pck(pred, gt, mask, head, 0.5, spec.layout).mean, pck(pred, gt, mask, box, 0.2, spec.layout).mean,
-            len(ds))
+    return (
+        pck(pred, gt, mask, head, 0.5, spec.layout).mean,
+        pck(pred, gt, mask, box, 0.2, spec.layout).mean,
+        len(ds),
+    )
 
 
 REAL = {"dsta_mnv2_coco"}  # distilled on real footage (benchmarks/distil_real.py)

@@ -37,28 +37,51 @@ def test_adopt_pretrained_is_load_pretrained():
 
 def test_export_source_and_eval_build_the_shipped_weights():
     src = build(NAME, "pretrained")
-    assert "shipped weights" in src.describe() and list(src.model.input_size) == pretrained_info(NAME)["input_size"]
+    assert (
+        "shipped weights" in src.describe()
+        and list(src.model.input_size) == pretrained_info(NAME)["input_size"]
+    )
     model, report = build_for_weights(NAME, "pretrained")
-    assert report.loaded == len(model.state_dict()) and model.pretrained["file"] == pretrained_info(NAME)["file"]
+    assert (
+        report.loaded == len(model.state_dict()) and model.pretrained["file"] == pretrained_info(NAME)["file"]
+    )
     a = dict(src.model.state_dict())
     for k, v in model.state_dict().items():
         assert torch.equal(a[k], v)
 
 
 def test_cli_export_with_pretrained_weights(tmp_path):
-    res = CliRunner().invoke(app, ["export", NAME, "--weights", "pretrained", "--format", "onnx", "--onnx-exporter",
-                                   "torchscript", "--no-verify", "--out", str(tmp_path / "b"), "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "export",
+            NAME,
+            "--weights",
+            "pretrained",
+            "--format",
+            "onnx",
+            "--onnx-exporter",
+            "torchscript",
+            "--no-verify",
+            "--out",
+            str(tmp_path / "b"),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["input_size"] == pretrained_info(NAME)["input_size"]
 
 
-@pytest.mark.parametrize("command", [
-    ["export", NAME, "--out", "OUT"],
-    ["eval", NAME, "--data", "."],
-    ["quantize", NAME, "--data", "synthetic", "--out", "OUT"],
-    ["demo", "--out", "OUT"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["export", NAME, "--out", "OUT"],
+        ["eval", NAME, "--data", "."],
+        ["quantize", NAME, "--data", "synthetic", "--out", "OUT"],
+        ["demo", "--out", "OUT"],
+    ],
+)
 def test_a_missing_checkpoint_is_one_line(command, tmp_path):
     cmd = [c.replace("OUT", str(tmp_path / "o")) for c in command]
     res = CliRunner().invoke(app, [*cmd, "--weights", str(tmp_path / "nope.pt")])

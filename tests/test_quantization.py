@@ -20,8 +20,8 @@ from edgepose.cli import app
 from edgepose.core.manifest import read_manifest
 from edgepose.data.synth_dataset import write_dataset
 from edgepose.data.synthetic import SynthConfig
-from edgepose.export.source import build
 from edgepose.export.formats import PRECISIONS
+from edgepose.export.source import build
 from edgepose.quantization import quantize
 from edgepose.quantization.calibration import collect, open_data
 from edgepose.quantization.pipeline import StagePlan
@@ -41,7 +41,9 @@ KP_P90_PX = 1.5
 def data(tmp_path_factory):
     """Four short synthetic videos (two train, two val) in PoseTrack and COCO form."""
     out = tmp_path_factory.mktemp("q") / "data"
-    write_dataset(out, SynthConfig.preset("easy", width=256, height=192, frames=6), videos=4, seed=3, split_val=0.5)
+    write_dataset(
+        out, SynthConfig.preset("easy", width=256, height=192, frames=6), videos=4, seed=3, split_val=0.5
+    )
     return out
 
 
@@ -85,11 +87,16 @@ def test_module_paths_of_graph_nodes():
     assert model_path("stage.model.head_coord.1") == "head_coord.1" and model_path("stage") == ""
     node = onnx.helper.make_node("MatMul", ["a", "b"], ["c"], name="node_MatMul_1")
     entry = node.metadata_props.add()
-    entry.key, entry.value = "pkg.torch.onnx.name_scopes", "['', 'stage', 'stage.model.head', 'stage.model.head.1', 'linear']"
+    entry.key, entry.value = (
+        "pkg.torch.onnx.name_scopes",
+        "['', 'stage', 'stage.model.head', 'stage.model.head.1', 'linear']",
+    )
     assert onnx_node_path(node) == "head.1"
     ts = onnx.helper.make_node("MatMul", ["a", "b"], ["c"], name="/stage/model/blocks.0/attn/MatMul")
     assert onnx_node_path(ts) == "blocks.0.attn"
-    ts2 = onnx.helper.make_node("MatMul", ["a", "b"], ["c"], name="/stage/model/head_coord/head_coord.1/MatMul")
+    ts2 = onnx.helper.make_node(
+        "MatMul", ["a", "b"], ["c"], name="/stage/model/head_coord/head_coord.1/MatMul"
+    )
     assert onnx_node_path(ts2) == "head_coord.1"
     attn = Scope("blocks.*.attn", direct=True)
     assert attn.matches("blocks.3.attn") and not attn.matches("blocks.3.attn.qkv")
@@ -104,8 +111,12 @@ def test_pt2e_nodes_know_their_module():
 
     m = create_model("dsta_mnv2_tiny").eval()
     ins, outs = m.stage_io("temporal")
-    gm = export_for_quantization(named_module(m.stage("temporal"), ins, outs), m.example_inputs("temporal", 2),
-                                 dynamic_batch=True, positional=True)
+    gm = export_for_quantization(
+        named_module(m.stage("temporal"), ins, outs),
+        m.example_inputs("temporal", 2),
+        dynamic_batch=True,
+        positional=True,
+    )
     paths = {fx_node_path(n) for n in gm.graph.nodes if n.op == "call_function"}
     assert {"head_coord.1", "head_sigma.1", "fuse"} <= paths
 
@@ -135,8 +146,17 @@ def test_calibration_feeds_each_stage_what_it_sees_at_run_time(data):
 def ptq(data, tmp_path_factory):
     """DistilPose-tiny PTQ in every format (one run; the report evaluates on the val videos)."""
     out = tmp_path_factory.mktemp("ptq") / "b"
-    result = quantize("distilpose_s_tiny", out=out, data=data, calib=16, format="all", eval_limit=None,
-                      batches=(1, 2), onnx_exporter="torchscript", strict=False)
+    result = quantize(
+        "distilpose_s_tiny",
+        out=out,
+        data=data,
+        calib=16,
+        format="all",
+        eval_limit=None,
+        batches=(1, 2),
+        onnx_exporter="torchscript",
+        strict=False,
+    )
     return result, out
 
 
@@ -149,13 +169,21 @@ def test_ptq_onnx_holds_qdq_runs_and_keeps_the_head_float(ptq):
 
     g = onnx.load(str(path)).graph
     produced_by = {o: n for n in g.node for o in n.output}
-    head = [n for n in g.node if n.op_type in ("MatMul", "Gemm") and Scope("head").matches(onnx_node_path(n) or "-")]
+    head = [
+        n
+        for n in g.node
+        if n.op_type in ("MatMul", "Gemm") and Scope("head").matches(onnx_node_path(n) or "-")
+    ]
     assert head, "the head's Linear is in the graph"
     for n in head:  # the float scope: its weight is not dequantised from int8
-        assert all(produced_by.get(i) is None or produced_by[i].op_type != "DequantizeLinear" for i in n.input[1:])
+        assert all(
+            produced_by.get(i) is None or produced_by[i].op_type != "DequantizeLinear" for i in n.input[1:]
+        )
     r = result["onnx"]
     assert r.size_bytes < r.fp32_size_bytes and r.verified is not False
-    fused, inner_clips = _ort_optimized_ops(path)  # what ONNX Runtime runs: int8 kernels, no float round trips
+    fused, inner_clips = _ort_optimized_ops(
+        path
+    )  # what ONNX Runtime runs: int8 kernels, no float round trips
     assert fused["QLinearConv"] > 0 and fused["Conv"] + fused["FusedConv"] == 0 and inner_clips == 0
 
 
@@ -188,7 +216,10 @@ def test_openvino_ir_holds_fake_quantize(ptq):
     import openvino as ov
 
     _, out = ptq
-    ops = Counter(op.get_type_name() for op in ov.Core().read_model(str(out / "openvino" / "model.xml")).get_ordered_ops())
+    ops = Counter(
+        op.get_type_name()
+        for op in ov.Core().read_model(str(out / "openvino" / "model.xml")).get_ordered_ops()
+    )
     assert ops["FakeQuantize"] > 0
 
 
@@ -236,8 +267,17 @@ def test_coreml_w8a8_converts_with_quantize_ops(data, tmp_path):
 
     from edgepose.quantization.coreml_int8 import mil_ops
 
-    result = quantize("distilpose_s_tiny", out=tmp_path / "c", data=data, calib=4, format="coreml",
-                      eval_limit=None, latency=False, options={"coreml_mode": "w8a8"}, strict=False)
+    result = quantize(
+        "distilpose_s_tiny",
+        out=tmp_path / "c",
+        data=data,
+        calib=4,
+        format="coreml",
+        eval_limit=None,
+        latency=False,
+        options={"coreml_mode": "w8a8"},
+        strict=False,
+    )
     ops = mil_ops(ct.models.MLModel(str(tmp_path / "c" / "model.mlpackage"), skip_model_load=True))
     assert ops["quantize"] > 0 and ops["dequantize"] > 0
     assert "macOS" in result["coreml"].accuracy_source
@@ -260,20 +300,31 @@ def test_qat_few_steps_ties_shared_weights_and_exports_qdq(data, tmp_path):
     train = src.dataset("train", train=True, heatmap_size=build_task(spec, model).heatmap_size())
     result = finetune(model, spec, train, resolve("sharpose"), max_steps=2, batch_size=4)
     assert result.steps == 2 and np.isfinite(result.history[-1]["loss"])
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items()), "the input model is untouched"
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items()), (
+        "the input model is untouched"
+    )
     changed = [k for k, v in result.model.state_dict().items() if not torch.equal(v, before[k])]
     assert any(k.startswith("blocks.") for k in changed)
     # coarse and fine run one ViT: one set of weights came out of training
     assert result.float_nodes["coarse"], "quality/relevance/head stay float"
-    qdq = {s: sum("quantize_per" in str(n.target) for n in gm.graph.nodes) for s, gm in result.modules.items()}
+    qdq = {
+        s: sum("quantize_per" in str(n.target) for n in gm.graph.nodes) for s, gm in result.modules.items()
+    }
     assert min(qdq.values()) > 0
     ins, outs = model.stage_io("coarse")
     example = tuple(model.example_inputs("coarse", 2).values())
     path = tmp_path / "coarse.onnx"
     batch = torch.export.Dim("batch", min=1, max=64)
-    torch.onnx.export(named_module(result.modules["coarse"], ins, outs), example, str(path), dynamo=True,
-                      input_names=list(ins), output_names=list(outs), dynamic_shapes={"image": {0: batch}},
-                      external_data=False)
+    torch.onnx.export(
+        named_module(result.modules["coarse"], ins, outs),
+        example,
+        str(path),
+        dynamo=True,
+        input_names=list(ins),
+        output_names=list(outs),
+        dynamic_shapes={"image": {0: batch}},
+        external_data=False,
+    )
     assert _ops(path)["QuantizeLinear"] > 0
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = model.example_inputs("coarse", 3, seed=1)["image"]
@@ -284,8 +335,19 @@ def test_qat_few_steps_ties_shared_weights_and_exports_qdq(data, tmp_path):
 
 
 def test_qat_through_the_api_writes_weights_and_qdq_bundle(data, tmp_path):
-    result = quantize("dsta_mnv2_tiny", out=tmp_path / "q", method="qat", data=data, calib=8, format="onnx",
-                      qat_steps=2, qat_batch_size=4, eval_limit=None, latency=False, strict=False)
+    result = quantize(
+        "dsta_mnv2_tiny",
+        out=tmp_path / "q",
+        method="qat",
+        data=data,
+        calib=8,
+        format="onnx",
+        qat_steps=2,
+        qat_batch_size=4,
+        eval_limit=None,
+        latency=False,
+        strict=False,
+    )
     assert (tmp_path / "q" / "qat_weights.pt").is_file() and result.qat["steps"] == 2
     for stage in ("frame", "temporal"):
         assert _ops(tmp_path / "q" / f"{stage}.onnx")["QuantizeLinear"] > 0
@@ -304,9 +366,24 @@ def test_qat_through_the_api_writes_weights_and_qdq_bundle(data, tmp_path):
 
 
 def test_cli_quantize_json(data, tmp_path):
-    res = CliRunner().invoke(app, ["quantize", "dsta_mnv2_tiny", "--data", str(data), "--format", "onnx",
-                                   "--out", str(tmp_path / "o"), "--calib", "8", "--no-latency", "--no-strict",
-                                   "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "quantize",
+            "dsta_mnv2_tiny",
+            "--data",
+            str(data),
+            "--format",
+            "onnx",
+            "--out",
+            str(tmp_path / "o"),
+            "--calib",
+            "8",
+            "--no-latency",
+            "--no-strict",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["method"] == "ptq" and report["artifacts"][0]["format"] == "onnx"
@@ -318,8 +395,19 @@ def test_clear_errors_before_any_work(data, tmp_path):
 
     with pytest.raises(QuantizationError, match="method must be one of"):
         quantize("dsta_mnv2_tiny", out=tmp_path / "x", method="awq", data=data)
-    res = CliRunner().invoke(app, ["quantize", "dsta_mnv2_tiny", "--data", str(data), "--out", str(tmp_path / "y"),
-                                   "--float-scopes", "nope"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "quantize",
+            "dsta_mnv2_tiny",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "y"),
+            "--float-scopes",
+            "nope",
+        ],
+    )
     assert res.exit_code == 2 and "unknown float scope" in res.output
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
@@ -332,11 +420,21 @@ def test_trained_demo_weights_keep_their_accuracy_in_int8(data, tmp_path):
     from edgepose.zoo.pretrained import WEIGHTS_DIR, list_pretrained, pretrained_info
 
     if "distilpose_s" not in list_pretrained():
-        pytest.skip("no shipped demo weights in edgepose/assets/weights (benchmarks/train_synthetic.py "
-                    "--ship-weights writes them)")
+        pytest.skip(
+            "no shipped demo weights in edgepose/assets/weights (benchmarks/train_synthetic.py "
+            "--ship-weights writes them)"
+        )
     weights = WEIGHTS_DIR / pretrained_info("distilpose_s")["file"]
-    result = quantize("distilpose_s", weights=weights, out=tmp_path / "t", data=data, calib=32, format="onnx",
-                      eval_limit=None, latency=False)
+    result = quantize(
+        "distilpose_s",
+        weights=weights,
+        out=tmp_path / "t",
+        data=data,
+        calib=32,
+        format="onnx",
+        eval_limit=None,
+        latency=False,
+    )
     r = result["onnx"]
     assert r.verified is True
     assert r.deviation["p90_px"] < 2.0  # measured: about 0.6 px at 64x48
@@ -345,8 +443,16 @@ def test_trained_demo_weights_keep_their_accuracy_in_int8(data, tmp_path):
 
 def test_tflite_ptq_of_a_stage_with_an_integer_input(data, tmp_path):
     """SHaRPose's fine stage takes an int64 patch index: no observer may sit on integer tensors."""
-    result = quantize("sharpose_s_tiny", out=tmp_path / "s", data=data, calib=8, format="tflite", eval_limit=None,
-                      latency=False, strict=False)
+    result = quantize(
+        "sharpose_s_tiny",
+        out=tmp_path / "s",
+        data=data,
+        calib=8,
+        format="tflite",
+        eval_limit=None,
+        latency=False,
+        strict=False,
+    )
     row = result["tflite"]
     assert row.verified is not False and row.size_bytes < row.fp32_size_bytes
     assert read_manifest(tmp_path / "s").precision == "int8"

@@ -88,34 +88,70 @@ def _official_dsta_keys(cfg, joints=17, frames=3):
         w = base * 2**i
         for j in range(n_blocks):
             p = f"preact.layer{i + 1}.{j}."
-            for c, s in enumerate([(w, cin if j == 0 else 4 * w, 1, 1), (w, w, 3, 3), (4 * w, w, 1, 1)], start=1):
+            for c, s in enumerate(
+                [(w, cin if j == 0 else 4 * w, 1, 1), (w, w, 3, 3), (4 * w, w, 1, 1)], start=1
+            ):
                 keys[f"{p}conv{c}.weight"] = s
                 keys.update({f"{p}bn{c}.{n}": () if n == "num_batches_tracked" else (s[0],) for n in bn})
             if j == 0:
                 keys[f"{p}downsample.0.weight"] = (4 * w, cin, 1, 1)
-                keys.update({f"{p}downsample.1.{n}": () if n == "num_batches_tracked" else (4 * w,) for n in bn})
+                keys.update(
+                    {f"{p}downsample.1.{n}": () if n == "num_batches_tracked" else (4 * w,) for n in bn}
+                )
         cin = 4 * w
     keys["Spatial_pos_embed"] = (3, d)
     for group in ("Spatial_blocks", "blocks"):
         for i in range(cfg["depth"]):
             p = f"{group}.{i}."
-            keys.update({f"{p}norm1.weight": (d,), f"{p}norm1.bias": (d,), f"{p}norm2.weight": (d,),
-                         f"{p}norm2.bias": (d,), f"{p}attn.qkv.weight": (3 * d, d), f"{p}attn.qkv.bias": (3 * d,),
-                         f"{p}attn.proj.weight": (d, d), f"{p}attn.proj.bias": (d,),
-                         f"{p}mlp.fc1.weight": (hid, d), f"{p}mlp.fc1.bias": (hid,),
-                         f"{p}mlp.fc2.weight": (d, hid), f"{p}mlp.fc2.bias": (d,)})
-    keys.update({"Spatial_norm.weight": (d,), "Spatial_norm.bias": (d,), "Temporal_norm.weight": (d,),
-                 "Temporal_norm.bias": (d,), "Temporal_pos_embed": (1, frames, d),
-                 "weighted_mean.weight": (1, 2, 1, 1), "weighted_mean.bias": (1,)})
+            keys.update(
+                {
+                    f"{p}norm1.weight": (d,),
+                    f"{p}norm1.bias": (d,),
+                    f"{p}norm2.weight": (d,),
+                    f"{p}norm2.bias": (d,),
+                    f"{p}attn.qkv.weight": (3 * d, d),
+                    f"{p}attn.qkv.bias": (3 * d,),
+                    f"{p}attn.proj.weight": (d, d),
+                    f"{p}attn.proj.bias": (d,),
+                    f"{p}mlp.fc1.weight": (hid, d),
+                    f"{p}mlp.fc1.bias": (hid,),
+                    f"{p}mlp.fc2.weight": (d, hid),
+                    f"{p}mlp.fc2.bias": (d,),
+                }
+            )
+    keys.update(
+        {
+            "Spatial_norm.weight": (d,),
+            "Spatial_norm.bias": (d,),
+            "Temporal_norm.weight": (d,),
+            "Temporal_norm.bias": (d,),
+            "Temporal_pos_embed": (1, frames, d),
+            "weighted_mean.weight": (1, 2, 1, 1),
+            "weighted_mean.bias": (1,),
+        }
+    )
     for head in ("head_coord", "head_sigma"):
-        keys.update({f"{head}.0.weight": (d,), f"{head}.0.bias": (d,), f"{head}.1.weight": (2, d),
-                     f"{head}.1.bias": (2,)})
+        keys.update(
+            {
+                f"{head}.0.weight": (d,),
+                f"{head}.0.bias": (d,),
+                f"{head}.1.weight": (2, d),
+                f"{head}.1.bias": (2,),
+            }
+        )
     keys["flow.mask"] = (6, 2)
     for st in ("s", "t"):
         for i in range(6):
-            keys.update({f"flow.{st}.{i}.0.weight": (64, 2), f"flow.{st}.{i}.0.bias": (64,),
-                         f"flow.{st}.{i}.2.weight": (64, 64), f"flow.{st}.{i}.2.bias": (64,),
-                         f"flow.{st}.{i}.4.weight": (2, 64), f"flow.{st}.{i}.4.bias": (2,)})
+            keys.update(
+                {
+                    f"flow.{st}.{i}.0.weight": (64, 2),
+                    f"flow.{st}.{i}.0.bias": (64,),
+                    f"flow.{st}.{i}.2.weight": (64, 64),
+                    f"flow.{st}.{i}.2.bias": (64,),
+                    f"flow.{st}.{i}.4.weight": (2, 64),
+                    f"flow.{st}.{i}.4.bias": (2,),
+                }
+            )
     keys["fc_coord.linear.weight"] = (joints * d, 4 * base * 8)
     keys["fc_coord.linear.bias"] = (joints * d,)
     return keys
@@ -146,10 +182,15 @@ def _block(sd, p, x, heads):
     qkv = F.linear(h, sd[f"{p}attn.qkv.weight"], sd[f"{p}attn.qkv.bias"])
     q, k, v = qkv.reshape(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
     a = ((q @ k.transpose(-2, -1)) * (c // heads) ** -0.5).softmax(-1)
-    x = x + F.linear((a @ v).transpose(1, 2).reshape(b, n, c), sd[f"{p}attn.proj.weight"], sd[f"{p}attn.proj.bias"])
+    x = x + F.linear(
+        (a @ v).transpose(1, 2).reshape(b, n, c), sd[f"{p}attn.proj.weight"], sd[f"{p}attn.proj.bias"]
+    )
     h = F.layer_norm(x, (c,), sd[f"{p}norm2.weight"], sd[f"{p}norm2.bias"], eps=1e-6)
-    h = F.linear(F.gelu(F.linear(h, sd[f"{p}mlp.fc1.weight"], sd[f"{p}mlp.fc1.bias"])), sd[f"{p}mlp.fc2.weight"],
-                 sd[f"{p}mlp.fc2.bias"])
+    h = F.linear(
+        F.gelu(F.linear(h, sd[f"{p}mlp.fc1.weight"], sd[f"{p}mlp.fc1.bias"])),
+        sd[f"{p}mlp.fc2.weight"],
+        sd[f"{p}mlp.fc2.bias"],
+    )
     return x + h
 
 
@@ -162,7 +203,10 @@ def _official_dsta_forward(sd, cfg, x, joints=17, frames=3):
     trunk = ResNet(cfg["resnet_depths"], cfg["resnet_width"], (3,)).eval()
     trunk.load_state_dict({k[7:]: v for k, v in sd.items() if k.startswith("preact.")})
     feat = trunk(torch.cat(x.split(3, dim=1), 0))[-1].mean((2, 3))
-    feat = feat @ sd["fc_coord.linear.weight"].t() / torch.norm(feat, dim=1, keepdim=True) + sd["fc_coord.linear.bias"]
+    feat = (
+        feat @ sd["fc_coord.linear.weight"].t() / torch.norm(feat, dim=1, keepdim=True)
+        + sd["fc_coord.linear.bias"]
+    )
     feat = torch.stack(feat.reshape(-1, joints, d).split(b, dim=0), 0)  # (T, B, J, d)
     s = feat[frames // 2]
     unused = s[:, -2:]
@@ -189,7 +233,9 @@ def _official_dsta_forward(sd, cfg, x, joints=17, frames=3):
 
 def test_dsta_r50_loads_the_official_resnet50_checkpoint_strictly(tmp_path):
     full = create_model("dsta_r50")
-    want = {k: s for k, s in _official_dsta_keys(get_spec("dsta_r50").config).items() if not k.startswith("flow.")}
+    want = {
+        k: s for k, s in _official_dsta_keys(get_spec("dsta_r50").config).items() if not k.startswith("flow.")
+    }
     assert {k: tuple(full.state_dict()[v].shape) for k, v in full.official_key_map().items()} == want
     assert sum(k.startswith("preact.") for k in want) == 318  # the whole ResNet-50 trunk is there now
 

@@ -34,9 +34,24 @@ def test_sigterm_finalises_the_video_like_ctrl_c(tiny_bundle, tmp_path):
     rows = (f'{{"frame": {i}, "box": {clip.boxes[i % 4][0].tolist()}}}\n' for i in range(3000))
     boxes.write_text("".join(rows))
     out = tmp_path / "o.mp4"
-    p = subprocess.Popen([sys.executable, "-m", "edgepose.cli", "run", str(src), "--bundle", str(tiny_bundle),
-                          "--detector", f"boxes:{boxes}", "--out", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgepose.cli",
+            "run",
+            str(src),
+            "--bundle",
+            str(tiny_bundle),
+            "--detector",
+            f"boxes:{boxes}",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     partial = tmp_path / ".o.partial.mp4"
     deadline = time.monotonic() + 120
     while not partial.exists() and p.poll() is None and time.monotonic() < deadline:

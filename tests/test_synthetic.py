@@ -13,7 +13,13 @@ import pytest
 from edgepose.core.keypoints import COCO17, POSETRACK17
 from edgepose.data.synth_body import ACTIONS, SYNTH19, pose_body, sample_shape, sample_style
 from edgepose.data.synth_render import (
-    Camera, Canvas, Occluder, draw_figure, project_figure, sample_appearance, view_matrix,
+    Camera,
+    Canvas,
+    Occluder,
+    draw_figure,
+    project_figure,
+    sample_appearance,
+    view_matrix,
 )
 from edgepose.data.synthetic import SynthConfig, SyntheticVideo, label_figure
 
@@ -63,7 +69,11 @@ def test_left_right_and_face_follow_the_heading():
     cam = _camera()
     _, _, front = _person(cam, -math.pi / 2)  # facing the camera: the person's left is image right
     _, _, back = _person(cam, math.pi / 2)
-    for a, b in (("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"), ("left_ankle", "right_ankle")):
+    for a, b in (
+        ("left_shoulder", "right_shoulder"),
+        ("left_hip", "right_hip"),
+        ("left_ankle", "right_ankle"),
+    ):
         assert front.pts[J[a], 0] > front.pts[J[b], 0]
         assert back.pts[J[a], 0] < back.pts[J[b], 0]
     shape, app, fig = _person(cam, -math.pi / 2)
@@ -87,7 +97,9 @@ def test_occluder_hides_legs_and_its_colour_is_where_the_joints_are():
     bg = (0, 255, 0)
     cv, p = _draw(cam, shape, app, fig, bg=bg, occluder=box)
     legs = [J[n] for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
-    upper = [J[n] for n in ("nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "head_top")]
+    upper = [
+        J[n] for n in ("nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "head_top")
+    ]
     assert p.occluded[legs].all() and (p.visibility[legs] == 1).all()
     assert not p.occluded[upper].any() and (p.visibility[upper] == 2).all()
     xy = np.round(p.keypoints).astype(int)
@@ -117,7 +129,9 @@ def test_same_seed_same_video_and_other_seeds_differ():
 
 
 def test_labels_agree_with_image_bounds_boxes_and_the_id_map():
-    cfg = SynthConfig.preset("clean", width=192, height=144, frames=30, props=(3, 6), max_people=6, min_people=4)
+    cfg = SynthConfig.preset(
+        "clean", width=192, height=144, frames=30, props=(3, 6), max_people=6, min_people=4
+    )
     n_vis = n_diff = n_occ = 0
     for index in range(2):
         for fr in SyntheticVideo(cfg, seed=3, index=index, keep_layers=True):
@@ -143,7 +157,7 @@ def test_labels_agree_with_image_bounds_boxes_and_the_id_map():
                         assert v != 0
                         assert v // 32 != p.layer_id // 32
                     elif p.visibility[j] == 2 and p.area > 400:
-                        near = ids[max(yi[j] - 1, 0):yi[j] + 2, max(xi[j] - 1, 0):xi[j] + 2] // 32
+                        near = ids[max(yi[j] - 1, 0) : yi[j] + 2, max(xi[j] - 1, 0) : xi[j] + 2] // 32
                         assert v // 32 == p.layer_id // 32 or (v == 0 and (near == p.layer_id // 32).any())
                         n_vis += 1
                         n_diff += np.abs(fr.image[yi[j], xi[j]].astype(int) - bg[yi[j], xi[j]]).sum() > 12
@@ -325,11 +339,28 @@ def test_cli_data_synth(tmp_path):
     from edgepose.cli import app
 
     out = tmp_path / "synth"
-    args = ["data", "synth", "--out", str(out), "--videos", "2", "--frames", "6", "--size", "96x72", "--seed", "3",
-            "--split-val", "0.5", "--layout", "posetrack17", "--json"]
+    args = [
+        "data",
+        "synth",
+        "--out",
+        str(out),
+        "--videos",
+        "2",
+        "--frames",
+        "6",
+        "--size",
+        "96x72",
+        "--seed",
+        "3",
+        "--split-val",
+        "0.5",
+        "--layout",
+        "posetrack17",
+        "--json",
+    ]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
-    summary = json.loads(r.stdout[r.stdout.index("{"):])
+    summary = json.loads(r.stdout[r.stdout.index("{") :])
     assert summary["frames"] == 12 and summary["splits"] == {"train": 1, "val": 1}
     assert (out / "meta.json").is_file() and not (out / "annotations" / "coco_train.json").exists()
     r = CliRunner().invoke(app, args)

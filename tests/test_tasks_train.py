@@ -31,7 +31,9 @@ TINY = ("dsta_mnv2_tiny", "tar_vitpose_s_tiny", "sharpose_s_tiny", "distilpose_s
 def synth(tmp_path_factory):
     """Two short synthetic videos (one train, one val) in PoseTrack and COCO form."""
     out = tmp_path_factory.mktemp("synth") / "data"
-    write_dataset(out, SynthConfig.preset("easy", width=256, height=192, frames=6), videos=2, seed=3, split_val=0.5)
+    write_dataset(
+        out, SynthConfig.preset("easy", width=256, height=192, frames=6), videos=2, seed=3, split_val=0.5
+    )
     return out
 
 
@@ -47,8 +49,11 @@ def test_each_family_learns_a_fixed_batch(name, synth):
     spec, model = get_spec(name), create_model(name)
     options = {"teacher": build_teacher("sharpose_s_tiny", spec)[0]} if spec.family == "distilpose" else {}
     task = build_task(spec, model, **options)
-    assert type(task) is {"dsta": RLERegressionTask, "sharpose": SHaRPoseTask, "distilpose": DistilPoseTask}.get(
-        spec.family, type(task))
+    assert type(task) is {
+        "dsta": RLERegressionTask,
+        "sharpose": SHaRPoseTask,
+        "distilpose": DistilPoseTask,
+    }.get(spec.family, type(task))
     batch = _batch(spec, task, synth)
     before = {k: v.clone() for k, v in task.state_dict().items()}
     opt = torch.optim.Adam(list(model.parameters()) + list(task.parameters()), lr=1e-3)
@@ -62,7 +67,9 @@ def test_each_family_learns_a_fixed_batch(name, synth):
         losses.append(loss.item())
         assert all(torch.isfinite(torch.as_tensor(v)) for v in parts.values())
     assert losses[-1] < losses[0], losses
-    trained = [k for k, v in task.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    trained = [
+        k for k, v in task.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])
+    ]
     if spec.family == "dsta":
         assert any(k.startswith("flow.") for k in trained)  # the RealNVP flow trains with the model
     if spec.family == "distilpose":
@@ -127,7 +134,11 @@ class _BrightestPixel(torch.nn.Module):
         b, _, h, w = x.shape
         idx = x[:, 0].reshape(b, -1).argmax(-1)
         xy = torch.stack([(idx % w).float() / w, (idx // w).float() / h], -1)
-        return {"coords": xy[:, None].expand(b, 17, 2), "scores": torch.ones(b, 17), "sigma": torch.ones(b, 17, 2)}
+        return {
+            "coords": xy[:, None].expand(b, 17, 2),
+            "scores": torch.ones(b, 17),
+            "sigma": torch.ones(b, 17, 2),
+        }
 
 
 def test_flip_test_mirrors_back_exactly():
@@ -148,18 +159,36 @@ def test_flip_test_mirrors_back_exactly():
 def test_cli_train_and_eval_on_synthetic_posetrack(tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"
-    args = ["train", "dsta_mnv2_tiny", "--data", "synthetic", "--epochs", "1", "--out", str(out),
-            "--synthetic-videos", "2", "--synthetic-frames", "5", "--batch-size", "4", "--no-progress", "--json"]
+    args = [
+        "train",
+        "dsta_mnv2_tiny",
+        "--data",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--synthetic-videos",
+        "2",
+        "--synthetic-frames",
+        "5",
+        "--batch-size",
+        "4",
+        "--no-progress",
+        "--json",
+    ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
-    summary = json.loads(res.stdout[res.stdout.index("{"):])
+    summary = json.loads(res.stdout[res.stdout.index("{") :])
     assert summary["epochs"] == 1 and summary["val_metric"] == "mAP"
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 1 and "val_mAP" in history[0] and "train_rle_flow" in history[0]
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
     assert json.loads((out / "run.json").read_text())["recipe"]["name"] == "dsta_synthetic"
-    res = runner.invoke(app, ["eval", "dsta_mnv2_tiny", "--weights", str(out / "best.pt"),
-                              "--data", str(out / "synthetic-data")])
+    res = runner.invoke(
+        app,
+        ["eval", "dsta_mnv2_tiny", "--weights", str(out / "best.pt"), "--data", str(out / "synthetic-data")],
+    )
     assert res.exit_code == 0, res.output
     for col in ("Head", "Sho", "Elb", "Wri", "Hip", "Knee", "Ank", "Mean"):
         assert col in res.stdout
@@ -168,14 +197,41 @@ def test_cli_train_and_eval_on_synthetic_posetrack(tmp_path):
 def test_cli_distilpose_with_teacher_on_coco_form(synth, tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"
-    res = runner.invoke(app, ["train", "distilpose_s_tiny", "--data", str(synth), "--epochs", "1", "--out", str(out),
-                              "--batch-size", "4", "--teacher", "sharpose_s_tiny", "--no-progress"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "distilpose_s_tiny",
+            "--data",
+            str(synth),
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--batch-size",
+            "4",
+            "--teacher",
+            "sharpose_s_tiny",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     history = json.loads((out / "history.json").read_text())
     assert "val_AP" in history[0] and "train_vis_token" in history[0]
     assert "projected" in res.output  # the training-only token projection is announced
-    res = runner.invoke(app, ["eval", "distilpose_s_tiny", "--weights", str(out / "last.pt"), "--data", str(synth),
-                              "--json", "--flip-test"])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "distilpose_s_tiny",
+            "--weights",
+            str(out / "last.pt"),
+            "--data",
+            str(synth),
+            "--json",
+            "--flip-test",
+        ],
+    )
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.stdout)["metrics"]
     assert set(metrics) == {"AP", "AP50", "AP75", "APm", "APl", "AR"}
@@ -186,18 +242,40 @@ def test_cli_train_sharpose_from_an_mae_style_vit(synth, tmp_path):
     torch.manual_seed(3)
     src = create_model("sharpose_s_tiny").state_dict()
     vit = {k: v for k, v in src.items() if k.startswith(("blocks.", "norm."))}
-    vit["patch_embed.proj.weight"], vit["patch_embed.proj.bias"] = src["patch_embed.weight"], src["patch_embed.bias"]
+    vit["patch_embed.proj.weight"], vit["patch_embed.proj.bias"] = (
+        src["patch_embed.weight"],
+        src["patch_embed.bias"],
+    )
     vit["pos_embed"] = torch.cat((torch.zeros(1, 1, 32), src["pos_embed_fine"]), 1)  # class token first
     vit["cls_token"] = torch.zeros(1, 1, 32)
     path = tmp_path / "mae_vit.pth"
     torch.save({"model": vit}, path)
-    res = CliRunner().invoke(app, ["train", "sharpose_s_tiny", "--data", str(synth), "--epochs", "1",
-                                   "--out", str(tmp_path / "run"), "--batch-size", "4", "--no-progress",
-                                   "--weights", str(path)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "sharpose_s_tiny",
+            "--data",
+            str(synth),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            "--batch-size",
+            "4",
+            "--no-progress",
+            "--weights",
+            str(path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = " ".join(res.output.split())
-    assert f"initialised from {path}: 54 tensors (official)" in out  # patch 2, 4 blocks x 12, norm 2, positions 2
-    assert "model tensors not in it keep their random init" in out and "1 of its keys unused (cls_token)" in out
+    assert (
+        f"initialised from {path}: 54 tensors (official)" in out
+    )  # patch 2, 4 blocks x 12, norm 2, positions 2
+    assert (
+        "model tensors not in it keep their random init" in out and "1 of its keys unused (cls_token)" in out
+    )
 
 
 def test_cli_tar_vitpose_in_the_papers_two_stages(synth, tmp_path):
@@ -205,50 +283,121 @@ def test_cli_tar_vitpose_in_the_papers_two_stages(synth, tmp_path):
     on the videos: the paper's COCO stage and video stage."""
     runner = CliRunner()
     stage = tmp_path / "vitpose"
-    res = runner.invoke(app, ["train", "tar_vitpose_s_tiny", "--recipe", "vitpose_s_synthetic", "--data", str(synth),
-                              "--format", "coco", "--epochs", "1", "--out", str(stage), "--batch-size", "4",
-                              "--no-progress"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "tar_vitpose_s_tiny",
+            "--recipe",
+            "vitpose_s_synthetic",
+            "--data",
+            str(synth),
+            "--format",
+            "coco",
+            "--epochs",
+            "1",
+            "--out",
+            str(stage),
+            "--batch-size",
+            "4",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "single-frame part on still crops" in " ".join(res.output.split())
     ck = read_checkpoint(stage / "last.pt")
     assert ck["meta"]["single_frame"] and ck["model"] == "tar_vitpose_s_tiny"
     assert {k.split(".")[0] for k in ck["state_dict"]} == {"backbone", "heatmap_head"}
     assert "val_AP" in json.loads((stage / "history.json").read_text())[0]
-    res = runner.invoke(app, ["eval", "tar_vitpose_s_tiny", "--weights", str(stage / "last.pt"), "--data", str(synth),
-                              "--json"])
+    res = runner.invoke(
+        app,
+        ["eval", "tar_vitpose_s_tiny", "--weights", str(stage / "last.pt"), "--data", str(synth), "--json"],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["metrics"]["mAP"] >= 0  # the single-frame part on the videos' frames
-    res = runner.invoke(app, ["train", "tar_vitpose_s_tiny", "--recipe", "tar_vitpose_finetune_synthetic",
-                              "--weights", str(stage / "last.pt"), "--data", str(synth), "--epochs", "1",
-                              "--out", str(tmp_path / "tar"), "--batch-size", "4", "--no-progress"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "tar_vitpose_s_tiny",
+            "--recipe",
+            "tar_vitpose_finetune_synthetic",
+            "--weights",
+            str(stage / "last.pt"),
+            "--data",
+            str(synth),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "tar"),
+            "--batch-size",
+            "4",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = " ".join(res.output.split())
     n = len(ck["state_dict"])
     assert f"initialised from {stage / 'last.pt'}: {n} tensors" in out and "keep their random init" in out
     assert set(read_checkpoint(tmp_path / "tar" / "last.pt")["state_dict"]) == set(
-        create_model("tar_vitpose_s_tiny").state_dict())
+        create_model("tar_vitpose_s_tiny").state_dict()
+    )
 
 
 def test_cli_errors_are_clear(synth, tmp_path):
     runner = CliRunner()
-    res = runner.invoke(app, ["train", "dsta_mnv2_tiny", "--data", str(synth), "--out", str(tmp_path / "r"),
-                              "--teacher", "sharpose_s_tiny"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "dsta_mnv2_tiny",
+            "--data",
+            str(synth),
+            "--out",
+            str(tmp_path / "r"),
+            "--teacher",
+            "sharpose_s_tiny",
+        ],
+    )
     assert res.exit_code == 2 and "DistilPose" in res.output
-    res = runner.invoke(app, ["train", "dsta_mnv2_tiny", "--data", str(synth), "--out", str(tmp_path / "r"),
-                              "--format", "coco"])
+    res = runner.invoke(
+        app,
+        ["train", "dsta_mnv2_tiny", "--data", str(synth), "--out", str(tmp_path / "r"), "--format", "coco"],
+    )
     assert res.exit_code == 2 and "temporal" in res.output
 
 
 def _train_cmd(data, out, epochs=3):
-    return [sys.executable, "-m", "edgepose.cli", "train", "dsta_mnv2_tiny", "--data", str(data), "--out", str(out),
-            "--epochs", str(epochs), "--batch-size", "4", "--checkpoint-every", "1", "--val-every", "0",
-            "--no-progress", "--seed", "5"]
+    return [
+        sys.executable,
+        "-m",
+        "edgepose.cli",
+        "train",
+        "dsta_mnv2_tiny",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "1",
+        "--val-every",
+        "0",
+        "--no-progress",
+        "--seed",
+        "5",
+    ]
 
 
 def test_sigkilled_training_resumes_to_the_uninterrupted_weights(synth, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(synth, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _train_cmd(synth, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 120
     while not (killed / "last.pt").exists():
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -288,8 +437,9 @@ def test_full_size_models_take_a_training_step(name):
     g = torch.Generator().manual_seed(1)
     batch = {"target_weight": torch.ones(b, j), "coords": torch.rand(b, j, 2, generator=g) * 0.8 + 0.1}
     batch["keypoints"] = batch["coords"] * torch.tensor([w, h])
-    batch["frames" if spec.is_temporal else "image"] = torch.randn(b, *((len(spec.frame_offsets),) if spec.is_temporal
-                                                                        else ()), 3, h, w, generator=g)
+    batch["frames" if spec.is_temporal else "image"] = torch.randn(
+        b, *((len(spec.frame_offsets),) if spec.is_temporal else ()), 3, h, w, generator=g
+    )
     if task.heatmap_size():
         batch["heatmaps"] = torch.rand(b, j, *task.heatmap_size(), generator=g)
         batch["heatmap_weight"] = torch.ones(b, j)

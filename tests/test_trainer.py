@@ -43,8 +43,9 @@ class LeastSquares:
 def _run(tmp, interrupt=None, epochs=4, opt="adam", **cfg):
     torch.manual_seed(123)
     model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
-    config = TrainConfig(epochs=epochs, batch_size=16, lr=0.02, optimizer=opt, checkpoint_every=2,
-                         val_metric="neg_mse", **cfg)
+    config = TrainConfig(
+        epochs=epochs, batch_size=16, lr=0.02, optimizer=opt, checkpoint_every=2, val_metric="neg_mse", **cfg
+    )
     data = Pairs()
 
     def evaluate(m):
@@ -118,7 +119,9 @@ def test_frozen_prefixes_keep_their_weights_and_batchnorm_statistics(tmp_path):
         assert torch.equal(before[k], after[k]), k
     assert not torch.equal(before["3.weight"], after["3.weight"])
     with pytest.raises(ValueError, match="--freeze trunk. matches no parameter"):
-        Trainer(model, LeastSquares(), Pairs(), TrainConfig(freeze=("trunk.",)), tmp_path / "b", progress=False).fit()
+        Trainer(
+            model, LeastSquares(), Pairs(), TrainConfig(freeze=("trunk.",)), tmp_path / "b", progress=False
+        ).fit()
 
 
 # -- the CUDA path's options, as far as a CPU runs them (issue #14) ---------------------------------
@@ -146,8 +149,14 @@ class _ConvTask:
 
 def _convnet():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(8, 3))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    )
 
 
 def test_amp_on_cpu_is_bf16_autocast_and_trains(tmp_path):
@@ -169,8 +178,15 @@ def test_channels_last_and_compile_keep_the_checkpoint_plain(tmp_path):
     model = _convnet()
     keys = set(model.state_dict())
     assert is_convnet(model) and not is_convnet(nn.Linear(4, 4))
-    config = TrainConfig(epochs=1, batch_size=8, lr=0.01, device="cpu", channels_last=True, compile=True,
-                         compile_backend="eager")
+    config = TrainConfig(
+        epochs=1,
+        batch_size=8,
+        lr=0.01,
+        device="cpu",
+        channels_last=True,
+        compile=True,
+        compile_backend="eager",
+    )
     Trainer(model, _ConvTask(), _ConvData(), config, tmp_path, progress=False).fit()
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
     saved = read_checkpoint(tmp_path / "last.pt")["state_dict"]
@@ -184,8 +200,20 @@ def test_cli_train_on_cuda_without_a_gpu_refuses_in_one_line(tmp_path):
 
     from edgepose.cli import app
 
-    res = CliRunner().invoke(app, ["train", "dsta_mnv2_tiny", "--data", "synthetic", "--out", str(tmp_path),
-                                   "--device", "cuda", "--no-progress"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "dsta_mnv2_tiny",
+            "--data",
+            "synthetic",
+            "--out",
+            str(tmp_path),
+            "--device",
+            "cuda",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 2
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "torch sees no CUDA GPU" in lines[0], res.output

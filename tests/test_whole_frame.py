@@ -332,8 +332,9 @@ def test_pipeline_without_detector(bundle, no_detectors, mode):
         assert len(r.poses) == 2
         np.testing.assert_allclose(r.poses[0].keypoints, want[0], atol=2e-3)
         np.testing.assert_allclose(r.poses[1].keypoints, want[1], atol=2e-3)
-        np.testing.assert_allclose(r.poses[0].scores, window_expectation(pipe.estimator, fs, r.index, mode),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            r.poses[0].scores, window_expectation(pipe.estimator, fs, r.index, mode), atol=1e-5
+        )
     # the tracker keeps each person's id across frames
     ids = [[p.track_id for p in r.poses] for r in results]
     assert all(i == ids[0] for i in ids) and len(set(ids[0])) == 2 and min(ids[0]) >= 1
@@ -402,16 +403,27 @@ def test_cli_run_and_predict_skip_the_detector(bundle, no_detectors, tmp_path):
     from edgepose.sdk.sinks import read_jsonl
 
     video = _write_video(tmp_path / "in.avi")
-    res = CliRunner().invoke(app, ["run", str(video), "--bundle", str(bundle), "--json-out",
-                                   str(tmp_path / "p.jsonl"), "--json"])
+    res = CliRunner().invoke(
+        app, ["run", str(video), "--bundle", str(bundle), "--json-out", str(tmp_path / "p.jsonl"), "--json"]
+    )
     assert res.exit_code == 0, res.output
     recs = list(read_jsonl(tmp_path / "p.jsonl"))
     assert len(recs) == 10 and {r["frame"] for r in recs} == set(range(5))
     cv2.imwrite(str(tmp_path / "img.png"), grey(120, 240, 100))
-    res = CliRunner().invoke(app, ["predict", str(tmp_path / "img.png"), "--bundle", str(bundle),
-                                   "--out", str(tmp_path / "out.jpg"), "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(tmp_path / "img.png"),
+            "--bundle",
+            str(bundle),
+            "--out",
+            str(tmp_path / "out.jpg"),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    body = json.loads(res.stdout[res.stdout.index("{"):])
+    body = json.loads(res.stdout[res.stdout.index("{") :])
     poses = body["images"][0]["poses"]
     assert len(poses) == 2
     want = expected_xy(toy_poses(), (120, 240))

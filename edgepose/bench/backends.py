@@ -35,7 +35,6 @@ from .workload import interleave, make_clip, median, run_sdk
 BUNDLE_BUILDERS: dict[str, Callable[[str, str, Settings], Path]] = {}
 
 
-
 def precisions(settings: Settings) -> tuple[list[str], list[str]]:
     """(precisions to measure, notes): the settings' list, else the export table's precisions that
     ``export`` builds alone or that have a builder here (INT8 needs a calibrated quantiser)."""
@@ -44,8 +43,10 @@ def precisions(settings: Settings) -> tuple[list[str], list[str]]:
     names, notes = [], []
     for name, p in PRECISIONS.items():
         if getattr(p, "needs_hook", False) and name not in BUNDLE_BUILDERS:
-            notes.append(f"{name}: no column yet: its bundles need a quantiser with calibration data "
-                         "(edgepose.bench.backends.BUNDLE_BUILDERS has no builder for it)")
+            notes.append(
+                f"{name}: no column yet: its bundles need a quantiser with calibration data "
+                "(edgepose.bench.backends.BUNDLE_BUILDERS has no builder for it)"
+            )
             continue
         names.append(name)
     return list(dict.fromkeys([*names, *BUNDLE_BUILDERS])), notes

@@ -32,7 +32,10 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", help="Print the edgepose version and exit.", is_eager=True,
+        False,
+        "--version",
+        help="Print the edgepose version and exit.",
+        is_eager=True,
         callback=_print_version,
     ),
 ):
@@ -41,7 +44,17 @@ def _root(
 
 # Each module defines ``register(app)``; the table is the CLI.
 COMMAND_MODULES = (
-    "predict", "models", "data", "label", "train", "evaluate", "export", "quantize", "run", "bench", "demo",
+    "predict",
+    "models",
+    "data",
+    "label",
+    "train",
+    "evaluate",
+    "export",
+    "quantize",
+    "run",
+    "bench",
+    "demo",
 )
 
 for _name in COMMAND_MODULES:

@@ -39,7 +39,9 @@ def step_progress(title: str, enabled: bool = True) -> Iterator[Callable[[str], 
                 return
             if _COUNT.search(msg):
                 last["count"] = now
-            err_console.print(f"[{now - t0:7.1f}s] {title}: {msg}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[{now - t0:7.1f}s] {title}: {msg}", markup=False, highlight=False, soft_wrap=True
+            )
 
         yield plain
         return

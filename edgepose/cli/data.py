@@ -30,19 +30,38 @@ def register(app: typer.Typer) -> None:
         frames: int = typer.Option(100, "--frames", "-f", min=1, max=10000, help="Frames per video."),
         size: str = typer.Option("512x384", "--size", help="Frame size WxH."),
         seed: int = typer.Option(0, "--seed", help="Seed: the same seed writes the same dataset."),
-        split_val: float = typer.Option(0.25, "--split-val", min=0.0, max=0.99, help="Share of videos in val."),
-        layout: str = typer.Option("both", "--layout", help="posetrack17 | coco17 | both (annotation files written)."),
+        split_val: float = typer.Option(
+            0.25, "--split-val", min=0.0, max=0.99, help="Share of videos in val."
+        ),
+        layout: str = typer.Option(
+            "both", "--layout", help="posetrack17 | coco17 | both (annotation files written)."
+        ),
         preset: str = typer.Option("default", "--preset", help="clean | easy | moderate | default | hard."),
         fps: float = typer.Option(25.0, "--fps", min=1.0, help="Frame rate the motion is simulated at."),
-        max_people: int = typer.Option(None, "--max-people", min=0, help="Most people on screen (preset's default)."),
-        jpeg_quality: int = typer.Option(92, "--jpeg-quality", min=1, max=100, help="JPEG quality of clean videos."),
-        label_every: int = typer.Option(1, "--label-every", min=1, help="Label every k-th frame (PoseTrack-style sparse labels)."),
+        max_people: int = typer.Option(
+            None, "--max-people", min=0, help="Most people on screen (preset's default)."
+        ),
+        jpeg_quality: int = typer.Option(
+            92, "--jpeg-quality", min=1, max=100, help="JPEG quality of clean videos."
+        ),
+        label_every: int = typer.Option(
+            1, "--label-every", min=1, help="Label every k-th frame (PoseTrack-style sparse labels)."
+        ),
         workers: int = typer.Option(1, "--workers", "-j", min=1, help="Parallel processes (same output)."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing synthetic dataset at --out."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="Replace an existing synthetic dataset at --out."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ):
         """Render labelled multi-person videos as PoseTrack18 JSON (+ COCO JSON) with images."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         from ..data.synth_dataset import write_dataset
         from ..data.synthetic import SynthConfig
@@ -55,13 +74,30 @@ def register(app: typer.Typer) -> None:
                 extra["min_people"] = min(1, max_people)
             cfg = SynthConfig.preset(preset, **extra)
             try:
-                with Progress(TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-                              TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
-                              disable=as_json) as bar:
+                with Progress(
+                    TextColumn("[bold]synth[/]"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("frames"),
+                    TimeElapsedColumn(),
+                    TimeRemainingColumn(),
+                    console=err_console,
+                    disable=as_json,
+                ) as bar:
                     task = bar.add_task("frames", total=videos * frames)
-                    meta = write_dataset(out, cfg, videos=videos, seed=seed, split_val=split_val, layout=layout,
-                                         jpeg_quality=jpeg_quality, label_every=label_every, overwrite=overwrite,
-                                         workers=workers, progress=lambda n: bar.advance(task, n))
+                    meta = write_dataset(
+                        out,
+                        cfg,
+                        videos=videos,
+                        seed=seed,
+                        split_val=split_val,
+                        layout=layout,
+                        jpeg_quality=jpeg_quality,
+                        label_every=label_every,
+                        overwrite=overwrite,
+                        workers=workers,
+                        progress=lambda n: bar.advance(task, n),
+                    )
             except FileExistsError as e:
                 err_console.print(f"[bold red]error:[/] {e}")
                 raise typer.Exit(2) from None

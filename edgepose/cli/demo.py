@@ -350,15 +350,19 @@ def register(app: typer.Typer) -> None:
     def demo_cmd(
         out: Path = typer.Option(Path("edgepose-demo"), "--out", help="Output directory."),
         model: str = typer.Option(
-            None, "--model", help=f"Zoo model (its shipped weights if any); default {REAL_MODEL} on real "
-            "footage, dsta_mnv2 on the synthetic clip."
+            None,
+            "--model",
+            help=f"Zoo model (its shipped weights if any); default {REAL_MODEL} on real "
+            "footage, dsta_mnv2 on the synthetic clip.",
         ),
         frames: int = typer.Option(
             75, "--frames", help="Frames of the synthetic video (or the most read from --source)."
         ),
         source: str = typer.Option(
-            None, "--source", help="vtest (default where fetched: the held-out tail of the street video) | "
-            "synthetic (a rendered clip with ground truth) | a video path or camera."
+            None,
+            "--source",
+            help="vtest (default where fetched: the held-out tail of the street video) | "
+            "synthetic (a rendered clip with ground truth) | a video path or camera.",
         ),
         backend: str = typer.Option(None, "--backend", help="onnxruntime (default) | openvino | tflite."),
         device: str = typer.Option("auto", "--device", help="auto | cpu | gpu | npu."),
@@ -369,8 +373,9 @@ def register(app: typer.Typer) -> None:
             "(default: ground truth for the synthetic video, auto for --source).",
         ),
         weights: str = typer.Option(
-            None, "--weights", help="'pretrained' (the shipped weights; the default where the model has "
-            "them) or a checkpoint."
+            None,
+            "--weights",
+            help="'pretrained' (the shipped weights; the default where the model has them) or a checkpoint.",
         ),
         quick: bool = typer.Option(False, "--quick", help="A 16-frame smoke run."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),

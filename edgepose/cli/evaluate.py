@@ -51,7 +51,9 @@ def build_for_weights(name: str, weights: str, frames: int | None = None):
     check_model_name(obj, name, f"checkpoint {str(weights)!r}")
     overrides = {}
     if obj.get("format") == FORMAT:
-        overrides = {k: v for k, v in (obj.get("config") or {}).items() if k in spec.config and v != spec.config[k]}
+        overrides = {
+            k: v for k, v in (obj.get("config") or {}).items() if k in spec.config and v != spec.config[k]
+        }
     if frames is not None:
         if "frames" not in spec.config:
             raise ValueError(f"{name} is not a temporal model; --frames does not apply")
@@ -91,12 +93,17 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_(
         model_name: str = typer.Argument(..., metavar="MODEL", help="Zoo model the weights belong to."),
-        weights: str = typer.Option(..., "--weights", help="Checkpoint (ours, e.g. OUT/best.pt, or "
-                                    "official), or 'pretrained' for the shipped weights."),
+        weights: str = typer.Option(
+            ...,
+            "--weights",
+            help="Checkpoint (ours, e.g. OUT/best.pt, or official), or 'pretrained' for the shipped weights.",
+        ),
         data: Path = typer.Option(..., "--data", help="Dataset directory (PoseTrack and/or COCO form)."),
         split: str = typer.Option("val", "--split", help="train | val."),
         data_format: str = typer.Option("auto", "--format", help="auto | posetrack | coco."),
-        flip_test: bool = typer.Option(False, "--flip-test/--no-flip-test", help="Average with the mirrored crop."),
+        flip_test: bool = typer.Option(
+            False, "--flip-test/--no-flip-test", help="Average with the mirrored crop."
+        ),
         frames: int = typer.Option(None, "--frames", help="Window length for temporal models (3 or 5)."),
         batch_size: int = typer.Option(32, "--batch-size", min=1),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
@@ -116,26 +123,58 @@ def register(app: typer.Typer) -> None:
             model, report = build_for_weights(model_name, weights, frames)
             spec = get_spec(model_name)
             # the crops and window the weights were built for (a checkpoint's or the shipped build's config)
-            if (tuple(spec.frame_offsets), tuple(spec.input_size)) != (tuple(model.frame_offsets),
-                                                                      tuple(model.input_size)):
-                spec = dataclasses.replace(spec, frame_offsets=tuple(model.frame_offsets),
-                                           input_size=tuple(model.input_size))
+            if (tuple(spec.frame_offsets), tuple(spec.input_size)) != (
+                tuple(model.frame_offsets),
+                tuple(model.input_size),
+            ):
+                spec = dataclasses.replace(
+                    spec, frame_offsets=tuple(model.frame_offsets), input_size=tuple(model.input_size)
+                )
             if spec.input_kind == "frame":  # whole-frame models (PAVE-Net): predicted people, no GT boxes
                 from ..training.validate_whole_frame import eval_command
-                return eval_command(model_name, weights, model, report, spec, data, split, data_format, batch_size,
-                                    dev, as_json)
+
+                return eval_command(
+                    model_name,
+                    weights,
+                    model,
+                    report,
+                    spec,
+                    data,
+                    split,
+                    data_format,
+                    batch_size,
+                    dev,
+                    as_json,
+                )
             part = D.load_split(data, split, spec, data_format)
             dataset = D.topdown_dataset(spec, part, train=False)
             with step_progress("eval", enabled=not as_json) as say:
-                metrics = evaluate(model, spec, part, _Counted(dataset, say), batch_size=batch_size, device=dev,
-                                   flip=flip_test)
-        result = {"model": model_name, "weights": weights, "data": str(data), "split": split, "format": part.format,
-                  "crops": len(dataset), "flip_test": flip_test, "metrics": metrics}
+                metrics = evaluate(
+                    model,
+                    spec,
+                    part,
+                    _Counted(dataset, say),
+                    batch_size=batch_size,
+                    device=dev,
+                    flip=flip_test,
+                )
+        result = {
+            "model": model_name,
+            "weights": weights,
+            "data": str(data),
+            "split": split,
+            "format": part.format,
+            "crops": len(dataset),
+            "flip_test": flip_test,
+            "metrics": metrics,
+        }
         if as_json:
             print_json(result)
             return
-        err_console.print(f"[dim]{model_name}: {report.loaded} tensors from {weights} ({report.source}); "
-                          f"{len(dataset)} crops of {part.path}[/]")
+        err_console.print(
+            f"[dim]{model_name}: {report.loaded} tensors from {weights} ({report.source}); "
+            f"{len(dataset)} crops of {part.path}[/]"
+        )
         console.print(metrics_table(metric_format(part.format, spec.layout), model_name, metrics))
 
 

@@ -110,9 +110,7 @@ def register(app: typer.Typer) -> None:
             "--out",
             help="Bundle directory (with several formats: one bundle per format in OUT/<format>/).",
         ),
-        fmt: str = typer.Option(
-            DEFAULT_FORMAT, "--format", help=f"{FORMAT_CHOICES} (or a comma list)."
-        ),
+        fmt: str = typer.Option(DEFAULT_FORMAT, "--format", help=f"{FORMAT_CHOICES} (or a comma list)."),
         precision: str = typer.Option(
             "fp32",
             "--precision",
@@ -194,4 +192,3 @@ def register(app: typer.Typer) -> None:
             _print_checks(checks)
         if any(c.passed is False for c in checks):
             raise typer.Exit(1)  # parity failed; damaged / cannot check exits 2 (friendly_errors)
-

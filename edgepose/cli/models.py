@@ -46,8 +46,12 @@ def narrow_table(rows: list[dict]):
         table.add_column(col, no_wrap=True)
     for r in rows:
         table.add_row(
-            r["name"], _params(r), _per_frame(r, pct=False), "x".join(map(str, r["input_size"])),
-            str(r["frames"]), _shipped(r),
+            r["name"],
+            _params(r),
+            _per_frame(r, pct=False),
+            "x".join(map(str, r["input_size"])),
+            str(r["frames"]),
+            _shipped(r),
         )
     return table
 
@@ -57,9 +61,17 @@ def wide_table(rows: list[dict]):
         "edgepose zoo: measured at batch 1 (GFLOPs = GMACs). torch = every conv/linear/matmul; "
         "mmcv = the papers' counter convention. [paper]"
     )
-    for col in ("model", "params M [paper]", "GFLOPs per stage: torch / mmcv [paper]",
-                "GFLOPs/frame torch / mmcv [paper]", "input", "kpts", "frames", "shipped weights",
-                "paper accuracy"):
+    for col in (
+        "model",
+        "params M [paper]",
+        "GFLOPs per stage: torch / mmcv [paper]",
+        "GFLOPs/frame torch / mmcv [paper]",
+        "input",
+        "kpts",
+        "frames",
+        "shipped weights",
+        "paper accuracy",
+    ):
         table.add_column(col)
     for r in rows:
         p = r["paper"]
@@ -71,8 +83,15 @@ def wide_table(rows: list[dict]):
         per_frame = f"{r['gflops_per_frame']:.3f} / {_per_frame(r, pct=True)}"
         params = _params(r) + (_pct(r["params_m"], p["params_m"]) if p["params_m"] else "")
         table.add_row(
-            r["name"], params, stage_txt, per_frame, "x".join(map(str, r["input_size"])), r["keypoints"],
-            str(r["frames"]), _shipped(r), p["accuracy"],
+            r["name"],
+            params,
+            stage_txt,
+            per_frame,
+            "x".join(map(str, r["input_size"])),
+            r["keypoints"],
+            str(r["frames"]),
+            _shipped(r),
+            p["accuracy"],
         )
     return table
 
@@ -105,6 +124,8 @@ def register(app: typer.Typer) -> None:
                 "that crop size[/]"
             )
         if not wide:
-            console.print(f"[dim]GFLOPs per steady-state frame (the ring buffer's), T frames per window; per "
-                          f"stage, keypoint layouts, the papers' accuracy and notes: a terminal of {WIDE}+ "
-                          "columns, or --json[/]")
+            console.print(
+                f"[dim]GFLOPs per steady-state frame (the ring buffer's), T frames per window; per "
+                f"stage, keypoint layouts, the papers' accuracy and notes: a terminal of {WIDE}+ "
+                "columns, or --json[/]"
+            )

@@ -24,6 +24,8 @@ def default_model() -> str:
     from ..zoo.pretrained import list_pretrained
 
     return DEFAULT_MODEL if DEFAULT_MODEL in list_pretrained() else FALLBACK_MODEL
+
+
 DEFAULT_OUT = Path("edgepose-predict")
 VIDEO_SUFFIXES = (".mp4", ".avi")
 
@@ -42,8 +44,10 @@ def plan_outputs(source: Path, out: Path | None, images: list[Path]) -> dict:
         if suffix in IMAGE_SUFFIXES:
             return {"kind": "image", "image": out, "json": out.with_suffix(".json")}
         if suffix:
-            raise ValueError(f"--out {str(out)!r}: for an image give an image file "
-                             f"({', '.join(IMAGE_SUFFIXES)}) or a folder")
+            raise ValueError(
+                f"--out {str(out)!r}: for an image give an image file "
+                f"({', '.join(IMAGE_SUFFIXES)}) or a folder"
+            )
         name = source.name if source.suffix.lower() in IMAGE_SUFFIXES else source.stem + ".jpg"
         return {"kind": "image", "image": out / name, "json": out / (Path(name).stem + ".json")}
     if images:
@@ -53,8 +57,9 @@ def plan_outputs(source: Path, out: Path | None, images: list[Path]) -> dict:
     if suffix in VIDEO_SUFFIXES:
         return {"kind": "video", "video": out, "json": out.with_suffix(".jsonl")}
     if suffix:
-        raise ValueError(f"--out {str(out)!r}: for a video give a {' or '.join(VIDEO_SUFFIXES)} file or "
-                         "a folder")
+        raise ValueError(
+            f"--out {str(out)!r}: for a video give a {' or '.join(VIDEO_SUFFIXES)} file or a folder"
+        )
     return {"kind": "video", "video": out / (source.stem + ".mp4"), "json": out / (source.stem + ".jsonl")}
 
 
@@ -99,8 +104,9 @@ def _predict_video(est, source: Path, plan: dict, max_frames: int | None) -> dic
     pipe = VideoPipeline(est, detector=est.detector, tracker=tracker, mode="offline")
     frames = poses = 0
     tracks: set[int] = set()
-    for res in pipe.run(str(source), video_out=plan["video"], jsonl_out=plan["json"], max_frames=max_frames,
-                        overlay=False):
+    for res in pipe.run(
+        str(source), video_out=plan["video"], jsonl_out=plan["json"], max_frames=max_frames, overlay=False
+    ):
         frames += 1
         poses += len(res.poses)
         tracks.update(p.track_id for p in res.poses)
@@ -113,17 +119,30 @@ def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict_cmd(
         source: Path = typer.Argument(..., help="An image, a folder of images, or a video file."),
-        model: str = typer.Option(None, "--model", help=f"Zoo model (default {DEFAULT_MODEL}); exported once "
-                                  "to the cache."),
+        model: str = typer.Option(
+            None, "--model", help=f"Zoo model (default {DEFAULT_MODEL}); exported once to the cache."
+        ),
         bundle: Path = typer.Option(None, "--bundle", help="An exported bundle instead of --model."),
-        weights: str = typer.Option(None, "--weights", help="With --model: 'pretrained' (the default: the "
-                                    "shipped weights) or a checkpoint."),
-        detector: str = typer.Option("auto", "--detector", help="auto (nanodet where fetched, else hog) | "
-                                     "nanodet | centernet | movenet_multipose | hog | onnx:PATH."),
-        out: Path = typer.Option(None, "--out", help=f"An image file (x.jpg) for one image, a video file "
-                                 f"(x.mp4) for a video, or a folder (default {DEFAULT_OUT}/)."),
-        backend: str = typer.Option(None, "--backend", help="onnxruntime | openvino | tflite "
-                                    "(default: onnx)."),
+        weights: str = typer.Option(
+            None,
+            "--weights",
+            help="With --model: 'pretrained' (the default: the shipped weights) or a checkpoint.",
+        ),
+        detector: str = typer.Option(
+            "auto",
+            "--detector",
+            help="auto (nanodet where fetched, else hog) | "
+            "nanodet | centernet | movenet_multipose | hog | onnx:PATH.",
+        ),
+        out: Path = typer.Option(
+            None,
+            "--out",
+            help=f"An image file (x.jpg) for one image, a video file "
+            f"(x.mp4) for a video, or a folder (default {DEFAULT_OUT}/).",
+        ),
+        backend: str = typer.Option(
+            None, "--backend", help="onnxruntime | openvino | tflite (default: onnx)."
+        ),
         device: str = typer.Option("auto", "--device", help="auto | cpu | gpu | npu."),
         max_frames: int = typer.Option(None, "--max-frames", min=1, help="A video: stop after N frames."),
         as_json: bool = typer.Option(False, "--json", help="Print the poses as JSON."),

@@ -36,7 +36,10 @@ def _start_config(spec, weights: str | None) -> tuple[dict, list[str]]:
     if start is None:
         return {}, []
     changed = {k: v for k, v in start["config"].items() if k in spec.config and spec.config[k] != v}
-    notes = [f"built with {k}={v!r} for --weights {weights} (the checkpoints record it)" for k, v in changed.items()]
+    notes = [
+        f"built with {k}={v!r} for --weights {weights} (the checkpoints record it)"
+        for k, v in changed.items()
+    ]
     return changed, notes
 
 
@@ -92,7 +95,9 @@ def _check_resumable(out: Path, name: str, resume: bool) -> None:
         return
     ck_model = read_checkpoint(last).get("model")
     if ck_model and ck_model != name:
-        raise ValueError(f"{last} is a run of {ck_model}, not {name}; choose another --out or pass --no-resume")
+        raise ValueError(
+            f"{last} is a run of {ck_model}, not {name}; choose another --out or pass --no-resume"
+        )
 
 
 MIN_STEPS_PER_EPOCH = 4
@@ -111,13 +116,17 @@ def fit_batch(asked: int | None, recipe_batch: int, crops: int, notes: list[str]
                 f"--batch-size {asked} is larger than the {crops} training crops; pass at most {crops}"
             )
         if asked % world_size:
-            raise ValueError(f"--batch-size {asked} is the global batch and must split evenly over the "
-                             f"{world_size} processes; pass a multiple of {world_size}")
+            raise ValueError(
+                f"--batch-size {asked} is the global batch and must split evenly over the "
+                f"{world_size} processes; pass a multiple of {world_size}"
+            )
         return asked
     bs = max(1, min(recipe_batch, crops // MIN_STEPS_PER_EPOCH))
     if bs < recipe_batch:
-        notes.append(f"batch {bs}, not the recipe's {recipe_batch}: {crops} training crops make at least "
-                     f"{MIN_STEPS_PER_EPOCH} steps an epoch (--batch-size to choose)")
+        notes.append(
+            f"batch {bs}, not the recipe's {recipe_batch}: {crops} training crops make at least "
+            f"{MIN_STEPS_PER_EPOCH} steps an epoch (--batch-size to choose)"
+        )
     if bs % world_size:
         if crops < world_size:
             raise ValueError(f"{crops} training crops cannot make a batch for each of {world_size} processes")
@@ -129,41 +138,87 @@ def fit_batch(asked: int | None, recipe_batch: int, crops: int, notes: list[str]
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
-        model_name: str = typer.Argument(..., metavar="MODEL", help="Zoo model, e.g. dsta_mnv2 (see `edgepose models`)."),
-        data: str = typer.Option(..., "--data", help="Dataset directory (PoseTrack and/or COCO form), or 'synthetic'."),
-        out: Path = typer.Option(..., "--out", "-o", help="Run directory: checkpoints, history, cached synthetic data."),
+        model_name: str = typer.Argument(
+            ..., metavar="MODEL", help="Zoo model, e.g. dsta_mnv2 (see `edgepose models`)."
+        ),
+        data: str = typer.Option(
+            ..., "--data", help="Dataset directory (PoseTrack and/or COCO form), or 'synthetic'."
+        ),
+        out: Path = typer.Option(
+            ..., "--out", "-o", help="Run directory: checkpoints, history, cached synthetic data."
+        ),
         epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default: the recipe's)."),
-        recipe_name: str = typer.Option(None, "--recipe", help="Recipe (default: the family's paper recipe, or its "
-                                        "_synthetic variant with --data synthetic)."),
-        batch_size: int = typer.Option(None, "--batch-size", min=1, help="Batch size (default: the recipe's)."),
-        lr: float = typer.Option(None, "--lr", help="Base learning rate (default: the recipe's; not batch-scaled)."),
-        device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (under torchrun: cuda:LOCAL_RANK)."),
-        amp: bool = typer.Option(None, "--amp/--no-amp", help="Mixed precision (default: on for CUDA; bf16 where "
-                                 "the GPU has it, else fp16 with a GradScaler; on CPU bf16 autocast)."),
+        recipe_name: str = typer.Option(
+            None,
+            "--recipe",
+            help="Recipe (default: the family's paper recipe, or its "
+            "_synthetic variant with --data synthetic).",
+        ),
+        batch_size: int = typer.Option(
+            None, "--batch-size", min=1, help="Batch size (default: the recipe's)."
+        ),
+        lr: float = typer.Option(
+            None, "--lr", help="Base learning rate (default: the recipe's; not batch-scaled)."
+        ),
+        device: str = typer.Option(
+            "auto", "--device", help="auto | cpu | cuda (under torchrun: cuda:LOCAL_RANK)."
+        ),
+        amp: bool = typer.Option(
+            None,
+            "--amp/--no-amp",
+            help="Mixed precision (default: on for CUDA; bf16 where "
+            "the GPU has it, else fp16 with a GradScaler; on CPU bf16 autocast).",
+        ),
         amp_dtype: str = typer.Option("auto", "--amp-dtype", help="auto | bf16 | fp16 (with --amp)."),
-        channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last",
-                                           help="NHWC memory (default: on for CUDA convnets, e.g. DSTA)."),
-        compile_model: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the training step."),
+        channels_last: bool = typer.Option(
+            None,
+            "--channels-last/--no-channels-last",
+            help="NHWC memory (default: on for CUDA convnets, e.g. DSTA).",
+        ),
+        compile_model: bool = typer.Option(
+            False, "--compile/--no-compile", help="torch.compile the training step."
+        ),
         weights: str = typer.Option(
-            None, "--weights",
+            None,
+            "--weights",
             help="Initial weights: ours, an official checkpoint, or for SHaRPose a plain ViT (MAE, ViTPose) "
-                 "for its shared encoder, as the paper starts; 'movenet' starts a DSTA's MobileNet-V2 trunk "
-                 "from MoveNet Lightning's (the checked asset; built with TF padding)."),
-        teacher: str = typer.Option(None, "--teacher", help="DistilPose teacher: MODEL, CHECKPOINT or MODEL:CHECKPOINT."),
+            "for its shared encoder, as the paper starts; 'movenet' starts a DSTA's MobileNet-V2 trunk "
+            "from MoveNet Lightning's (the checked asset; built with TF padding).",
+        ),
+        teacher: str = typer.Option(
+            None, "--teacher", help="DistilPose teacher: MODEL, CHECKPOINT or MODEL:CHECKPOINT."
+        ),
         frames: int = typer.Option(None, "--frames", help="Window length for temporal models (3 or 5)."),
         seed: int = typer.Option(0, "--seed", help="Seed of init, data order, augmentation, synthetic data."),
-        resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from OUT/last.pt if present."),
-        val_every: int = typer.Option(1, "--val-every", min=0, help="Validate every N epochs (0: never; the "
-                                      "last epoch always when N > 0)."),
-        flip_test: bool = typer.Option(False, "--flip-test/--no-flip-test", help="Flip test during validation."),
+        resume: bool = typer.Option(
+            True, "--resume/--no-resume", help="Continue from OUT/last.pt if present."
+        ),
+        val_every: int = typer.Option(
+            1,
+            "--val-every",
+            min=0,
+            help="Validate every N epochs (0: never; the last epoch always when N > 0).",
+        ),
+        flip_test: bool = typer.Option(
+            False, "--flip-test/--no-flip-test", help="Flip test during validation."
+        ),
         data_format: str = typer.Option("auto", "--format", help="auto | posetrack | coco."),
-        checkpoint_every: int = typer.Option(0, "--checkpoint-every", min=0, help="Also checkpoint every N steps."),
+        checkpoint_every: int = typer.Option(
+            0, "--checkpoint-every", min=0, help="Also checkpoint every N steps."
+        ),
         workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
-        synthetic_videos: int = typer.Option(6, "--synthetic-videos", min=2, help="Videos in the synthetic set."),
-        synthetic_frames: int = typer.Option(24, "--synthetic-frames", min=1, help="Frames per synthetic video."),
+        synthetic_videos: int = typer.Option(
+            6, "--synthetic-videos", min=2, help="Videos in the synthetic set."
+        ),
+        synthetic_frames: int = typer.Option(
+            24, "--synthetic-frames", min=1, help="Frames per synthetic video."
+        ),
         freeze: str = typer.Option(
-            None, "--freeze", help="Comma list of parameter-name prefixes to keep as loaded (no gradient, "
-            "BatchNorm in eval mode), e.g. trunk.conv1,trunk.layer to train on a MoveNet trunk."),
+            None,
+            "--freeze",
+            help="Comma list of parameter-name prefixes to keep as loaded (no gradient, "
+            "BatchNorm in eval mode), e.g. trunk.conv1,trunk.layer to train on a MoveNet trunk.",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
         as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ):
@@ -185,15 +240,21 @@ def register(app: typer.Typer) -> None:
             say = err_console.print if main else (lambda *a, **k: None)  # rank 0 logs
             logging.getLogger("edgepose.training").setLevel(logging.WARNING)
             spec = get_spec(model_name)
-            D, evaluate = adapt_for_spec(spec, D, evaluate)  # whole-frame models: frame windows, predicted people
+            D, evaluate = adapt_for_spec(
+                spec, D, evaluate
+            )  # whole-frame models: frame windows, predicted people
             _check_arguments(model_name, lr, weights, frames)
             synthetic = data == "synthetic"
             if synthetic:
                 if main:  # rendered once, by rank 0; the others then find it made
-                    data_dir = D.synthetic_dataset(out, seed=seed, videos=synthetic_videos, frames=synthetic_frames)
+                    data_dir = D.synthetic_dataset(
+                        out, seed=seed, videos=synthetic_videos, frames=synthetic_frames
+                    )
                 distributed.barrier()
                 if not main:
-                    data_dir = D.synthetic_dataset(out, seed=seed, videos=synthetic_videos, frames=synthetic_frames)
+                    data_dir = D.synthetic_dataset(
+                        out, seed=seed, videos=synthetic_videos, frames=synthetic_frames
+                    )
                 say(f"synthetic data: {data_dir}")
             else:
                 data_dir = Path(data)
@@ -217,12 +278,16 @@ def register(app: typer.Typer) -> None:
                 notes.append(_init_weights(model, weights))
             model, spec = trained_part(model, spec, recipe)
             if recipe.single_frame:
-                notes.append(f"{recipe.name} trains {model_name}'s single-frame part on still crops; start "
-                             f"{model_name} from it with --weights {out / 'last.pt'}")
+                notes.append(
+                    f"{recipe.name} trains {model_name}'s single-frame part on still crops; start "
+                    f"{model_name} from it with --weights {out / 'last.pt'}"
+                )
             options = dict(recipe.task_options)
             if teacher:
                 if spec.family != "distilpose":
-                    raise ValueError(f"--teacher applies to DistilPose students; {model_name} is {spec.family}")
+                    raise ValueError(
+                        f"--teacher applies to DistilPose students; {model_name} is {spec.family}"
+                    )
                 from ..training.teacher import build_teacher
 
                 options["teacher"], desc = build_teacher(teacher, spec)
@@ -231,8 +296,14 @@ def register(app: typer.Typer) -> None:
             notes += task.notes
 
             train_split = D.load_split(data_dir, "train", spec, data_format)
-            train_set = D.topdown_dataset(spec, train_split, train=True, heatmap_size=task.heatmap_size(), seed=seed,
-                                          **recipe.dataset_options(spec.layout))
+            train_set = D.topdown_dataset(
+                spec,
+                train_split,
+                train=True,
+                heatmap_size=task.heatmap_size(),
+                seed=seed,
+                **recipe.dataset_options(spec.layout),
+            )
             calibrated = _calibrate(model, weights, train_set)
             if calibrated:
                 notes.append(calibrated)
@@ -245,8 +316,14 @@ def register(app: typer.Typer) -> None:
                     notes.append(f"no validation: {e}")
             bs = fit_batch(batch_size, recipe.batch_size, len(train_set), notes, dist_info.world_size)
             config = recipe.config(
-                epochs=epochs, batch_size=bs, lr=lr, steps_per_epoch=len(train_set) // bs, seed=seed,
-                device=device, checkpoint_every=checkpoint_every, num_workers=workers,
+                epochs=epochs,
+                batch_size=bs,
+                lr=lr,
+                steps_per_epoch=len(train_set) // bs,
+                seed=seed,
+                device=device,
+                checkpoint_every=checkpoint_every,
+                num_workers=workers,
                 val_metric=primary_metric(train_split.format, spec.layout) if val_set is not None else "",
                 freeze=tuple(f.strip() for f in (freeze or "").split(",") if f.strip()),
             )
@@ -259,13 +336,29 @@ def register(app: typer.Typer) -> None:
                 if val_set is None or (epoch % val_every and epoch != config.epochs):
                     return {}
                 dev = next(m.parameters()).device
-                return evaluate(m, spec, val_split, val_set, batch_size=min(bs, 64), device=dev, flip=flip_test)
+                return evaluate(
+                    m, spec, val_split, val_set, batch_size=min(bs, 64), device=dev, flip=flip_test
+                )
 
-            meta = {"recipe": recipe.name, "data": str(data_dir), "format": train_split.format, "seed": seed,
-                    "single_frame": recipe.single_frame}
-            trainer = Trainer(model, task, train_set, config, out, evaluate=validate if val_set is not None else None,
-                              progress=progress, meta=meta, lr_scale=lr_scale,
-                              on_epoch=lambda line: err_console.print(line, highlight=False))
+            meta = {
+                "recipe": recipe.name,
+                "data": str(data_dir),
+                "format": train_split.format,
+                "seed": seed,
+                "single_frame": recipe.single_frame,
+            }
+            trainer = Trainer(
+                model,
+                task,
+                train_set,
+                config,
+                out,
+                evaluate=validate if val_set is not None else None,
+                progress=progress,
+                meta=meta,
+                lr_scale=lr_scale,
+                on_epoch=lambda line: err_console.print(line, highlight=False),
+            )
             for n in notes:
                 say(f"[dim]{n}[/]")
             precision = str(trainer.amp_dtype).replace("torch.", "") + " AMP" if trainer.amp else "fp32"
@@ -275,12 +368,17 @@ def register(app: typer.Typer) -> None:
                 f"lr {config.lr:g}, device {trainer.device}, {precision}"
                 + (", channels-last" if trainer.channels_last else "")
                 + (", compiled" if config.compile else "")
-                + (f", DDP {dist_info.world_size} processes ({config.batch_size // dist_info.world_size} each)"
-                   if dist_info.enabled else "")
+                + (
+                    f", DDP {dist_info.world_size} processes ({config.batch_size // dist_info.world_size} each)"
+                    if dist_info.enabled
+                    else ""
+                )
                 + (f", val {len(val_set)} crops" if val_set is not None else "")
             )
             if main:
-                _write_run(out, model_name, recipe, config, {**meta, "world_size": dist_info.world_size}, notes)
+                _write_run(
+                    out, model_name, recipe, config, {**meta, "world_size": dist_info.world_size}, notes
+                )
             state = trainer.fit(resume=resume)
         if not main:
             return
@@ -299,7 +397,9 @@ def register(app: typer.Typer) -> None:
         last = state.history[-1] if state.history else {}
         line = f"[bold green]done[/] {model_name}: {state.epoch} epochs, loss {last.get('train_loss', float('nan')):.4f}"
         if config.val_metric:
-            line += f", best val {config.val_metric} {state.best if state.best is not None else float('nan'):.2f}"
+            line += (
+                f", best val {config.val_metric} {state.best if state.best is not None else float('nan'):.2f}"
+            )
         console.print(line + f"; checkpoints in {out}")
 
 
@@ -307,7 +407,6 @@ def register(app: typer.Typer) -> None:
 def _process_group(device: str):
     """torchrun's process group for the command (none when launched plainly), closed at the end."""
     from ..training import distributed
-
     from ..training.trainer import resolve_device
 
     resolve_device(device)  # the one-line refusal (no GPU for --device cuda) before any data or rendezvous
@@ -332,5 +431,15 @@ def _write_run(out: Path, name: str, recipe, config, meta: dict, notes: list[str
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / "run.json", "w") as f:
-        json.dump({"model": name, "recipe": recipe.to_dict(), "config": config.to_dict(), "meta": meta,
-                   "notes": notes}, f, indent=1, default=str)
+        json.dump(
+            {
+                "model": name,
+                "recipe": recipe.to_dict(),
+                "config": config.to_dict(),
+                "meta": meta,
+                "notes": notes,
+            },
+            f,
+            indent=1,
+            default=str,
+        )

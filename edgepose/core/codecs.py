@@ -113,7 +113,9 @@ def decode_regression(
     c = np.asarray(coords, dtype=np.float32)
     if c.ndim != 3 or c.shape[-1] != 2:
         raise ValueError(f"coords must be (B, J, 2), got shape {c.shape}")
-    return c * np.array([input_size[1], input_size[0]], dtype=np.float32), np.asarray(scores, dtype=np.float32)
+    return c * np.array([input_size[1], input_size[0]], dtype=np.float32), np.asarray(
+        scores, dtype=np.float32
+    )
 
 
 def decode(outputs: dict, codec: str, input_size: tuple[int, int], refine: str = "dark"):

@@ -63,7 +63,12 @@ class Tolerance:
 def _binary(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict | None:
     if ref.size > 1 and np.all((ref == 0) | (ref == 1)):  # a 0/1 mask: thresholds flip at the noise level
         flips = float(np.mean(np.abs(ref - got) > 0.5))
-        return {"kind": "binary", "flips": flips, "bound": tol.flip_fraction, "passed": flips <= tol.flip_fraction}
+        return {
+            "kind": "binary",
+            "flips": flips,
+            "bound": tol.flip_fraction,
+            "passed": flips <= tol.flip_fraction,
+        }
     return None
 
 
@@ -94,7 +99,13 @@ def compare_rms(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[str, A
     one element at the edge of a quantisation range); 0/1 masks by flipped elements."""
     ref = np.asarray(ref, np.float64)
     got = np.asarray(got, np.float64)
-    failed = {"kind": "float", "max_abs": float("inf"), "rel_rms": float("inf"), "bound": tol.rtol, "passed": False}
+    failed = {
+        "kind": "float",
+        "max_abs": float("inf"),
+        "rel_rms": float("inf"),
+        "bound": tol.rtol,
+        "passed": False,
+    }
     if ref.shape != got.shape:
         return {**failed, "problem": f"shape {list(got.shape)} != PyTorch's {list(ref.shape)}"}
     if not np.all(np.isfinite(got)):
@@ -105,8 +116,13 @@ def compare_rms(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[str, A
     err = got - ref
     rms_ref = float(np.sqrt(np.mean(ref**2))) if ref.size else 0.0
     rel = float(np.sqrt(np.mean(err**2))) / max(rms_ref, 1e-12)
-    return {"kind": "float", "max_abs": float(np.abs(err).max()), "rel_rms": round(rel, 5), "bound": tol.rtol,
-            "passed": rel <= tol.rtol}
+    return {
+        "kind": "float",
+        "max_abs": float(np.abs(err).max()),
+        "rel_rms": round(rel, 5),
+        "bound": tol.rtol,
+        "passed": rel <= tol.rtol,
+    }
 
 
 @dataclass(frozen=True)
@@ -426,7 +442,9 @@ def runtime_of(fmt: str) -> str:
 
 def load_preference(platform: str = sys.platform) -> tuple[str, ...]:
     """Formats in the order ``load`` tries them in a ``--format all`` root on ``platform``."""
-    ranked = [(f.rank(platform), i, f.name) for i, f in enumerate(FORMATS.values()) if f.rank(platform) is not None]
+    ranked = [
+        (f.rank(platform), i, f.name) for i, f in enumerate(FORMATS.values()) if f.rank(platform) is not None
+    ]
     return tuple(name for _, _, name in sorted(ranked))
 
 

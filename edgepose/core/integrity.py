@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 # (resolved path, inode, size, mtime_ns) -> sha256 hex
 _CACHE: dict[tuple[str, int, int, int], str] = {}

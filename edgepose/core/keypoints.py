@@ -90,7 +90,9 @@ class KeypointLayout:
         try:
             return self.names.index(name)
         except ValueError:
-            raise KeyError(f"joint {name!r} is not in layout {self.name!r}; it has {list(self.names)}") from None
+            raise KeyError(
+                f"joint {name!r} is not in layout {self.name!r}; it has {list(self.names)}"
+            ) from None
 
     @property
     def skeleton(self) -> list[tuple[int, int]]:

@@ -752,13 +752,17 @@ def _check_chain(chain: dict, stages) -> None:
         entry = stages[order.index(stage)]
         for name, rec in feeds.items():
             if name not in entry.input_names:
-                raise _bad(f"chain.{stage}.{name}", f"an input of stage {stage!r} ({entry.input_names})", name)
+                raise _bad(
+                    f"chain.{stage}.{name}", f"an input of stage {stage!r} ({entry.input_names})", name
+                )
             src = rec["stage"]
             if src not in order[: order.index(stage)]:
                 raise _bad(f"chain.{stage}.{name}.stage", f"a stage that runs before {stage!r}", src)
             outs = stages[order.index(src)].output_names
             if rec["output"] not in outs:
-                raise _bad(f"chain.{stage}.{name}.output", f"an output of stage {src!r} ({outs})", rec["output"])
+                raise _bad(
+                    f"chain.{stage}.{name}.output", f"an output of stage {src!r} ({outs})", rec["output"]
+                )
 
 
 # --------------------------------------------------------------------------- files

@@ -11,7 +11,7 @@ repeats the edge frame the same way.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

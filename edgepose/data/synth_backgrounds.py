@@ -13,12 +13,11 @@ import numpy as np
 from .synth_render import SHIFT, TEXTURES, TILE, _col, _fx, capsule, random_colour
 
 
-
 def _smooth_noise(rng, h, w, cell, channels=1) -> np.ndarray:
     small = rng.random((max(h // cell, 2) + 2, max(w // cell, 2) + 2, channels)).astype(np.float32)
     big = cv2.resize(small, (w + 2 * cell, h + 2 * cell), interpolation=cv2.INTER_CUBIC)
     big = big.reshape(big.shape[0], big.shape[1], channels)
-    return big[cell:cell + h, cell:cell + w] - 0.5
+    return big[cell : cell + h, cell : cell + w] - 0.5
 
 
 def _vgradient(img, y0, y1, c0, c1) -> None:
@@ -26,7 +25,7 @@ def _vgradient(img, y0, y1, c0, c1) -> None:
     if y1 <= y0:
         return
     t = np.linspace(0, 1, y1 - y0, dtype=np.float32)[:, None, None]
-    img[y0:y1] = (np.asarray(c0, np.float32) * (1 - t) + np.asarray(c1, np.float32) * t)
+    img[y0:y1] = np.asarray(c0, np.float32) * (1 - t) + np.asarray(c1, np.float32) * t
 
 
 @dataclass
@@ -74,7 +73,14 @@ def _perspective_lines(img, g, rng, colour, n=None, z_end=None):
     for x in rng.uniform(-40, 40, n):
         p0 = (g.x_of(x, 1.5), g.ground_y(1.5))
         p1 = (g.x_of(x, z_end), g.ground_y(z_end))
-        cv2.line(img, (int(p0[0]), int(p0[1])), (int(p1[0]), int(p1[1])), _col(colour), int(rng.integers(1, 3)), cv2.LINE_AA)
+        cv2.line(
+            img,
+            (int(p0[0]), int(p0[1])),
+            (int(p1[0]), int(p1[1])),
+            _col(colour),
+            int(rng.integers(1, 3)),
+            cv2.LINE_AA,
+        )
     for z in np.geomspace(2.0, z_end, int(rng.integers(3, 12))):
         y = int(g.ground_y(z))
         if 0 <= y < h:
@@ -96,12 +102,19 @@ def _facades(img, g, rng):
         ww, wh = rng.uniform(6, 16), rng.uniform(8, 20)
         for wy in np.arange(top + 10, base - wh - 4, wh * rng.uniform(1.6, 2.4)):
             for wx in np.arange(x0 + 6, x1 - ww - 4, ww * rng.uniform(1.6, 2.5)):
-                cv2.rectangle(img, (int(wx), int(wy)), (int(wx + ww), int(wy + wh)), _col(np.clip(win, 0, 255)), -1)
+                cv2.rectangle(
+                    img, (int(wx), int(wy)), (int(wx + ww), int(wy + wh)), _col(np.clip(win, 0, 255)), -1
+                )
         if rng.random() < 0.5:  # door / shop front
             dw = bw * rng.uniform(0.2, 0.5)
             dx = x0 + rng.uniform(0, bw - dw)
-            cv2.rectangle(img, (int(dx), int(base - g.f * 2.4 / z)), (int(dx + dw), int(base)),
-                          _col(random_colour(rng, val=(0.1, 0.6))), -1)
+            cv2.rectangle(
+                img,
+                (int(dx), int(base - g.f * 2.4 / z)),
+                (int(dx + dw), int(base)),
+                _col(random_colour(rng, val=(0.1, 0.6))),
+                -1,
+            )
         x += bw + rng.uniform(-10, 30)
 
 
@@ -113,14 +126,28 @@ def _trees(img, g, rng, n):
         x = rng.uniform(0, w)
         trunk_h = g.f * rng.uniform(1.5, 3.0) / z
         tw = max(g.f * 0.25 / z, 2)
-        cv2.rectangle(img, (int(x - tw / 2), int(base - trunk_h)), (int(x + tw / 2), int(base)),
-                      _col(np.array([80.0, 60.0, 40.0]) * rng.uniform(0.6, 1.2)), -1)
+        cv2.rectangle(
+            img,
+            (int(x - tw / 2), int(base - trunk_h)),
+            (int(x + tw / 2), int(base)),
+            _col(np.array([80.0, 60.0, 40.0]) * rng.uniform(0.6, 1.2)),
+            -1,
+        )
         crown = g.f * rng.uniform(1.2, 2.8) / z
         green = np.array([50.0, 105.0, 45.0]) * rng.uniform(0.5, 1.4)
         for _ in range(6):
-            c = (int(x + rng.normal(0, crown * 0.4)), int(base - trunk_h - rng.normal(crown * 0.4, crown * 0.3)))
-            cv2.circle(img, c, int(crown * rng.uniform(0.4, 0.7)), _col(np.clip(green * rng.uniform(0.8, 1.2), 0, 255)),
-                       -1, cv2.LINE_AA)
+            c = (
+                int(x + rng.normal(0, crown * 0.4)),
+                int(base - trunk_h - rng.normal(crown * 0.4, crown * 0.3)),
+            )
+            cv2.circle(
+                img,
+                c,
+                int(crown * rng.uniform(0.4, 0.7)),
+                _col(np.clip(green * rng.uniform(0.8, 1.2), 0, 255)),
+                -1,
+                cv2.LINE_AA,
+            )
 
 
 def _clutter(img, rng, n_lines, n_blobs, n_limbs):
@@ -165,10 +192,16 @@ def bg_indoor(img, g, rng):
     for _ in range(int(rng.integers(1, 6))):  # posters, doors, windows
         rw, rh = rng.uniform(20, 120), rng.uniform(30, 160)
         x0, y0 = rng.uniform(0, w), rng.uniform(0, max(y_floor - rh, 1))
-        cv2.rectangle(img, (int(x0), int(y0)), (int(x0 + rw), int(min(y0 + rh, y_floor))),
-                      _col(random_colour(rng)), -1)
-        cv2.rectangle(img, (int(x0), int(y0)), (int(x0 + rw), int(min(y0 + rh, y_floor))),
-                      _col(random_colour(rng, val=(0, 0.4))), 2)
+        cv2.rectangle(
+            img, (int(x0), int(y0)), (int(x0 + rw), int(min(y0 + rh, y_floor))), _col(random_colour(rng)), -1
+        )
+        cv2.rectangle(
+            img,
+            (int(x0), int(y0)),
+            (int(x0 + rw), int(min(y0 + rh, y_floor))),
+            _col(random_colour(rng, val=(0, 0.4))),
+            2,
+        )
     col = _ground(img, g, rng, y_floor, random_colour(rng, sat=(0.1, 0.6), val=(0.25, 0.7)))
     cv2.line(img, (0, int(y_floor)), (w, int(y_floor)), _col(col * 0.5), 3)
     _perspective_lines(img, g, rng, col * 0.7, n=int(rng.integers(6, 20)), z_end=z_wall)
@@ -183,8 +216,12 @@ def bg_park(img, g, rng):
         vx, vy = g.cx - g.offset[0], g.ground_y(1e9)
         wpath = rng.uniform(1.5, 4)
         x = rng.uniform(-3, 3)
-        p = np.array([[g.x_of(x - wpath, 1.2), g.ground_y(1.2)], [g.x_of(x + wpath, 1.2), g.ground_y(1.2)], [vx, vy]])
-        cv2.fillPoly(img, [_fx(p)], _col(np.array([160.0, 140.0, 100.0]) * rng.uniform(0.7, 1.2)), cv2.LINE_AA, SHIFT)
+        p = np.array(
+            [[g.x_of(x - wpath, 1.2), g.ground_y(1.2)], [g.x_of(x + wpath, 1.2), g.ground_y(1.2)], [vx, vy]]
+        )
+        cv2.fillPoly(
+            img, [_fx(p)], _col(np.array([160.0, 140.0, 100.0]) * rng.uniform(0.7, 1.2)), cv2.LINE_AA, SHIFT
+        )
     _clutter(img, rng, int(rng.integers(0, 4)), int(rng.integers(0, 6)), int(rng.integers(0, 3)))
 
 
@@ -197,15 +234,22 @@ def bg_abstract(img, g, rng):
         tile = TEXTURES[str(rng.choice(list(TEXTURES)))][0](rng, random_colour(rng)).astype(np.float32)
         pw, ph = int(rng.uniform(30, 200)), int(rng.uniform(30, 200))
         x0, y0 = int(rng.uniform(0, max(w - pw, 1))), int(rng.uniform(0, max(h - ph, 1)))
-        dst = img[y0:y0 + ph, x0:x0 + pw]
+        dst = img[y0 : y0 + ph, x0 : x0 + pw]
         dst[:] = np.tile(tile, (ph // TILE + 1, pw // TILE + 1, 1))[: dst.shape[0], : dst.shape[1]]
     _clutter(img, rng, int(rng.integers(4, 15)), int(rng.integers(4, 15)), int(rng.integers(2, 8)))
 
 
-BACKGROUNDS = {"street": (bg_street, 3.0), "indoor": (bg_indoor, 2.0), "park": (bg_park, 2.0), "abstract": (bg_abstract, 1.0)}
+BACKGROUNDS = {
+    "street": (bg_street, 3.0),
+    "indoor": (bg_indoor, 2.0),
+    "park": (bg_park, 2.0),
+    "abstract": (bg_abstract, 1.0),
+}
 
 
-def make_background(g: StageGeometry, rng: np.random.Generator, style: str | None = None) -> tuple[np.ndarray, str]:
+def make_background(
+    g: StageGeometry, rng: np.random.Generator, style: str | None = None
+) -> tuple[np.ndarray, str]:
     """A background canvas (RGB uint8) covering every view the camera takes in the video."""
     names = list(BACKGROUNDS)
     if style is None:

@@ -29,19 +29,41 @@ SYNTH19 = KeypointLayout(
 )
 
 # Points the renderer needs beyond the labelled joints.
-EXTRA_POINTS = ("pelvis", "neck_base", "head_center", "left_toe", "right_toe", "left_hand", "right_hand",
-                "left_heel", "right_heel")
+EXTRA_POINTS = (
+    "pelvis",
+    "neck_base",
+    "head_center",
+    "left_toe",
+    "right_toe",
+    "left_hand",
+    "right_hand",
+    "left_heel",
+    "right_heel",
+)
 POINTS = SYNTH19.names + EXTRA_POINTS
 P = {n: i for i, n in enumerate(POINTS)}
 NUM_JOINTS = len(SYNTH19)
 
 # Pose parameters every action fills; cross-fades mix these vectors.
 ANGLE_NAMES = (
-    "lean", "twist", "head_yaw", "head_pitch",
-    "l_sh_flex", "l_sh_abd", "l_elbow", "l_fore_abd",
-    "r_sh_flex", "r_sh_abd", "r_elbow", "r_fore_abd",
-    "l_hip_flex", "l_hip_abd", "l_knee",
-    "r_hip_flex", "r_hip_abd", "r_knee",
+    "lean",
+    "twist",
+    "head_yaw",
+    "head_pitch",
+    "l_sh_flex",
+    "l_sh_abd",
+    "l_elbow",
+    "l_fore_abd",
+    "r_sh_flex",
+    "r_sh_abd",
+    "r_elbow",
+    "r_fore_abd",
+    "l_hip_flex",
+    "l_hip_abd",
+    "l_knee",
+    "r_hip_flex",
+    "r_hip_abd",
+    "r_knee",
     "lift",  # metres of flight above the foot-planted height (jumps, running)
 )
 A = {n: i for i, n in enumerate(ANGLE_NAMES)}
@@ -50,10 +72,18 @@ A = {n: i for i, n in enumerate(ANGLE_NAMES)}
 # body height). The shirt and the pants are drawn as two outlines through these ellipses, so the
 # torso keeps its thickness in profile views.
 SHIRT_SECTIONS = np.array(
-    [(0.14, 0.095, 0.066), (0.42, 0.086, 0.062), (0.70, 0.102, 0.070), (0.90, 0.126, 0.058),
-     (0.97, 0.094, 0.050), (1.00, 0.040, 0.034)]
+    [
+        (0.14, 0.095, 0.066),
+        (0.42, 0.086, 0.062),
+        (0.70, 0.102, 0.070),
+        (0.90, 0.126, 0.058),
+        (0.97, 0.094, 0.050),
+        (1.00, 0.040, 0.034),
+    ]
 )
-PANTS_SECTIONS = np.array([(-0.10, 0.070, 0.058), (-0.02, 0.098, 0.064), (0.08, 0.100, 0.066), (0.22, 0.092, 0.063)])
+PANTS_SECTIONS = np.array(
+    [(-0.10, 0.070, 0.058), (-0.02, 0.098, 0.064), (0.08, 0.100, 0.066), (0.22, 0.092, 0.063)]
+)
 SHOULDER_LEVEL = 0.93  # shoulder joints sit at this fraction of the spine
 
 
@@ -94,11 +124,11 @@ def sample_shape(rng: np.random.Generator, child_p: float = 0.1) -> BodyShape:
     radii = {
         "upper_arm": (0.031 * h * girth, 0.024 * h * girth),
         "forearm": (0.024 * h * girth, 0.018 * h * girth),
-        "hand": 0.021 * h * girth ** 0.5,
+        "hand": 0.021 * h * girth**0.5,
         "thigh": (0.047 * h * girth, 0.032 * h * girth),
         "shin": (0.032 * h * girth, 0.022 * h * girth),
         "foot": 0.022 * h,
-        "neck": 0.030 * h * girth ** 0.5,
+        "neck": 0.030 * h * girth**0.5,
     }
     shirt = SHIRT_SECTIONS.copy()
     pants = PANTS_SECTIONS.copy()
@@ -381,7 +411,16 @@ ACTIONS: dict[str, Action] = {
 
 # What a person does next (relative weights): the behaviour table, not an if-chain.
 NEXT_ACTION: dict[str, dict[str, float]] = {
-    "walk": {"walk": 4.0, "run": 0.8, "stand": 1.2, "wave": 0.8, "turn": 0.8, "swing": 0.4, "jack": 0.3, "squat": 0.3},
+    "walk": {
+        "walk": 4.0,
+        "run": 0.8,
+        "stand": 1.2,
+        "wave": 0.8,
+        "turn": 0.8,
+        "swing": 0.4,
+        "jack": 0.3,
+        "squat": 0.3,
+    },
     "run": {"run": 1.5, "walk": 3.0, "stand": 0.4},
     "stand": {"walk": 3.0, "wave": 1.0, "turn": 1.0, "stand": 0.8, "swing": 0.6, "jack": 0.5, "squat": 0.5},
     "wave": {"walk": 2.0, "stand": 1.0, "turn": 0.6, "wave": 0.4},
@@ -396,9 +435,14 @@ BLEND_S = 0.5  # cross-fade between actions (seconds)
 
 def sample_style(name: str, rng: np.random.Generator, shape: BodyShape) -> dict:
     """Per-segment parameters: amplitudes, the arm pose of a standing person, which arm waves."""
-    st = {"height": shape.height, "seed_phase": rng.uniform(0, 2 * math.pi),
-          "head_yaw": rng.normal(0, 0.25) if rng.random() < 0.5 else 0.0,
-          "head_pitch": rng.normal(0.05, 0.1), "arm_out": rng.uniform(0.08, 0.2), "elbow": rng.uniform(0.1, 0.35)}
+    st = {
+        "height": shape.height,
+        "seed_phase": rng.uniform(0, 2 * math.pi),
+        "head_yaw": rng.normal(0, 0.25) if rng.random() < 0.5 else 0.0,
+        "head_pitch": rng.normal(0.05, 0.1),
+        "arm_out": rng.uniform(0.08, 0.2),
+        "elbow": rng.uniform(0.1, 0.35),
+    }
     if name in ("walk", "turn"):
         st.update(amp=rng.uniform(0.3, 0.48), arm=rng.uniform(0.2, 0.55))
     elif name == "run":
@@ -412,8 +456,14 @@ def sample_style(name: str, rng: np.random.Generator, shape: BodyShape) -> dict:
         # a few standing arm poses: hanging, phone in front, crossed, hand to face
         kind = rng.choice(["down", "down", "phone", "crossed", "face", "hips"])
         for k in "lr":
-            st.update({f"{k}_flex": rng.normal(0.0, 0.1), f"{k}_abd": rng.uniform(0.08, 0.25),
-                       f"{k}_elbow": rng.uniform(0.05, 0.35), f"{k}_fore": 0.0})
+            st.update(
+                {
+                    f"{k}_flex": rng.normal(0.0, 0.1),
+                    f"{k}_abd": rng.uniform(0.08, 0.25),
+                    f"{k}_elbow": rng.uniform(0.05, 0.35),
+                    f"{k}_fore": 0.0,
+                }
+            )
         if kind == "phone":
             for k in "lr":
                 st.update({f"{k}_flex": 0.35, f"{k}_elbow": 1.3, f"{k}_fore": -0.25, f"{k}_abd": 0.15})
@@ -428,8 +478,10 @@ def sample_style(name: str, rng: np.random.Generator, shape: BodyShape) -> dict:
             for k in "lr":
                 st.update({f"{k}_flex": -0.3, f"{k}_abd": 0.7, f"{k}_elbow": 0.2, f"{k}_fore": -1.6})
     if name == "wave":
-        st.update(wave_arms=["l", "r"] if rng.random() < 0.25 else [rng.choice(["l", "r"])],
-                  wave_abd=rng.uniform(1.2, 1.7))
+        st.update(
+            wave_arms=["l", "r"] if rng.random() < 0.25 else [rng.choice(["l", "r"])],
+            wave_abd=rng.uniform(1.2, 1.7),
+        )
     return st
 
 
@@ -466,19 +518,26 @@ class Actor:
 
     def speed(self) -> float:
         """Ground speed consistent with the stride so feet do not skate much (m/s)."""
+
         def one(action: str, style: dict, freq: float) -> float:
             if not ACTIONS[action].moves:
                 return 0.0
             stride = 4.0 * (self.shape.thigh + self.shape.shin) * math.sin(style["amp"]) * 0.85
             return stride * freq
+
         cur = one(self.action, self.style, self.freq)
         if self.prev is None or self.seg_t >= BLEND_S:
             return cur
         w = _smoothstep(self.seg_t / BLEND_S)
         return one(*self.prev) * (1 - w) + cur * w
 
-    def start(self, action: str, rng: np.random.Generator, duration: float | None = None,
-              target_heading: float | None = None) -> None:
+    def start(
+        self,
+        action: str,
+        rng: np.random.Generator,
+        duration: float | None = None,
+        target_heading: float | None = None,
+    ) -> None:
         self.prev = (self.action, self.style, self.freq)
         self.action = action
         self.style = sample_style(action, rng, self.shape)

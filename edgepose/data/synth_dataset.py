@@ -25,10 +25,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -36,7 +36,7 @@ import numpy as np
 from .. import __version__
 from ..core.atomic import atomic_dir, atomic_file
 from ..core.keypoints import COCO17, POSETRACK17, KeypointLayout
-from .synthetic import GENERATOR_VERSION, SynthConfig, SynthFrame, SyntheticVideo
+from .synthetic import GENERATOR_VERSION, SynthConfig, SyntheticVideo, SynthFrame
 
 GENERATOR = "edgepose.synthetic"
 LAYOUT_CHOICES = {"posetrack17": ("posetrack17",), "coco17": ("coco17",), "both": ("posetrack17", "coco17")}
@@ -81,9 +81,20 @@ class SynthStats:
         self.births_after_start += sum(1 for f in first.values() if f > 0)
         self.deaths_before_end += sum(1 for f in last.values() if f < nframes - 1)
 
-    def merge(self, other: "SynthStats") -> None:
-        for k in ("frames", "labeled_frames", "persons", "joints", "occluded", "self_occluded", "blurred_joints",
-                  "blurred_frames", "person_blur", "births_after_start", "deaths_before_end"):
+    def merge(self, other: SynthStats) -> None:
+        for k in (
+            "frames",
+            "labeled_frames",
+            "persons",
+            "joints",
+            "occluded",
+            "self_occluded",
+            "blurred_joints",
+            "blurred_frames",
+            "person_blur",
+            "births_after_start",
+            "deaths_before_end",
+        ):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.tracks |= other.tracks
 
@@ -113,8 +124,13 @@ def _skeleton_1based(layout: KeypointLayout) -> list[list[int]]:
 
 
 def category(layout: KeypointLayout) -> dict:
-    return {"supercategory": "person", "id": 1, "name": "person", "keypoints": list(layout.names),
-            "skeleton": _skeleton_1based(layout)}
+    return {
+        "supercategory": "person",
+        "id": 1,
+        "name": "person",
+        "keypoints": list(layout.names),
+        "skeleton": _skeleton_1based(layout),
+    }
 
 
 def image_id(video_index: int, frame: int) -> int:
@@ -183,17 +199,31 @@ def _write_video(job: _Job, on_frame: Callable[[], None] | None = None) -> dict:
         rel = f"images/{name}/{t:06d}.jpg"
         data = fr.jpeg
         if data is None:
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(fr.image, cv2.COLOR_RGB2BGR),
-                                   [cv2.IMWRITE_JPEG_QUALITY, job.jpeg_quality])
+            ok, buf = cv2.imencode(
+                ".jpg",
+                cv2.cvtColor(fr.image, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, job.jpeg_quality],
+            )
             if not ok:
                 raise RuntimeError(f"could not encode frame {t} of {name} as JPEG")
             data = buf.tobytes()
         (img_dir / f"{t:06d}.jpg").write_bytes(data)
         labeled = t % job.label_every == 0
         stats.add(fr, labeled)
-        images.append({"id": iid, "file_name": rel, "vid_id": f"{job.index:06d}", "frame_id": iid,
-                       "nframes": cfg.frames, "is_labeled": labeled, "ignore_regions_x": [], "ignore_regions_y": [],
-                       "width": cfg.width, "height": cfg.height})
+        images.append(
+            {
+                "id": iid,
+                "file_name": rel,
+                "vid_id": f"{job.index:06d}",
+                "frame_id": iid,
+                "nframes": cfg.frames,
+                "is_labeled": labeled,
+                "ignore_regions_x": [],
+                "ignore_regions_y": [],
+                "width": cfg.width,
+                "height": cfg.height,
+            }
+        )
         for p in fr.persons:
             first.setdefault(p.track_id, t)
             last[p.track_id] = t
@@ -204,17 +234,34 @@ def _write_video(job: _Job, on_frame: Callable[[], None] | None = None) -> dict:
                 if "coco17" in job.layouts:
                     coco_anns.append(annotation(p, COCO17, iid, k))
             if "coco17" in job.layouts:
-                coco_images.append({"id": iid, "file_name": rel, "width": cfg.width, "height": cfg.height,
-                                    "vid_id": f"{job.index:06d}", "frame_id": iid, "track_video": name})
+                coco_images.append(
+                    {
+                        "id": iid,
+                        "file_name": rel,
+                        "width": cfg.width,
+                        "height": cfg.height,
+                        "vid_id": f"{job.index:06d}",
+                        "frame_id": iid,
+                        "track_video": name,
+                    }
+                )
         if on_frame is not None:
             on_frame()
     stats.add_video_tracks(first, last, cfg.frames)
     stats.seconds = time.perf_counter() - t0
     if "posetrack17" in job.layouts:
-        _write_json(Path(job.stage) / "annotations" / job.split / f"{name}.json",
-                    {"images": images, "annotations": anns, "categories": [category(POSETRACK17)]})
-    return {"name": name, "split": job.split, "coco_images": coco_images, "coco_annotations": coco_anns,
-            "stats": stats, "info": video.info}
+        _write_json(
+            Path(job.stage) / "annotations" / job.split / f"{name}.json",
+            {"images": images, "annotations": anns, "categories": [category(POSETRACK17)]},
+        )
+    return {
+        "name": name,
+        "split": job.split,
+        "coco_images": coco_images,
+        "coco_annotations": coco_anns,
+        "stats": stats,
+        "info": video.info,
+    }
 
 
 def split_videos(n: int, split_val: float, seed: int) -> list[str]:
@@ -245,10 +292,14 @@ def _check_target(out: Path, overwrite: bool) -> None:
         except (OSError, ValueError):
             ours = False
     if not ours:
-        raise FileExistsError(f"{out} is not empty and is not a synthetic dataset; refusing to replace it "
-                              "(choose an empty or new directory)")
+        raise FileExistsError(
+            f"{out} is not empty and is not a synthetic dataset; refusing to replace it "
+            "(choose an empty or new directory)"
+        )
     if not overwrite:
-        raise FileExistsError(f"{out} already holds a synthetic dataset; pass overwrite=True (--overwrite) to replace it")
+        raise FileExistsError(
+            f"{out} already holds a synthetic dataset; pass overwrite=True (--overwrite) to replace it"
+        )
 
 
 def write_dataset(
@@ -288,8 +339,10 @@ def write_dataset(
     total = SynthStats()
     results = []
     with atomic_dir(out) as stage:
-        jobs = [_Job(str(stage), config.to_dict(), seed, i, splits[i], layouts, jpeg_quality, label_every)
-                for i in range(videos)]
+        jobs = [
+            _Job(str(stage), config.to_dict(), seed, i, splits[i], layouts, jpeg_quality, label_every)
+            for i in range(videos)
+        ]
         if workers <= 1:
             for job in jobs:
                 results.append(_write_video(job, (lambda: progress(1)) if progress else None))
@@ -308,12 +361,18 @@ def write_dataset(
                 part = [r for r in results if r["split"] == split]
                 if not part:
                     continue
-                _write_json(stage / "annotations" / f"coco_{split}.json", {
-                    "info": {"description": "edgepose synthetic pose videos", "version": GENERATOR_VERSION},
-                    "images": [im for r in part for im in r["coco_images"]],
-                    "annotations": [a for r in part for a in r["coco_annotations"]],
-                    "categories": [category(COCO17)],
-                })
+                _write_json(
+                    stage / "annotations" / f"coco_{split}.json",
+                    {
+                        "info": {
+                            "description": "edgepose synthetic pose videos",
+                            "version": GENERATOR_VERSION,
+                        },
+                        "images": [im for r in part for im in r["coco_images"]],
+                        "annotations": [a for r in part for a in r["coco_annotations"]],
+                        "categories": [category(COCO17)],
+                    },
+                )
         total.seconds = time.perf_counter() - t0
         meta = {
             "generator": GENERATOR,
@@ -330,7 +389,7 @@ def write_dataset(
             "video_info": {r["name"]: r["info"] for r in results},
             "keypoints": {"posetrack17": list(POSETRACK17.names), "coco17": list(COCO17.names)},
             "visibility": "v: 2 visible, 1 labelled but hidden, 0 outside the image; occluded: hidden by an "
-                          "occluder or another person; blurred: frame or person blurred",
+            "occluder or another person; blurred: frame or person blurred",
             "stats": total.as_dict(),
         }
         _write_json(stage / "meta.json", meta)
@@ -348,4 +407,13 @@ def read_meta(path: str | os.PathLike) -> dict:
     return meta
 
 
-__all__ = ["GENERATOR", "SynthStats", "annotation", "category", "image_id", "read_meta", "split_videos", "write_dataset"]
+__all__ = [
+    "GENERATOR",
+    "SynthStats",
+    "annotation",
+    "category",
+    "image_id",
+    "read_meta",
+    "split_videos",
+    "write_dataset",
+]

@@ -8,8 +8,7 @@ import math
 import cv2
 import numpy as np
 
-from .synth_render import SHIFT, _ONE
-
+from .synth_render import _ONE, SHIFT
 
 
 def line_kernel(length: float, angle: float) -> np.ndarray:
@@ -19,8 +18,15 @@ def line_kernel(length: float, angle: float) -> np.ndarray:
     ker = np.zeros((k, k), np.float32)
     c = (k - 1) / 2
     dx, dy = math.cos(angle) * (length - 1) / 2, math.sin(angle) * (length - 1) / 2
-    cv2.line(ker, (int(round((c - dx) * _ONE)), int(round((c - dy) * _ONE))),
-             (int(round((c + dx) * _ONE)), int(round((c + dy) * _ONE))), 1.0, 1, cv2.LINE_AA, SHIFT)
+    cv2.line(
+        ker,
+        (int(round((c - dx) * _ONE)), int(round((c - dy) * _ONE))),
+        (int(round((c + dx) * _ONE)), int(round((c + dy) * _ONE))),
+        1.0,
+        1,
+        cv2.LINE_AA,
+        SHIFT,
+    )
     return ker / max(ker.sum(), 1e-6)
 
 
@@ -29,7 +35,15 @@ def disk_kernel(radius: float) -> np.ndarray:
     k = int(math.ceil(radius)) * 2 + 1
     ker = np.zeros((k, k), np.float32)
     c = (k - 1) / 2
-    cv2.circle(ker, (int(round(c * _ONE)), int(round(c * _ONE))), int(round(radius * _ONE)), 1.0, -1, cv2.LINE_AA, SHIFT)
+    cv2.circle(
+        ker,
+        (int(round(c * _ONE)), int(round(c * _ONE))),
+        int(round(radius * _ONE)),
+        1.0,
+        -1,
+        cv2.LINE_AA,
+        SHIFT,
+    )
     return ker / max(ker.sum(), 1e-6)
 
 
@@ -51,13 +65,15 @@ def blur_region(img: np.ndarray, mask: np.ndarray, box, kernel: np.ndarray) -> N
 
 def tone_lut(gamma: float, contrast: float, gains, brightness: float) -> np.ndarray:
     x = np.arange(256, dtype=np.float32) / 255.0
-    y = np.clip((x ** gamma - 0.5) * contrast + 0.5 + brightness, 0, 1)
+    y = np.clip((x**gamma - 0.5) * contrast + 0.5 + brightness, 0, 1)
     lut = np.stack([np.clip(y * g, 0, 1) for g in gains], 1) * 255.0
     return lut.astype(np.uint8).reshape(256, 1, 3)
 
 
 def jpeg_roundtrip(img_rgb: np.ndarray, quality: int) -> tuple[np.ndarray, bytes]:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(img_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    )
     if not ok:
         raise RuntimeError("OpenCV could not encode a JPEG; check the opencv-python-headless install")
     data = buf.tobytes()

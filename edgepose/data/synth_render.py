@@ -24,12 +24,24 @@ SHIFT = 4  # fixed-point bits for sub-pixel polygon drawing
 _ONE = 1 << SHIFT
 
 PART_IDS = {
-    "shirt": 0, "pants": 1, "neck": 2, "head": 3,
-    "left_upper_arm": 4, "left_forearm": 5, "left_hand": 6,
-    "right_upper_arm": 7, "right_forearm": 8, "right_hand": 9,
-    "left_thigh": 10, "left_shin": 11, "left_foot": 12,
-    "right_thigh": 13, "right_shin": 14, "right_foot": 15,
-    "hair": 16, "skirt": 17,
+    "shirt": 0,
+    "pants": 1,
+    "neck": 2,
+    "head": 3,
+    "left_upper_arm": 4,
+    "left_forearm": 5,
+    "left_hand": 6,
+    "right_upper_arm": 7,
+    "right_forearm": 8,
+    "right_hand": 9,
+    "left_thigh": 10,
+    "left_shin": 11,
+    "left_foot": 12,
+    "right_thigh": 13,
+    "right_shin": 14,
+    "right_foot": 15,
+    "hair": 16,
+    "skirt": 17,
 }
 OCCLUDER_IDS = range(1, 32)
 
@@ -40,9 +52,13 @@ def _bits(*names: str) -> int:
 
 # Which of the person's own parts may lie on top of a joint for it to count as visible.
 JOINT_PARTS = {
-    "nose": _bits("head"), "left_eye": _bits("head"), "right_eye": _bits("head"),
-    "left_ear": _bits("head"), "right_ear": _bits("head"),
-    "head_top": _bits("head", "hair"), "head_bottom": _bits("neck", "head", "hair"),
+    "nose": _bits("head"),
+    "left_eye": _bits("head"),
+    "right_eye": _bits("head"),
+    "left_ear": _bits("head"),
+    "right_ear": _bits("head"),
+    "head_top": _bits("head", "hair"),
+    "head_bottom": _bits("neck", "head", "hair"),
     **{f"{s}_shoulder": _bits("shirt", f"{s}_upper_arm", "hair") for s in ("left", "right")},
     **{f"{s}_elbow": _bits(f"{s}_upper_arm", f"{s}_forearm") for s in ("left", "right")},
     **{f"{s}_wrist": _bits(f"{s}_forearm", f"{s}_hand") for s in ("left", "right")},
@@ -100,10 +116,31 @@ def view_matrix(zoom: float, roll: float, centre, size_wh) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # colours and textures
 
-SKIN = np.array([(255, 224, 196), (241, 194, 160), (224, 172, 130), (198, 134, 96), (161, 102, 70),
-                 (120, 78, 52), (88, 58, 40)], dtype=np.float64)
-HAIR = np.array([(20, 16, 14), (45, 30, 20), (90, 60, 35), (150, 110, 60), (200, 170, 110), (130, 45, 25),
-                 (150, 150, 150), (225, 225, 220)], dtype=np.float64)
+SKIN = np.array(
+    [
+        (255, 224, 196),
+        (241, 194, 160),
+        (224, 172, 130),
+        (198, 134, 96),
+        (161, 102, 70),
+        (120, 78, 52),
+        (88, 58, 40),
+    ],
+    dtype=np.float64,
+)
+HAIR = np.array(
+    [
+        (20, 16, 14),
+        (45, 30, 20),
+        (90, 60, 35),
+        (150, 110, 60),
+        (200, 170, 110),
+        (130, 45, 25),
+        (150, 150, 150),
+        (225, 225, 220),
+    ],
+    dtype=np.float64,
+)
 HAIR_P = np.array([4, 4, 3, 2, 1.2, 0.6, 0.8, 0.4])
 TILE = 64  # texture tile size (pixels); stripe periods divide it so tiles wrap seamlessly
 TILE_PER_M = TILE / 0.4
@@ -125,7 +162,11 @@ def _grid():
 
 def _two(rng):
     a = random_colour(rng)
-    b = random_colour(rng) if rng.random() < 0.6 else np.clip(a * rng.uniform(0.3, 0.6) + rng.uniform(0, 90), 0, 255)
+    b = (
+        random_colour(rng)
+        if rng.random() < 0.6
+        else np.clip(a * rng.uniform(0.3, 0.6) + rng.uniform(0, 90), 0, 255)
+    )
     return a, b
 
 
@@ -192,9 +233,14 @@ def _tex_twotone(rng, base):
 
 
 TEXTURES = {  # name: (maker, weight)
-    "solid": (_tex_solid, 3.0), "stripes": (_tex_stripes, 2.5), "checks": (_tex_checks, 0.8),
-    "plaid": (_tex_plaid, 0.8), "noise": (_tex_noise, 1.0), "camo": (_tex_camo, 0.4),
-    "dots": (_tex_dots, 0.6), "twotone": (_tex_twotone, 0.6),
+    "solid": (_tex_solid, 3.0),
+    "stripes": (_tex_stripes, 2.5),
+    "checks": (_tex_checks, 0.8),
+    "plaid": (_tex_plaid, 0.8),
+    "noise": (_tex_noise, 1.0),
+    "camo": (_tex_camo, 0.4),
+    "dots": (_tex_dots, 0.6),
+    "twotone": (_tex_twotone, 0.6),
 }
 
 
@@ -224,17 +270,25 @@ def sample_appearance(rng: np.random.Generator) -> Appearance:
     tex = str(rng.choice(names, p=w / w.sum()))
     tile = TEXTURES[tex][0](rng, shirt).astype(np.float32)
     lower = str(rng.choice(["pants", "pants", "pants", "shorts", "skirt"]))
-    pants = random_colour(rng, sat=(0.0, 0.7), val=(0.1, 0.8)) if rng.random() < 0.6 else \
-        np.array([40, 60, 110]) * rng.uniform(0.6, 1.4)  # denim
+    pants = (
+        random_colour(rng, sat=(0.0, 0.7), val=(0.1, 0.8))
+        if rng.random() < 0.6
+        else np.array([40, 60, 110]) * rng.uniform(0.6, 1.4)
+    )  # denim
     return Appearance(
-        skin=np.clip(skin, 0, 255), hair=np.clip(hair, 0, 255),
+        skin=np.clip(skin, 0, 255),
+        hair=np.clip(hair, 0, 255),
         hair_style=str(rng.choice(["short", "short", "long", "bald"], p=[0.45, 0.2, 0.28, 0.07])),
-        shirt=shirt, shirt_tile=tile, texture=tex,
+        shirt=shirt,
+        shirt_tile=tile,
+        texture=tex,
         sleeves=str(rng.choice(["long", "short", "none"], p=[0.45, 0.4, 0.15])),
-        lower=lower, pants=np.clip(pants, 0, 255),
+        lower=lower,
+        pants=np.clip(pants, 0, 255),
         shoes=random_colour(rng, val=(0.05, 0.95), sat=(0.0, 0.6)),
         front_mark=str(rng.choice(["none", "seam", "logo"], p=[0.3, 0.35, 0.35])),
-        mark_colour=random_colour(rng), outline=rng.uniform(0.45, 0.75),
+        mark_colour=random_colour(rng),
+        outline=rng.uniform(0.45, 0.75),
     )
 
 
@@ -295,8 +349,15 @@ class Canvas:
         lo, hi = pts.min(0), pts.max(0)
         self.grow_box(float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
 
-    def poly(self, pts: np.ndarray | None, colour, pid: int, outline: float | None = None, grow: bool = True,
-             q: np.ndarray | None = None) -> None:
+    def poly(
+        self,
+        pts: np.ndarray | None,
+        colour,
+        pid: int,
+        outline: float | None = None,
+        grow: bool = True,
+        q: np.ndarray | None = None,
+    ) -> None:
         """Fill a polygon (float points, or ``q`` already in fixed point) in colour and id."""
         q = _fx(pts) if q is None else q
         colour = _col(colour)
@@ -323,8 +384,15 @@ class Canvas:
         if pid is not None:
             cv2.ellipse(self.ids, cc, ax, angle_deg, 0, 360, int(pid), -1, cv2.LINE_8, SHIFT)
 
-    def textured_poly(self, pts: np.ndarray, tile: np.ndarray, inv_map: np.ndarray, shade: float, pid: int,
-                      outline_colour=None) -> None:
+    def textured_poly(
+        self,
+        pts: np.ndarray,
+        tile: np.ndarray,
+        inv_map: np.ndarray,
+        shade: float,
+        pid: int,
+        outline_colour=None,
+    ) -> None:
         """Fill a polygon with a texture tile mapped by ``inv_map`` (image pixel -> tile pixel)."""
         q = _fx(pts)
         cv2.fillPoly(self.ids, [q], int(pid), cv2.LINE_8, SHIFT)
@@ -339,8 +407,13 @@ class Canvas:
         cv2.fillPoly(mask, [q - np.array([x0 * _ONE, y0 * _ONE], np.int32)], 255, cv2.LINE_AA, SHIFT)
         m = inv_map.copy()
         m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)  # ROI pixel -> image pixel -> tile
-        tex = cv2.warpAffine(tile, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_WRAP)
+        tex = cv2.warpAffine(
+            tile,
+            m,
+            (x1 - x0, y1 - y0),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_WRAP,
+        )
         roi = self.image[y0:y1, x0:x1]
         a = mask.astype(np.float32)[..., None] * (1.0 / 255.0)
         roi[:] = (roi * (1.0 - a) + np.clip(tex * shade, 0, 255) * a).astype(np.uint8)
@@ -389,17 +462,23 @@ def project_figure(pose: Pose3D, shape, cam: Camera) -> Figure2D:
     sh_b = shape.shirt[:, 2:3]
     pa_a = shape.pants[:, 1:2]
     pa_b = shape.pants[:, 2:3]
-    world = np.concatenate([
-        pose.points,
-        pose.shirt_centres, pose.shirt_centres + sh_a * pose.shirt_axes[:, 0], pose.shirt_centres + sh_b * pose.shirt_axes[:, 1],
-        pose.pants_centres, pose.pants_centres + pa_a * pose.pants_axes[:, 0], pose.pants_centres + pa_b * pose.pants_axes[:, 1],
-        pose.points[P["head_center"]] + shape.head_r * pose.head_axes[[2, 1]],
-    ])
+    world = np.concatenate(
+        [
+            pose.points,
+            pose.shirt_centres,
+            pose.shirt_centres + sh_a * pose.shirt_axes[:, 0],
+            pose.shirt_centres + sh_b * pose.shirt_axes[:, 1],
+            pose.pants_centres,
+            pose.pants_centres + pa_a * pose.pants_axes[:, 0],
+            pose.pants_centres + pa_b * pose.pants_axes[:, 1],
+            pose.points[P["head_center"]] + shape.head_r * pose.head_axes[[2, 1]],
+        ]
+    )
     uv, ppm = cam.project(world)
     pts, o = uv[:n_pts], n_pts
-    sc, sl, sf = uv[o:o + ns], uv[o + ns:o + 2 * ns], uv[o + 2 * ns:o + 3 * ns]
+    sc, sl, sf = uv[o : o + ns], uv[o + ns : o + 2 * ns], uv[o + 2 * ns : o + 3 * ns]
     o += 3 * ns
-    pc, pl, pf = uv[o:o + npn], uv[o + npn:o + 2 * npn], uv[o + 2 * npn:o + 3 * npn]
+    pc, pl, pf = uv[o : o + npn], uv[o + npn : o + 2 * npn], uv[o + 2 * npn : o + 3 * npn]
     o += 3 * npn
     hf, hu = uv[o], uv[o + 1]
     spine = sc[-1] - pc[0]
@@ -423,9 +502,18 @@ def project_figure(pose: Pose3D, shape, cam: Camera) -> Figure2D:
     front = sc + (sf - sc) * 1.0  # front centre of each shirt section
     c2 = pts[P["head_center"]]
     return Figure2D(
-        pts=pts, ppm=ppm[:n_pts], z=world[:n_pts, 2], shirt=shirt, pants=pants, shirt_front=front,
-        torso_facing=facing, head_facing=float(pose.head_axes[2] @ to_cam_h),
-        head_fwd2=hf - c2, head_up2=hu - c2, face_dot=face_dot, far_side=far,
+        pts=pts,
+        ppm=ppm[:n_pts],
+        z=world[:n_pts, 2],
+        shirt=shirt,
+        pants=pants,
+        shirt_front=front,
+        torso_facing=facing,
+        head_facing=float(pose.head_axes[2] @ to_cam_h),
+        head_fwd2=hf - c2,
+        head_up2=hu - c2,
+        face_dot=face_dot,
+        far_side=far,
         chest=(sc[2], -spine, perp, float(ppm[n_pts + 2])),
         pelvis_z=float(pose.points[P["pelvis"], 2]),
         height_px=float(shape.height * ppm[P["pelvis"]]),
@@ -463,7 +551,11 @@ def _limb_radii(shape) -> tuple[np.ndarray, np.ndarray]:
     r0, r1 = [], []
     for _, _, _, rk, _ in _LIMB_IDX:
         r = shape.radii[rk]
-        a, b = r if isinstance(r, tuple) else ((0.8 * r, r) if rk == "hand" else (r, 0.8 * r) if rk == "foot" else (r, r))
+        a, b = (
+            r
+            if isinstance(r, tuple)
+            else ((0.8 * r, r) if rk == "hand" else (r, 0.8 * r) if rk == "foot" else (r, r))
+        )
         r0.append(a)
         r1.append(b)
     return np.array(r0), np.array(r1)
@@ -472,7 +564,8 @@ def _limb_radii(shape) -> tuple[np.ndarray, np.ndarray]:
 def _materials(app: Appearance) -> dict:
     t = {k: tuple(float(x) for x in getattr(app, k)) for k in ("skin", "shoes", "shirt", "pants")}
     return {
-        "skin": t["skin"], "shoes": t["shoes"],
+        "skin": t["skin"],
+        "shoes": t["shoes"],
         "sleeve": t["shirt"] if app.sleeves != "none" else t["skin"],
         "forearm": t["shirt"] if app.sleeves == "long" else t["skin"],
         "thigh": t["pants"] if app.lower != "skirt" else t["skin"],
@@ -481,8 +574,9 @@ def _materials(app: Appearance) -> dict:
     }
 
 
-def draw_figure(cv: Canvas, fig: Figure2D, shape, app: Appearance, slot: int, light: float,
-                heading: float) -> None:
+def draw_figure(
+    cv: Canvas, fig: Figure2D, shape, app: Appearance, slot: int, light: float, heading: float
+) -> None:
     """Draw one person (limbs, torso, head) far-to-near into the canvas."""
     base = 32 * (slot + 1)
     mats = _materials(app)
@@ -510,8 +604,13 @@ def draw_figure(cv: Canvas, fig: Figure2D, shape, app: Appearance, slot: int, li
     for depth, _, kind, payload in items:
         shade = light * min(max(1.0 - 1.4 * (depth - z_ref), 0.62), 1.12)
         if kind == "limb":
-            cv.poly(None, _shade(mats[_LIMB_IDX[payload][4]], shade), base + _LIMB_PID[payload], outline,
-                    q=fixed[payload])
+            cv.poly(
+                None,
+                _shade(mats[_LIMB_IDX[payload][4]], shade),
+                base + _LIMB_PID[payload],
+                outline,
+                q=fixed[payload],
+            )
         elif kind == "pants":
             cv.poly(fig.pants, _shade(mats["pants"], shade), base + PART_IDS["pants"], outline)
         elif kind == "shirt":
@@ -526,8 +625,12 @@ def draw_figure(cv: Canvas, fig: Figure2D, shape, app: Appearance, slot: int, li
             back = c - 0.35 * fig.head_fwd2
             down = pts[P["neck_base"]] - c
             tip = back + down * 1.25
-            cv.poly(capsule(back, tip, 0.98 * r, 0.8 * r), _shade(app.hair, light * 0.9),
-                    base + PART_IDS["hair"], None)
+            cv.poly(
+                capsule(back, tip, 0.98 * r, 0.8 * r),
+                _shade(app.hair, light * 0.9),
+                base + PART_IDS["hair"],
+                None,
+            )
 
 
 def _draw_shirt(cv: Canvas, fig: Figure2D, app: Appearance, base: int, shade: float, heading: float) -> None:
@@ -540,21 +643,33 @@ def _draw_shirt(cv: Canvas, fig: Figure2D, app: Appearance, base: int, shade: fl
     inv = np.hstack([lin, (off - lin @ centre)[:, None]])
     oc = app.shirt * shade * app.outline if fig.height_px > 60 else None
     if app.texture == "solid":
-        cv.poly(fig.shirt, _shade(app.shirt, shade), base + PART_IDS["shirt"], app.outline if oc is not None else None)
+        cv.poly(
+            fig.shirt,
+            _shade(app.shirt, shade),
+            base + PART_IDS["shirt"],
+            app.outline if oc is not None else None,
+        )
     else:
         cv.textured_poly(fig.shirt, app.shirt_tile, inv, shade, base + PART_IDS["shirt"], oc)
     if fig.torso_facing > 0.25 and fig.height_px > 40:
         f = fig.shirt_front
         if app.front_mark == "seam":
             w = max(1, int(round(fig.height_px / 120)))
-            cv2.polylines(cv.image, [_fx(f[:-1])], False, _col(app.mark_colour * shade), w, cv2.LINE_AA, SHIFT)
+            cv2.polylines(
+                cv.image, [_fx(f[:-1])], False, _col(app.mark_colour * shade), w, cv2.LINE_AA, SHIFT
+            )
         elif app.front_mark == "logo":
             c = 0.5 * (f[2] + f[3])
             r = 0.045 * fig.height_px
             cv.circle(c, r, app.mark_colour * shade, None, grow=False)
         # neckline: skin triangle at the collar
-        tri = np.array([f[-1] + perp * 0.03 * fig.height_px, f[-1] - perp * 0.03 * fig.height_px,
-                        f[-1] + (f[-2] - f[-1]) * 0.45])
+        tri = np.array(
+            [
+                f[-1] + perp * 0.03 * fig.height_px,
+                f[-1] - perp * 0.03 * fig.height_px,
+                f[-1] + (f[-2] - f[-1]) * 0.45,
+            ]
+        )
         cv.poly(tri, _shade(app.skin, shade), base + PART_IDS["shirt"], None, grow=False)
 
 
@@ -570,7 +685,9 @@ def _draw_skirt(cv: Canvas, fig: Figure2D, app: Appearance, shape, base: int, sh
     flare = shape.radii["thigh"][0] * 1.6 * fig.ppm[P["left_knee"]]
     span = max(abs(float((bl - br) @ d)) / 2 + flare, 0.55 * float(np.linalg.norm(top_l - top_r)))
     poly = np.array([top_l, top_r, bm - d * span, bm + d * span])
-    cv.poly(poly, _shade(app.pants, shade), base + PART_IDS["skirt"], app.outline if fig.height_px > 60 else None)
+    cv.poly(
+        poly, _shade(app.pants, shade), base + PART_IDS["skirt"], app.outline if fig.height_px > 60 else None
+    )
 
 
 def _draw_head(cv: Canvas, fig: Figure2D, shape, app: Appearance, base: int, light: float) -> None:
@@ -682,8 +799,14 @@ def _draw_car(o: Occluder, cv: Canvas, cam: Camera, oid: int, x: float, light: f
     x0, x1 = x - length / 2, x + length / 2
     body = np.array([[x0, 0.3], [x1, 0.3], [x1, 0.78], [x1 - 0.15, 0.95], [x0 + 0.1, 0.95], [x0, 0.8]])
     cab_lo, cab_hi = (0.18, 0.7) if s > 0 else (0.3, 0.82)
-    cab = np.array([[x0 + cab_lo * length, 0.95], [x0 + cab_hi * length, 0.95],
-                    [x0 + (cab_hi - 0.12) * length, h], [x0 + (cab_lo + 0.1) * length, h]])
+    cab = np.array(
+        [
+            [x0 + cab_lo * length, 0.95],
+            [x0 + cab_hi * length, 0.95],
+            [x0 + (cab_hi - 0.12) * length, h],
+            [x0 + (cab_lo + 0.1) * length, h],
+        ]
+    )
     zc = np.full((len(body), 1), o.z)
     q, _ = cam.project(np.hstack([body[:, :1], body[:, 1:], zc]))
     cv.poly(q, _shade(o.colour, light), oid, 0.5, grow=False)
@@ -698,7 +821,9 @@ def _draw_car(o: Occluder, cv: Canvas, cam: Camera, oid: int, x: float, light: f
     for wx in (x0 + 0.2 * length, x0 + 0.8 * length):
         c, ppm = cam.project(np.array([[wx, 0.32, o.z - 0.02]]))
         cv.circle(c[0], 0.33 * ppm[0], (25.0, 25.0, 25.0), oid, grow=False)
-        cv.circle(c[0], 0.16 * ppm[0], np.clip(np.array([150.0, 150.0, 150.0]) * light, 0, 255), oid, grow=False)
+        cv.circle(
+            c[0], 0.16 * ppm[0], np.clip(np.array([150.0, 150.0, 150.0]) * light, 0, 255), oid, grow=False
+        )
 
 
 def _draw_sign(o: Occluder, cv: Canvas, cam: Camera, oid: int, x: float, light: float) -> None:
@@ -713,7 +838,13 @@ def _draw_sign(o: Occluder, cv: Canvas, cam: Camera, oid: int, x: float, light: 
         cv.poly(line, _shade(o.colour2, light), oid, None, grow=False)
 
 
-OCCLUDER_DRAW = {"pole": _draw_pole, "box": _draw_box, "bush": _draw_bush, "car": _draw_car, "sign": _draw_sign}
+OCCLUDER_DRAW = {
+    "pole": _draw_pole,
+    "box": _draw_box,
+    "bush": _draw_bush,
+    "car": _draw_car,
+    "sign": _draw_sign,
+}
 
 # kind: (weight among static props, (width range), (height range), (depth range))
 STATIC_PROPS = {
@@ -727,24 +858,57 @@ STATIC_PROPS = {
 def sample_prop(kind: str, x: float, z: float, rng: np.random.Generator) -> Occluder:
     _, wr, hr, dr = STATIC_PROPS[kind]
     palettes = {
-        "pole": lambda: np.array([110.0, 110.0, 115.0]) * rng.uniform(0.4, 1.3) if rng.random() < 0.6
-        else np.array([95.0, 70.0, 45.0]) * rng.uniform(0.7, 1.3),
+        "pole": lambda: (
+            np.array([110.0, 110.0, 115.0]) * rng.uniform(0.4, 1.3)
+            if rng.random() < 0.6
+            else np.array([95.0, 70.0, 45.0]) * rng.uniform(0.7, 1.3)
+        ),
         "box": lambda: random_colour(rng, sat=(0.2, 0.8), val=(0.3, 0.85)),
         "bush": lambda: np.array([50.0, 110.0, 45.0]) * rng.uniform(0.6, 1.3),
         "sign": lambda: random_colour(rng, sat=(0.5, 1.0), val=(0.5, 1.0)),
     }
-    return Occluder(kind, x, z, (rng.uniform(*wr), rng.uniform(*hr), rng.uniform(*dr)), palettes[kind](),
-                    random_colour(rng), 0.0, int(rng.integers(1 << 30)))
+    return Occluder(
+        kind,
+        x,
+        z,
+        (rng.uniform(*wr), rng.uniform(*hr), rng.uniform(*dr)),
+        palettes[kind](),
+        random_colour(rng),
+        0.0,
+        int(rng.integers(1 << 30)),
+    )
 
 
 def sample_car(x: float, z: float, vx: float, rng: np.random.Generator) -> Occluder:
-    return Occluder("car", x, z, (rng.uniform(3.8, 4.8), rng.uniform(1.35, 1.6), 1.8),
-                    random_colour(rng, sat=(0.0, 0.9), val=(0.2, 0.95)), random_colour(rng), vx,
-                    int(rng.integers(1 << 30)))
+    return Occluder(
+        "car",
+        x,
+        z,
+        (rng.uniform(3.8, 4.8), rng.uniform(1.35, 1.6), 1.8),
+        random_colour(rng, sat=(0.0, 0.9), val=(0.2, 0.95)),
+        random_colour(rng),
+        vx,
+        int(rng.integers(1 << 30)),
+    )
 
 
 __all__ = [
-    "Appearance", "Camera", "Canvas", "Figure2D", "JOINT_PARTS", "OCCLUDER_DRAW", "Occluder", "PART_IDS",
-    "STATIC_PROPS", "capsule", "capsules", "draw_figure", "project_figure", "random_colour", "sample_appearance",
-    "sample_car", "sample_prop", "view_matrix",
+    "Appearance",
+    "Camera",
+    "Canvas",
+    "Figure2D",
+    "JOINT_PARTS",
+    "OCCLUDER_DRAW",
+    "Occluder",
+    "PART_IDS",
+    "STATIC_PROPS",
+    "capsule",
+    "capsules",
+    "draw_figure",
+    "project_figure",
+    "random_colour",
+    "sample_appearance",
+    "sample_car",
+    "sample_prop",
+    "view_matrix",
 ]

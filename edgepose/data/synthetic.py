@@ -28,19 +28,29 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import cv2
 import numpy as np
 
 from ..core.keypoints import KeypointLayout, convert, get_layout
-from .synth_body import ACTIONS, NUM_JOINTS, P, SYNTH19, Actor, pose_body, sample_shape, sample_style
 from .synth_backgrounds import BACKGROUNDS, StageGeometry, make_background
+from .synth_body import ACTIONS, NUM_JOINTS, SYNTH19, Actor, P, pose_body, sample_shape, sample_style
 from .synth_effects import blur_region, disk_kernel, jpeg_roundtrip, line_kernel, tone_lut
 from .synth_render import (
-    FACE_MIN_DOT, JOINT_PARTS, STATIC_PROPS, TORSO_BITS, Camera, Canvas, draw_figure, project_figure,
-    sample_appearance, sample_car, sample_prop, view_matrix,
+    FACE_MIN_DOT,
+    JOINT_PARTS,
+    STATIC_PROPS,
+    TORSO_BITS,
+    Camera,
+    Canvas,
+    draw_figure,
+    project_figure,
+    sample_appearance,
+    sample_car,
+    sample_prop,
+    view_matrix,
 )
 
 GENERATOR_VERSION = "1.0"
@@ -81,11 +91,11 @@ class SynthConfig:
     jpeg_quality: tuple[int, int] = (25, 60)
     tone: bool = True
 
-    def replace(self, **kw) -> "SynthConfig":
+    def replace(self, **kw) -> SynthConfig:
         return dataclasses.replace(self, **kw)
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> "SynthConfig":
+    def preset(cls, name: str, **overrides) -> SynthConfig:
         try:
             base = PRESETS[name]
         except KeyError:
@@ -96,7 +106,7 @@ class SynthConfig:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SynthConfig":
+    def from_dict(cls, d: dict) -> SynthConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -106,18 +116,55 @@ class SynthConfig:
 
 PRESETS: dict[str, dict] = {
     # no capture effects and a fixed camera: for pixel-exact tests and debugging labels
-    "clean": dict(camera_static_p=1.0, shake_px=0.0, motion_blur_p=0.0, defocus_p=0.0, person_blur_p=0.0,
-                  noise_sigma=(0.0, 0.0), jpeg_p=0.0, tone=False),
-    "easy": dict(max_people=3, props=(0, 2), cars_per_s=0.0, motion_blur_p=0.0, defocus_p=0.0,
-                 person_blur_p=0.0, noise_sigma=(0.0, 3.0), jpeg_p=0.0, shake_px=1.0),
+    "clean": dict(
+        camera_static_p=1.0,
+        shake_px=0.0,
+        motion_blur_p=0.0,
+        defocus_p=0.0,
+        person_blur_p=0.0,
+        noise_sigma=(0.0, 0.0),
+        jpeg_p=0.0,
+        tone=False,
+    ),
+    "easy": dict(
+        max_people=3,
+        props=(0, 2),
+        cars_per_s=0.0,
+        motion_blur_p=0.0,
+        defocus_p=0.0,
+        person_blur_p=0.0,
+        noise_sigma=(0.0, 3.0),
+        jpeg_p=0.0,
+        shake_px=1.0,
+    ),
     # easy's scenes plus the capture effects a frame window can undo: camera jerks that blur one or
     # two frames, defocus pulses, motion-blurred fast movers, and props to walk behind
-    "moderate": dict(max_people=3, props=(1, 4), cars_per_s=0.0, motion_blur_p=0.12, blur_frames=(1, 2),
-                     defocus_p=0.03, person_blur_p=0.6, noise_sigma=(0.0, 3.0), jpeg_p=0.0, shake_px=1.0),
+    "moderate": dict(
+        max_people=3,
+        props=(1, 4),
+        cars_per_s=0.0,
+        motion_blur_p=0.12,
+        blur_frames=(1, 2),
+        defocus_p=0.03,
+        person_blur_p=0.6,
+        noise_sigma=(0.0, 3.0),
+        jpeg_p=0.0,
+        shake_px=1.0,
+    ),
     "default": {},
-    "hard": dict(max_people=8, spawn_per_s=0.6, props=(3, 8), cars_per_s=0.15, motion_blur_p=0.05,
-                 defocus_p=0.025, person_blur_p=0.8, noise_sigma=(2.0, 12.0), jpeg_p=0.6, shake_px=5.0,
-                 depth_ratio=(2.5, 4.5)),
+    "hard": dict(
+        max_people=8,
+        spawn_per_s=0.6,
+        props=(3, 8),
+        cars_per_s=0.15,
+        motion_blur_p=0.05,
+        defocus_p=0.025,
+        person_blur_p=0.8,
+        noise_sigma=(2.0, 12.0),
+        jpeg_p=0.6,
+        shake_px=5.0,
+        depth_ratio=(2.5, 4.5),
+    ),
 }
 
 
@@ -138,8 +185,9 @@ class SynthPerson:
     depth: float  # metres from the camera
     layer_id: int = 0  # its parts in layers["id_map"] are layer_id .. layer_id + 31
 
-
-    def keypoints_in(self, layout: str | KeypointLayout = "posetrack17", zero_unlabelled: bool = True) -> np.ndarray:
+    def keypoints_in(
+        self, layout: str | KeypointLayout = "posetrack17", zero_unlabelled: bool = True
+    ) -> np.ndarray:
         """(J, 3) array of x, y, v in ``layout``; empty slots and v=0 joints are zeros (COCO style)."""
         lay = get_layout(layout) if isinstance(layout, str) else layout
         full = np.concatenate([self.keypoints, self.visibility[:, None].astype(np.float32)], 1)
@@ -188,14 +236,18 @@ def _camera_path(cfg: SynthConfig, rng: np.random.Generator, n: int):
             cx += v * t + rng.uniform(0, 0.3) * cfg.pan_px_s * np.sin(2 * np.pi * t / rng.uniform(3, 8))
             cy += rng.uniform(-0.1, 0.1) * cfg.pan_px_s * t
         if rng.random() < 0.4 and cfg.zoom_amp > 0:  # zoom
-            zoom *= 1 + rng.uniform(0.3, 1.0) * cfg.zoom_amp * np.sin(2 * np.pi * t / rng.uniform(4, 10) + rng.uniform(0, 6.3))
+            zoom *= 1 + rng.uniform(0.3, 1.0) * cfg.zoom_amp * np.sin(
+                2 * np.pi * t / rng.uniform(4, 10) + rng.uniform(0, 6.3)
+            )
         if rng.random() < 0.5 and cfg.shake_px > 0:  # handheld shake
             amp = rng.uniform(0.3, 1.0) * cfg.shake_px
             for _ in range(3):
                 fx, fy = rng.uniform(0.5, 3.5, 2)
                 cx += amp / 3 * np.sin(2 * np.pi * fx * t + rng.uniform(0, 6.3))
                 cy += amp / 3 * np.sin(2 * np.pi * fy * t + rng.uniform(0, 6.3))
-            roll += math.radians(rng.uniform(0, 1.2)) * np.sin(2 * np.pi * rng.uniform(0.2, 1.0) * t + rng.uniform(0, 6.3))
+            roll += math.radians(rng.uniform(0, 1.2)) * np.sin(
+                2 * np.pi * rng.uniform(0.2, 1.0) * t + rng.uniform(0, 6.3)
+            )
     return zoom, roll, np.stack([cx, cy], 1)
 
 
@@ -215,13 +267,22 @@ class SyntheticVideo:
     videos so writers need not re-encode.
     """
 
-    def __init__(self, config: SynthConfig | None = None, seed: int = 0, index: int = 0,
-                 keep_layers: bool = False, keep_jpeg: bool = False, name: str | None = None):
+    def __init__(
+        self,
+        config: SynthConfig | None = None,
+        seed: int = 0,
+        index: int = 0,
+        keep_layers: bool = False,
+        keep_jpeg: bool = False,
+        name: str | None = None,
+    ):
         self.config = config or SynthConfig()
         c = self.config
         if c.width < 32 or c.height < 32 or c.frames < 1:
-            raise ValueError(f"synthetic video needs width, height >= 32 and frames >= 1, got "
-                             f"{c.width}x{c.height}, {c.frames} frames")
+            raise ValueError(
+                f"synthetic video needs width, height >= 32 and frames >= 1, got "
+                f"{c.width}x{c.height}, {c.frames} frames"
+            )
         if not 0 <= c.min_people <= c.max_people:
             raise ValueError(f"need 0 <= min_people <= max_people, got {c.min_people}, {c.max_people}")
         bad = set(c.backgrounds) - set(BACKGROUNDS)
@@ -265,8 +326,9 @@ class _Scene:
         x0, y0 = np.floor(b[:, :2].min(0)) - 8
         x1, y1 = np.ceil(b[:, 2:].max(0)) + 8
         self.stage_box = (x0, y0, x1, y1)
-        geo = StageGeometry(self.f, W / 2.0, self.horizon, cam_h, np.array([x0, y0]),
-                            (int(x1 - x0), int(y1 - y0)), self.z_far)
+        geo = StageGeometry(
+            self.f, W / 2.0, self.horizon, cam_h, np.array([x0, y0]), (int(x1 - x0), int(y1 - y0)), self.z_far
+        )
         styles = list(cfg.backgrounds)
         w = np.array([BACKGROUNDS[s][1] for s in styles])
         style = str(rng.choice(styles, p=w / w.sum()))
@@ -276,9 +338,21 @@ class _Scene:
         self.light = rng.uniform(0.8, 1.1)
         self.noise_sigma = rng.uniform(*cfg.noise_sigma)
         self.noise = [self._noise_field() for _ in range(3)] if self.noise_sigma > 0.5 else []
-        self.jpeg_q = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)) if rng.random() < cfg.jpeg_p else None
-        self.tone = (rng.uniform(0.8, 1.25), rng.uniform(0.8, 1.2), rng.uniform(0.9, 1.1, 3), rng.uniform(-0.06, 0.06)) \
-            if cfg.tone else None
+        self.jpeg_q = (
+            int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
+            if rng.random() < cfg.jpeg_p
+            else None
+        )
+        self.tone = (
+            (
+                rng.uniform(0.8, 1.25),
+                rng.uniform(0.8, 1.2),
+                rng.uniform(0.9, 1.1, 3),
+                rng.uniform(-0.06, 0.06),
+            )
+            if cfg.tone
+            else None
+        )
         self.flicker = rng.uniform(0, 0.03) if cfg.tone else 0.0
         self.next_track = 0
         self.actors: list[Actor] = []
@@ -288,8 +362,13 @@ class _Scene:
         self.person_blur: dict[int, tuple[int, float]] = {}  # track -> (frames left, exposure)
         self.prev_pelvis: dict[int, np.ndarray] = {}
         self._place_props()
-        video.info = {"background": self.style, "jpeg_quality": self.jpeg_q, "noise_sigma": round(self.noise_sigma, 2),
-                      "z_range": [self.z_near, round(self.z_far, 2)], "camera_height": round(cam_h, 2)}
+        video.info = {
+            "background": self.style,
+            "jpeg_quality": self.jpeg_q,
+            "noise_sigma": round(self.noise_sigma, 2),
+            "z_range": [self.z_near, round(self.z_far, 2)],
+            "camera_height": round(cam_h, 2),
+        }
 
     # -- set-up ----------------------------------------------------------------------------
     def _noise_field(self) -> tuple[np.ndarray, np.ndarray]:
@@ -315,10 +394,21 @@ class _Scene:
     def _new_actor(self, x: float, z: float, heading: float, action: str, entering: bool) -> Actor:
         rng = self.rng
         shape = sample_shape(rng, self.cfg.child_p)
-        a = Actor(track_id=self.next_track, shape=shape, appearance=sample_appearance(rng), x=x, z=z,
-                  heading=heading, action=action, style=sample_style(action, rng, shape),
-                  seg_left=rng.uniform(*ACTIONS[action].duration), target_heading=heading,
-                  phase=rng.uniform(0, 2 * math.pi), freq=rng.uniform(*ACTIONS[action].freq), entering=entering)
+        a = Actor(
+            track_id=self.next_track,
+            shape=shape,
+            appearance=sample_appearance(rng),
+            x=x,
+            z=z,
+            heading=heading,
+            action=action,
+            style=sample_style(action, rng, shape),
+            seg_left=rng.uniform(*ACTIONS[action].duration),
+            target_heading=heading,
+            phase=rng.uniform(0, 2 * math.pi),
+            freq=rng.uniform(*ACTIONS[action].freq),
+            entering=entering,
+        )
         if entering:
             a.seg_left = rng.uniform(3.0, 7.0)
         self.next_track += 1
@@ -333,8 +423,11 @@ class _Scene:
             x0, x1 = self._view_x(view_box, z)
             x = rng.uniform(x0 + 0.3, x1 - 0.3) if x1 - x0 > 0.6 else (x0 + x1) / 2
             action = str(rng.choice(list(ACTIONS), p=_initial_p()))
-            heading = rng.choice([0.0, math.pi]) + rng.normal(0, 0.5) if ACTIONS[action].moves \
+            heading = (
+                rng.choice([0.0, math.pi]) + rng.normal(0, 0.5)
+                if ACTIONS[action].moves
                 else -math.pi / 2 + rng.normal(0, 1.0)
+            )
             self._new_actor(x, z, heading, action, entering=False)
 
     def _view_x(self, view_box, z) -> tuple[float, float]:
@@ -396,10 +489,14 @@ class _Scene:
             keep.append(a)
         self.actors = keep
         time = t / self.cfg.fps
-        self.occluders = [o for o in self.occluders if o.vx == 0.0 or _car_in_play(o, time, self._view_x(vb, o.z))]
+        self.occluders = [
+            o for o in self.occluders if o.vx == 0.0 or _car_in_play(o, time, self._view_x(vb, o.z))
+        ]
 
     def _camera(self, t: int) -> Camera:
-        return Camera(self.f, self.cfg.width / 2.0, self.horizon, self.cam_h, self.views[t], float(self.zoom[t]))
+        return Camera(
+            self.f, self.cfg.width / 2.0, self.horizon, self.cam_h, self.views[t], float(self.zoom[t])
+        )
 
     def _render(self, t: int, view: np.ndarray, vb) -> SynthFrame:
         cfg, rng = self.cfg, self.rng
@@ -410,12 +507,16 @@ class _Scene:
         m[:, 2] += m[:, :2] @ self.bg_offset  # canvas pixel -> stage -> image
         tx, ty = -m[0, 2], -m[1, 2]
         if np.allclose(m[:, :2], np.eye(2)) and tx == int(tx) and ty == int(ty):  # still camera: a crop
-            bg = self.background[int(ty):int(ty) + H, int(tx):int(tx) + W].copy()
+            bg = self.background[int(ty) : int(ty) + H, int(tx) : int(tx) + W].copy()
         else:
-            bg = cv2.warpAffine(self.background, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            bg = cv2.warpAffine(
+                self.background, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            )
         cv = Canvas(bg.copy() if self.v.keep_layers else bg)
         # far to near: people and props interleaved by depth
-        order = [(a.z, 0, i) for i, a in enumerate(self.actors)] + [(o.z - 0.01, 1, i) for i, o in enumerate(self.occluders)]
+        order = [(a.z, 0, i) for i, a in enumerate(self.actors)] + [
+            (o.z - 0.01, 1, i) for i, o in enumerate(self.occluders)
+        ]
         order.sort(key=lambda e: -e[0])
         drawn = []  # (slot, actor, figure, bbox, amodal area)
         oid = 0
@@ -515,14 +616,26 @@ class _Scene:
 
     def _label(self, d, ids: np.ndarray, W: int, H: int) -> SynthPerson | None:
         slot, a, fig, box, area = d
-        p = label_figure(fig, a.shape.head_r, ids, slot, box, area, self.cfg.min_joints, a.track_id, a.action, a.z)
+        p = label_figure(
+            fig, a.shape.head_r, ids, slot, box, area, self.cfg.min_joints, a.track_id, a.action, a.z
+        )
         if p is not None:
             a.seen = True
         return p
 
 
-def label_figure(fig, head_r: float, ids: np.ndarray, slot: int, box, area: float, min_joints: int = 3,
-                 track_id: int = 0, action: str = "", depth: float = 0.0) -> SynthPerson | None:
+def label_figure(
+    fig,
+    head_r: float,
+    ids: np.ndarray,
+    slot: int,
+    box,
+    area: float,
+    min_joints: int = 3,
+    track_id: int = 0,
+    action: str = "",
+    depth: float = 0.0,
+) -> SynthPerson | None:
     """Labels of a figure drawn in ``slot`` from the final id map: a joint is visible when its own
     limb is on top, occluded when an occluder or another person is, self-occluded when its own
     torso or another of its limbs is (or, for face joints, when the head turns it away).
@@ -552,7 +665,7 @@ def label_figure(fig, head_r: float, ids: np.ndarray, slot: int, box, area: floa
             allowed &= ~TORSO_BITS
         if under[j] == 0:
             # rasterisation edge: the joint sits on its own outline; look around it
-            nb = ids[max(yi[j] - 1, 0):yi[j] + 2, max(xi[j] - 1, 0):xi[j] + 2].astype(np.int64)
+            nb = ids[max(yi[j] - 1, 0) : yi[j] + 2, max(xi[j] - 1, 0) : xi[j] + 2].astype(np.int64)
             mine = nb[(nb // 32) == slot + 1]
             if mine.size and not np.any(np.left_shift(1, mine % 32) & allowed):
                 self_hidden[j] = True
@@ -565,7 +678,9 @@ def label_figure(fig, head_r: float, ids: np.ndarray, slot: int, box, area: floa
     vis = np.where(inside, np.where(occluded | self_hidden, 1, 2), 0).astype(np.uint8)
     head = fig.pts[P["head_center"]]
     r = head_r * fig.ppm[P["head_center"]] * 1.15
-    hb = np.array([max(head[0] - r, 0), max(head[1] - r, 0), min(head[0] + r, W - 1), min(head[1] + r, H - 1)])
+    hb = np.array(
+        [max(head[0] - r, 0), max(head[1] - r, 0), min(head[0] + r, W - 1), min(head[1] + r, H - 1)]
+    )
     hb[2:] = np.maximum(hb[2:] - hb[:2], 0)
     visible_px = _count_slot(ids, box, slot)
     return SynthPerson(
@@ -585,7 +700,16 @@ def label_figure(fig, head_r: float, ids: np.ndarray, slot: int, box, area: floa
 
 
 def _initial_p() -> np.ndarray:
-    w = {"walk": 3.0, "run": 0.6, "stand": 1.5, "wave": 1.0, "jack": 0.5, "squat": 0.5, "swing": 0.6, "turn": 0.6}
+    w = {
+        "walk": 3.0,
+        "run": 0.6,
+        "stand": 1.5,
+        "wave": 1.0,
+        "jack": 0.5,
+        "squat": 0.5,
+        "swing": 0.6,
+        "turn": 0.6,
+    }
     p = np.array([w[n] for n in ACTIONS])
     return p / p.sum()
 
@@ -607,8 +731,9 @@ def _car_in_play(o, time: float, x_range) -> bool:
     return b > x_range[0] - 1.0
 
 
-def synthetic_videos(config: SynthConfig | None = None, seed: int = 0, count: int = 1, start: int = 0,
-                     **kw) -> Iterator[SyntheticVideo]:
+def synthetic_videos(
+    config: SynthConfig | None = None, seed: int = 0, count: int = 1, start: int = 0, **kw
+) -> Iterator[SyntheticVideo]:
     """Videos ``start .. start+count-1`` of the seed's sequence."""
     for i in range(start, start + count):
         yield SyntheticVideo(config, seed=seed, index=i, **kw)
@@ -624,10 +749,14 @@ def draw_labels(frame: SynthFrame, layout: str = "coco17") -> np.ndarray:
         x, y, w, h = p.bbox
         col = _track_colour(p.track_id)
         cv2.rectangle(img, (int(x), int(y)), (int(x + w), int(y + h)), col, 1)
-        cv2.putText(img, f"{p.track_id}", (int(x), max(int(y) - 3, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, col, 1)
+        cv2.putText(
+            img, f"{p.track_id}", (int(x), max(int(y) - 3, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, col, 1
+        )
         for a, b in lay.skeleton:
             if kp[a, 2] > 0 and kp[b, 2] > 0:
-                cv2.line(img, (int(kp[a, 0]), int(kp[a, 1])), (int(kp[b, 0]), int(kp[b, 1])), col, 1, cv2.LINE_AA)
+                cv2.line(
+                    img, (int(kp[a, 0]), int(kp[a, 1])), (int(kp[b, 0]), int(kp[b, 1])), col, 1, cv2.LINE_AA
+                )
         for j in range(len(lay)):
             if kp[j, 2] == 0:
                 continue
@@ -651,6 +780,14 @@ def _track_colour(tid: int) -> tuple[int, int, int]:
 
 
 __all__ = [
-    "GENERATOR_VERSION", "PRESETS", "SYNTH19", "SynthConfig", "SynthFrame", "SynthPerson", "SyntheticVideo",
-    "draw_labels", "label_figure", "synthetic_videos",
+    "GENERATOR_VERSION",
+    "PRESETS",
+    "SYNTH19",
+    "SynthConfig",
+    "SynthFrame",
+    "SynthPerson",
+    "SyntheticVideo",
+    "draw_labels",
+    "label_figure",
+    "synthetic_videos",
 ]

@@ -26,8 +26,8 @@ a sample on 1280x720 JPEGs): feed a trainer with DataLoader workers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -168,7 +168,7 @@ class TopDownDataset(Dataset):
         self.epoch = 0
 
     @classmethod
-    def for_spec(cls, spec, source, train: bool = True, heatmap_size=None, **kwargs) -> "TopDownDataset":
+    def for_spec(cls, spec, source, train: bool = True, heatmap_size=None, **kwargs) -> TopDownDataset:
         """A dataset shaped for a zoo model: its input size, layout, offsets, normalisation and codec."""
         if heatmap_size is None and spec.codec == "heatmap":
             heatmap_size = (spec.input_size[0] // 4, spec.input_size[1] // 4)

@@ -29,8 +29,8 @@ its fixed-input-size counterpart.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -68,8 +68,9 @@ def letterbox(image_rgb: np.ndarray, input_size, mean, std) -> tuple[np.ndarray,
     resized *= np.float32(1.0 / 255.0)
     px, py = (w - nw) // 2, (h - nh) // 2
     out = np.zeros((3, h, w), np.float32)
-    out[:, py : py + nh, px : px + nw] = ((resized - np.asarray(mean, np.float32)) /
-                                          np.asarray(std, np.float32)).transpose(2, 0, 1)
+    out[:, py : py + nh, px : px + nw] = (
+        (resized - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    ).transpose(2, 0, 1)
     return out, m
 
 
@@ -125,9 +126,18 @@ class WholeFrameDataset(Dataset):
         self.epoch = 0
 
     @classmethod
-    def for_spec(cls, spec, source, train: bool = True, **kwargs) -> "WholeFrameDataset":
-        return cls(source, spec.input_size, spec.layout, offsets=spec.frame_offsets, mean=spec.mean,
-                   std=spec.std, color=getattr(spec, "color", "RGB"), train=train, **kwargs)
+    def for_spec(cls, spec, source, train: bool = True, **kwargs) -> WholeFrameDataset:
+        return cls(
+            source,
+            spec.input_size,
+            spec.layout,
+            offsets=spec.frame_offsets,
+            mean=spec.mean,
+            std=spec.std,
+            color=getattr(spec, "color", "RGB"),
+            train=train,
+            **kwargs,
+        )
 
     def _build_samples(self, source, skip_empty: bool) -> list[FrameSample]:
         items = list(source)
@@ -174,7 +184,10 @@ class WholeFrameDataset(Dataset):
         rng = self._generator(index)
         h, w = self.input_size
         s = float(rng.uniform(*self.zoom))
-        cx, cy = (w - 1) / 2 + rng.uniform(-1, 1) * self.shift * w, (h - 1) / 2 + rng.uniform(-1, 1) * self.shift * h
+        cx, cy = (
+            (w - 1) / 2 + rng.uniform(-1, 1) * self.shift * w,
+            (h - 1) / 2 + rng.uniform(-1, 1) * self.shift * h,
+        )
         flip = bool(rng.random() < self.flip_prob)
         # zoom by s about (cx, cy), which lands on the input centre
         a = np.array([[s, 0.0, (w - 1) / 2 - s * cx], [0.0, s, (h - 1) / 2 - s * cy]])
@@ -199,8 +212,14 @@ class WholeFrameDataset(Dataset):
                     img = img[..., ::-1]
                 x, m = letterbox(np.ascontiguousarray(img), self.input_size, self.mean, self.std)
                 if self.train:
-                    x = cv2.warpAffine(x.transpose(1, 2, 0), aug, (w, h), flags=cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0).transpose(2, 0, 1)
+                    x = cv2.warpAffine(
+                        x.transpose(1, 2, 0),
+                        aug,
+                        (w, h),
+                        flags=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT,
+                        borderValue=0,
+                    ).transpose(2, 0, 1)
                 cache[key] = (np.ascontiguousarray(x), m)
             x, m = cache[key]
             images.append(x)
@@ -232,7 +251,9 @@ class WholeFrameDataset(Dataset):
             people[n, ~ok, :2] = 0
             box = p.box()
             if box is not None:
-                corners = transform_points(np.array([[box[0], box[1]], [box[2], box[3]]], np.float64), to_input)
+                corners = transform_points(
+                    np.array([[box[0], box[1]], [box[2], box[3]]], np.float64), to_input
+                )
                 boxes[n] = [*corners.min(0), *corners.max(0)]
             n += 1
         return {

@@ -11,8 +11,8 @@ video model should win on. Values are percentages.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 

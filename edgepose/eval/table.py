@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from rich.console import Console
 from rich.table import Table

@@ -18,10 +18,11 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -125,7 +126,11 @@ def check_out(out: Path, formats: list[Format]) -> dict[str, Path]:
         return targets
     if single and is_bundle(out):
         return targets
-    if not single and bundle_root_formats(out) and all(is_bundle(p) or p.name in ROOT_REPORTS for p in entries):
+    if (
+        not single
+        and bundle_root_formats(out)
+        and all(is_bundle(p) or p.name in ROOT_REPORTS for p in entries)
+    ):
         return targets
     what = "a bundle directory" if single else "a directory of bundles (one per format)"
     found = ", ".join(sorted(p.name for p in entries)[:5])
@@ -345,8 +350,17 @@ def export_format(job: ExportJob, target: FormatTarget) -> BundleResult:
     conv = convert_stages(job, target)
     sizes = {s: sum(file_size(target.staging / f) for f in a.files) for s, a in conv.artifacts.items()}
     # sealed: the size and sha256 of every file written, checked by every later load
-    manifest = _manifest(job.src, job.spec, target.fmt, job.precision, target.batch, conv.artifacts, conv.seconds,
-                         sizes, conv.notes).sealed(target.staging)
+    manifest = _manifest(
+        job.src,
+        job.spec,
+        target.fmt,
+        job.precision,
+        target.batch,
+        conv.artifacts,
+        conv.seconds,
+        sizes,
+        conv.notes,
+    ).sealed(target.staging)
     write_manifest(target.staging, manifest)
     check = None
     if job.verify:
@@ -359,8 +373,16 @@ def export_format(job: ExportJob, target: FormatTarget) -> BundleResult:
             )
         )
     write_manifest(target.staging, manifest)
-    return BundleResult(target.fmt.name, target.final, manifest, check, time.perf_counter() - t0, conv.seconds,
-                        sum(sizes.values()), conv.notes)
+    return BundleResult(
+        target.fmt.name,
+        target.final,
+        manifest,
+        check,
+        time.perf_counter() - t0,
+        conv.seconds,
+        sum(sizes.values()),
+        conv.notes,
+    )
 
 
 def convert_stages(job: ExportJob, target: FormatTarget) -> Converted:

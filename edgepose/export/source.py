@@ -50,7 +50,9 @@ class Source:
             return f"weights {self.weights}"
         if self.init_seed is None:  # a model instance handed in: its weights are whatever it holds
             pretrained = getattr(self.model, "pretrained", None)
-            held = f"shipped weights {pretrained['file']}" if isinstance(pretrained, dict) else "its own weights"
+            held = (
+                f"shipped weights {pretrained['file']}" if isinstance(pretrained, dict) else "its own weights"
+            )
             return f"the given model instance ({held}, state sha256 {self.state_sha256[:12]})"
         return (
             f"random init (seed {self.init_seed}): no --weights given; fine for testing the export path only"

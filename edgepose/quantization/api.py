@@ -239,8 +239,10 @@ def _task_state(weights) -> dict | None:
 
 def _simulated_coreml(model, mode: str) -> tuple[torch.nn.Module | None, str]:
     if mode == "w8":
-        return simulate_weights_int8(model), ("simulated in PyTorch: int8 per-channel weights as "
-                                              "linear_quantize_weights stores them (Core ML predicts on macOS only)")
+        return simulate_weights_int8(model), (
+            "simulated in PyTorch: int8 per-channel weights as "
+            "linear_quantize_weights stores them (Core ML predicts on macOS only)"
+        )
     return None, "not measured: Core ML W8A8 predicts on macOS only"
 
 
@@ -262,8 +264,9 @@ def calibrate(req: QuantizeRequest, prep: Prepared) -> Calibrated:
     n = min(d.calib, len(data_src.calibration_set))
     description = f"{n} crops spread over the train split of {data_src.root}"
     prep.say(f"calibration: collecting {n} crops ...")
-    calibration = collect(prep.src.model, data_src.calibration_set, count=d.calib, description=description,
-                          progress=prep.say)
+    calibration = collect(
+        prep.src.model, data_src.calibration_set, count=d.calib, description=description, progress=prep.say
+    )
     prep.say(f"calibration: {calibration.description}")
     prep.timings["calibration"] = time.perf_counter() - t
     return Calibrated(data_src, calibration, prep.src.model)
@@ -278,42 +281,86 @@ def fine_tune(req: QuantizeRequest, prep: Prepared, cal: Calibrated) -> Calibrat
     t = time.perf_counter()
     spec, q = prep.spec, req.qat
     recipe = recipe_for(spec, synthetic=True)
-    heat = build_task(spec, prep.src.model, **({"gt_teacher": True} if spec.family == "distilpose" else {}),
-                      **recipe.task_options).heatmap_size()
-    train_set = cal.data_src.dataset("train", train=True, heatmap_size=heat, **recipe.dataset_options(spec.layout))
+    heat = build_task(
+        spec,
+        prep.src.model,
+        **({"gt_teacher": True} if spec.family == "distilpose" else {}),
+        **recipe.task_options,
+    ).heatmap_size()
+    train_set = cal.data_src.dataset(
+        "train", train=True, heatmap_size=heat, **recipe.dataset_options(spec.layout)
+    )
     train_set.augment = fine_tune_augmentation()
     prep.say("QAT: fine-tuning ...")
-    result = finetune(prep.src.model, spec, train_set, prep.scopes, epochs=q.epochs, max_steps=q.steps,
-                      batch_size=min(q.batch_size, len(train_set)), lr=q.lr, device=q.device,
-                      task_state=_task_state(req.weights), seed=req.data.seed, log=prep.say)
+    result = finetune(
+        prep.src.model,
+        spec,
+        train_set,
+        prep.scopes,
+        epochs=q.epochs,
+        max_steps=q.steps,
+        batch_size=min(q.batch_size, len(train_set)),
+        lr=q.lr,
+        device=q.device,
+        task_state=_task_state(req.weights),
+        seed=req.data.seed,
+        log=prep.say,
+    )
     model = result.model
     model.spec_name = prep.src.model.spec_name
     prep.timings["qat"] = time.perf_counter() - t
     prep.say("calibration: again, on the fine-tuned model ...")
-    calibration = collect(model, cal.data_src.calibration_set, count=req.data.calib,
-                          description=cal.calibration.description, progress=prep.say)
+    calibration = collect(
+        model,
+        cal.data_src.calibration_set,
+        count=req.data.calib,
+        description=cal.calibration.description,
+        progress=prep.say,
+    )
     return Calibrated(cal.data_src, calibration, model, result, result.summary())
 
 
 def make_hook(req: QuantizeRequest, prep: Prepared, cal: Calibrated) -> Int8Hook:
     qat = cal.qat_result
-    return Int8Hook(cal.calibration, prep.scopes, dict(req.options),
-                    qat_modules=qat.modules if qat else None, qat_float_nodes=qat.float_nodes if qat else {})
+    return Int8Hook(
+        cal.calibration,
+        prep.scopes,
+        dict(req.options),
+        qat_modules=qat.modules if qat else None,
+        qat_float_nodes=qat.float_nodes if qat else {},
+    )
 
 
-def export_pair(req: QuantizeRequest, prep: Prepared, cal: Calibrated, hook: Int8Hook,
-                fmt: Format) -> tuple[BundleResult, BundleResult]:
+def export_pair(
+    req: QuantizeRequest, prep: Prepared, cal: Calibrated, hook: Int8Hook, fmt: Format
+) -> tuple[BundleResult, BundleResult]:
     """One format's int8 bundle and its fp32 twin (for size and latency), in the work directory."""
     # the manifest records the checkpoint where there is one (PTQ from --weights), else the model's state
     by_path = req.method == "ptq" and req.weights is not None and isinstance(req.model, str)
     source, kw = (req.model, {"weights": req.weights}) if by_path else (cal.export_model, {})
     prep.say(f"{fmt.name}: int8 conversion ...")
-    int8 = export(source, out=prep.work / "int8" / fmt.name, format=[fmt.name], precision="int8", hook=hook,
-                  verify=False, progress=prep.say,
-                  onnx_exporter=req.onnx_exporter if req.method == "ptq" else "auto", **kw)
+    int8 = export(
+        source,
+        out=prep.work / "int8" / fmt.name,
+        format=[fmt.name],
+        precision="int8",
+        hook=hook,
+        verify=False,
+        progress=prep.say,
+        onnx_exporter=req.onnx_exporter if req.method == "ptq" else "auto",
+        **kw,
+    )
     prep.say(f"{fmt.name}: fp32 twin ...")
-    fp32 = export(source if by_path else prep.src.model, out=prep.work / "fp32" / fmt.name, format=[fmt.name],
-                  precision="fp32", verify=False, onnx_exporter=req.onnx_exporter, progress=prep.say, **kw)
+    fp32 = export(
+        source if by_path else prep.src.model,
+        out=prep.work / "fp32" / fmt.name,
+        format=[fmt.name],
+        precision="fp32",
+        verify=False,
+        onnx_exporter=req.onnx_exporter,
+        progress=prep.say,
+        **kw,
+    )
     return int8[fmt.name], fp32[fmt.name]
 
 
@@ -326,8 +373,9 @@ def reference(req: QuantizeRequest, prep: Prepared, cal: Calibrated) -> Referenc
     return Reference(evalset, ref, kp, crops)
 
 
-def time_formats(req: QuantizeRequest, prep: Prepared, cal: Calibrated,
-                 built: dict[str, tuple[BundleResult, BundleResult]]) -> dict:
+def time_formats(
+    req: QuantizeRequest, prep: Prepared, cal: Calibrated, built: dict[str, tuple[BundleResult, BundleResult]]
+) -> dict:
     """int8 against fp32 per format that runs here, interleaved."""
     if not req.report.latency:
         return {}
@@ -342,8 +390,15 @@ def time_formats(req: QuantizeRequest, prep: Prepared, cal: Calibrated,
     return measure(pairs, cal.calibration, batches=req.report.batches, threads=req.report.threads)
 
 
-def report_format(req: QuantizeRequest, prep: Prepared, cal: Calibrated, ref: Reference, fmt: Format,
-                  pair: tuple[BundleResult, BundleResult], lat: dict) -> tuple[ArtifactReport, list[str]]:
+def report_format(
+    req: QuantizeRequest,
+    prep: Prepared,
+    cal: Calibrated,
+    ref: Reference,
+    fmt: Format,
+    pair: tuple[BundleResult, BundleResult],
+    lat: dict,
+) -> tuple[ArtifactReport, list[str]]:
     """Score one int8 bundle, check it stage by stage on real crops, record both in its manifest.
 
     Returns the report row and the check's failures (empty: passed)."""
@@ -355,26 +410,41 @@ def report_format(req: QuantizeRequest, prep: Prepared, cal: Calibrated, ref: Re
         how = f"measured in {fmt.backend} (CPU)"
     else:
         sim, how = _simulated_coreml(cal.export_model, req.options.get("coreml_mode", "w8"))
-        acc = ev.evaluate_model(sim, ref.evalset, progress=prep.say) if sim is not None else {"keypoints": None}
+        acc = (
+            ev.evaluate_model(sim, ref.evalset, progress=prep.say) if sim is not None else {"keypoints": None}
+        )
     kp = acc.pop("keypoints")
     dev = ev.keypoint_deviation(kp, ref.keypoints) if kp is not None else {}
     prep.say(f"{fmt.name}: checking int8 stages against PyTorch ...")
     verifications, detail = check(b8.path, b8.manifest, cal.export_model, ref.crops, threads=threads)
     mine = {k: v for k, v in lat.items() if k.startswith(f"{fmt.name}/")}
     row = ArtifactReport(
-        model=prep.src.name, method=req.method, format=fmt.name, path=str(prep.targets[fmt.name]),
-        size_bytes=b8.size_bytes, fp32_size_bytes=b32.size_bytes,
-        accuracy=dict(acc), fp32_accuracy=ref.accuracy, deviation=dev, accuracy_source=how,
-        latency_ms={"int8": mine.get(f"{fmt.name}/int8", {}).get("total", {}),
-                    "fp32": mine.get(f"{fmt.name}/fp32", {}).get("total", {}),
-                    "stages_int8": mine.get(f"{fmt.name}/int8", {}).get("stages", {}),
-                    "stages_fp32": mine.get(f"{fmt.name}/fp32", {}).get("stages", {}),
-                    "cpu_int8": mine.get(f"{fmt.name}/int8", {}).get("cpu_total", {}),
-                    "cpu_fp32": mine.get(f"{fmt.name}/fp32", {}).get("cpu_total", {}),
-                    "threads": threads},
-        float_scopes=[str(s) for s in prep.scopes.scopes], calibration=cal.calibration.description,
-        verified=None if any(v.passed is None for v in verifications) else all(v.passed for v in verifications),
-        notes=list(b8.notes), qat=cal.qat_info,
+        model=prep.src.name,
+        method=req.method,
+        format=fmt.name,
+        path=str(prep.targets[fmt.name]),
+        size_bytes=b8.size_bytes,
+        fp32_size_bytes=b32.size_bytes,
+        accuracy=dict(acc),
+        fp32_accuracy=ref.accuracy,
+        deviation=dev,
+        accuracy_source=how,
+        latency_ms={
+            "int8": mine.get(f"{fmt.name}/int8", {}).get("total", {}),
+            "fp32": mine.get(f"{fmt.name}/fp32", {}).get("total", {}),
+            "stages_int8": mine.get(f"{fmt.name}/int8", {}).get("stages", {}),
+            "stages_fp32": mine.get(f"{fmt.name}/fp32", {}).get("stages", {}),
+            "cpu_int8": mine.get(f"{fmt.name}/int8", {}).get("cpu_total", {}),
+            "cpu_fp32": mine.get(f"{fmt.name}/fp32", {}).get("cpu_total", {}),
+            "threads": threads,
+        },
+        float_scopes=[str(s) for s in prep.scopes.scopes],
+        calibration=cal.calibration.description,
+        verified=None
+        if any(v.passed is None for v in verifications)
+        else all(v.passed for v in verifications),
+        notes=list(b8.notes),
+        qat=cal.qat_info,
     )
     manifest = read_manifest(b8.path).replace(
         verification=tuple(verifications),
@@ -385,7 +455,9 @@ def report_format(req: QuantizeRequest, prep: Prepared, cal: Calibrated, ref: Re
 
 
 def strict_error(failures: list[str]) -> QuantizationError:
-    return QuantizationError("int8 check against PyTorch failed:\n  " + "\n  ".join(failures) + "\n" + STRICT_HINT)
+    return QuantizationError(
+        "int8 check against PyTorch failed:\n  " + "\n  ".join(failures) + "\n" + STRICT_HINT
+    )
 
 
 def _one_line(e: BaseException) -> str:
@@ -393,7 +465,9 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {' '.join(lines[:3])[:400]}" if lines else type(e).__name__
 
 
-def install(out: Path, targets: dict[str, Path], built: dict[str, Path], result: QuantizeResult, qat_model) -> None:
+def install(
+    out: Path, targets: dict[str, Path], built: dict[str, Path], result: QuantizeResult, qat_model
+) -> None:
     """Swap the staged bundles in together, with the report (and QAT weights) at ``out``."""
     created = not out.exists()
     try:
@@ -403,8 +477,11 @@ def install(out: Path, targets: dict[str, Path], built: dict[str, Path], result:
                 shutil.copytree(path, staging, dirs_exist_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         if qat_model is not None:
-            save_checkpoint(qat_model, out / QAT_WEIGHTS, meta={"note": "QAT-fine-tuned float weights "
-                                                                 "(TFLite/Core ML int8 were quantised from these)"})
+            save_checkpoint(
+                qat_model,
+                out / QAT_WEIGHTS,
+                meta={"note": "QAT-fine-tuned float weights (TFLite/Core ML int8 were quantised from these)"},
+            )
         with atomic_file(out / REPORT_NAME, "w") as f:
             json.dump(result.to_dict(), f, indent=1, default=str)
     except BaseException:
@@ -439,8 +516,9 @@ def run(req: QuantizeRequest, progress: Callable[[str], None] | None = None) -> 
                 say(f"{fmt.name}: FAILED ({failures[fmt.name]}); going on with the other formats")
         prep.timings["export"] = time.perf_counter() - t
         if not built:
-            raise QuantizationError("no format could be quantised:\n  "
-                                    + "\n  ".join(f"{k}: {v}" for k, v in failures.items()))
+            raise QuantizationError(
+                "no format could be quantised:\n  " + "\n  ".join(f"{k}: {v}" for k, v in failures.items())
+            )
 
         t = time.perf_counter()
         ref = reference(req, prep, cal)
@@ -467,10 +545,23 @@ def run(req: QuantizeRequest, progress: Callable[[str], None] | None = None) -> 
         prep.timings["evaluate"] = time.perf_counter() - t
         prep.timings.setdefault("calibration", 0.0)
         if not ok:
-            raise QuantizationError("no format passed:\n  " + "\n  ".join(f"{k}: {v}" for k, v in failures.items()))
-        result = QuantizeResult(prep.src.name, req.method, req.out, rows, ref.accuracy, ref.evalset.describe(),
-                                cal.calibration.description, prep.scopes.to_dict(), prep.timings, cal.qat_info,
-                                prep.notes, failures)
+            raise QuantizationError(
+                "no format passed:\n  " + "\n  ".join(f"{k}: {v}" for k, v in failures.items())
+            )
+        result = QuantizeResult(
+            prep.src.name,
+            req.method,
+            req.out,
+            rows,
+            ref.accuracy,
+            ref.evalset.describe(),
+            cal.calibration.description,
+            prep.scopes.to_dict(),
+            prep.timings,
+            cal.qat_info,
+            prep.notes,
+            failures,
+        )
         say(f"installing {', '.join(ok)} in {req.out} ...")
         install(req.out, prep.targets, ok, result, cal.export_model if req.method == "qat" else None)
         return result
@@ -516,17 +607,58 @@ def quantize(
     nothing for that format (``strict=False`` keeps it, with a note). With several formats, the
     ones that fail are in ``result.failures`` and the others are written.
     """
-    return run(make_request(model, out=out, weights=weights, method=method, data=data, calib=calib, epochs=epochs,
-                            format=format, float_scopes=float_scopes, eval_limit=eval_limit, latency=latency,
-                            batches=batches, threads=threads, qat_steps=qat_steps, qat_batch_size=qat_batch_size,
-                            qat_lr=qat_lr, device=device, options=options, strict=strict, seed=seed,
-                            onnx_exporter=onnx_exporter), progress)
+    return run(
+        make_request(
+            model,
+            out=out,
+            weights=weights,
+            method=method,
+            data=data,
+            calib=calib,
+            epochs=epochs,
+            format=format,
+            float_scopes=float_scopes,
+            eval_limit=eval_limit,
+            latency=latency,
+            batches=batches,
+            threads=threads,
+            qat_steps=qat_steps,
+            qat_batch_size=qat_batch_size,
+            qat_lr=qat_lr,
+            device=device,
+            options=options,
+            strict=strict,
+            seed=seed,
+            onnx_exporter=onnx_exporter,
+        ),
+        progress,
+    )
 
 
-def make_request(model, *, out, weights=None, method="ptq", data="synthetic", calib=256, epochs=1.0,
-                 format="all", float_scopes=None, eval_limit=1000, latency=True, batches=(1, 8),
-                 threads=1, qat_steps=None, qat_batch_size=16, qat_lr=None, device="auto", options=None,
-                 strict=True, seed=0, onnx_exporter="auto") -> QuantizeRequest:
+def make_request(
+    model,
+    *,
+    out,
+    weights=None,
+    method="ptq",
+    data="synthetic",
+    calib=256,
+    epochs=1.0,
+    format="all",
+    float_scopes=None,
+    eval_limit=1000,
+    latency=True,
+    batches=(1, 8),
+    threads=1,
+    qat_steps=None,
+    qat_batch_size=16,
+    qat_lr=None,
+    device="auto",
+    options=None,
+    strict=True,
+    seed=0,
+    onnx_exporter="auto",
+) -> QuantizeRequest:
     """``quantize``'s keywords -> a checked ``QuantizeRequest`` (errors before any work)."""
     model, weights = source_mod.adopt_pretrained(model, weights)  # weights="pretrained": the shipped ones
     if method not in METHODS:
@@ -535,8 +667,13 @@ def make_request(model, *, out, weights=None, method="ptq", data="synthetic", ca
     for f in formats:
         f.require()
     return QuantizeRequest(
-        model=model, out=Path(out), formats=tuple(formats), weights=weights, method=method,
-        float_scopes=tuple(float_scopes) if float_scopes is not None else None, options=dict(options or {}),
+        model=model,
+        out=Path(out),
+        formats=tuple(formats),
+        weights=weights,
+        method=method,
+        float_scopes=tuple(float_scopes) if float_scopes is not None else None,
+        options=dict(options or {}),
         onnx_exporter=onnx_exporter,
         data=DataOptions(data, calib, eval_limit, seed),
         qat=QatOptions(epochs, qat_steps, qat_batch_size, qat_lr, device),

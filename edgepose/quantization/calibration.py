@@ -14,9 +14,9 @@ so calibration covers many videos.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -72,8 +72,14 @@ class DataSource:
         return self._val
 
 
-def open_data(data: str | Path, spec, cache_dir: str | Path | None = None, seed: int = 0,
-              videos: int = 8, frames: int = 24) -> DataSource:
+def open_data(
+    data: str | Path,
+    spec,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    videos: int = 8,
+    frames: int = 24,
+) -> DataSource:
     """``data``: a dataset directory (PoseTrack and/or COCO form) or ``"synthetic"``."""
     if str(data) == "synthetic":
         if cache_dir is None:
@@ -119,14 +125,21 @@ class Calibration:
         for b in self.batches(stage, batch):
             yield {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in b.items()}
 
-    def subset(self, count: int) -> "Calibration":
-        return Calibration({s: {k: v[:count] for k, v in d.items()} for s, d in self.stages.items()},
-                           self.description)
+    def subset(self, count: int) -> Calibration:
+        return Calibration(
+            {s: {k: v[:count] for k, v in d.items()} for s, d in self.stages.items()}, self.description
+        )
 
 
 @torch.no_grad()
-def collect(model, dataset, count: int = 256, batch: int = 32, description: str = "",
-            progress: Callable[[str], None] | None = None) -> Calibration:
+def collect(
+    model,
+    dataset,
+    count: int = 256,
+    batch: int = 32,
+    description: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> Calibration:
     """Run the fp32 model's stages on ``count`` real samples and keep every stage's inputs.
 
     The first stage of a temporal model sees every frame of the windows (``count * T`` crops,

@@ -40,7 +40,10 @@ def check(bundle_dir, manifest, model, crops, threads: int | None = None) -> tup
     if reason is not None:
         return structural_check(bundle_dir, manifest, model, reason), {}
     precision = PRECISIONS["int8"]
-    tol, compare = precision.tolerance, precision.compare  # the row's comparison: RMS error vs the output's RMS
+    tol, compare = (
+        precision.tolerance,
+        precision.compare,
+    )  # the row's comparison: RMS error vs the output's RMS
     plan = StagePlan.from_model(model)
     with torch.no_grad():
         feeds, refs = run_pipeline(plan, torch_stage_runner(model.eval()), torch.from_numpy(crops))
@@ -60,30 +63,43 @@ def check(bundle_dir, manifest, model, crops, threads: int | None = None) -> tup
             per = {n: compare(ref[n], got[n], tol) for n in entry.output_names if n in got}
             for n, r in per.items():
                 if not r["passed"]:
-                    problems.append(f"output {n}: " + (r.get("problem") or (
-                        f"{r['flips']:.2%} of mask elements flipped > {r['bound']:.0%}" if r["kind"] == "binary"
-                        else f"RMS error {r['rel_rms']:.3g} of the output's RMS > {r['bound']}")))
+                    problems.append(
+                        f"output {n}: "
+                        + (
+                            r.get("problem")
+                            or (
+                                f"{r['flips']:.2%} of mask elements flipped > {r['bound']:.0%}"
+                                if r["kind"] == "binary"
+                                else f"RMS error {r['rel_rms']:.3g} of the output's RMS > {r['bound']}"
+                            )
+                        )
+                    )
             kp = None
             if got and set(CODEC_OUTPUTS[manifest.codec]) <= set(entry.output_names):
                 kr, _ = decode(ref, manifest.codec, tuple(manifest.input_size))
-                kg, _ = decode({k: np.asarray(v, np.float32) for k, v in got.items()}, manifest.codec,
-                               tuple(manifest.input_size))
+                kg, _ = decode(
+                    {k: np.asarray(v, np.float32) for k, v in got.items()},
+                    manifest.codec,
+                    tuple(manifest.input_size),
+                )
                 kp = float(np.percentile(np.linalg.norm(kr - kg, axis=-1), 90))
                 if kp > tol.keypoint_px:
                     problems.append(f"keypoints off by {kp:.3g} px (90th percentile) > {tol.keypoint_px} px")
             floats = {n: r for n, r in per.items() if r.get("kind") == "float"}
             worst = max(floats, key=lambda n: floats[n]["rel_rms"], default=None)
             detail[entry.name] = {"crops": int(len(crops)), "outputs": per, "keypoint_p90_px": kp}
-            out.append(Verification(
-                stage=entry.name,
-                passed=not problems,
-                max_abs_error=floats[worst]["max_abs"] if worst else None,
-                keypoint_error_px=kp,
-                inputs=f"{len(crops)} evaluation crops (real, not calibration ones); later stages PyTorch's "
-                f"fp32 outputs of the stage before; int8 bounds: RMS error <= {tol.rtol} x the output's RMS, "
-                f"keypoints (90th percentile, reported here) <= {tol.keypoint_px} px",
-                backend=bundle.sessions[entry.name].backend,
-                device=bundle.sessions[entry.name].device,
-                reason="; ".join(problems) if problems else None,
-            ))
+            out.append(
+                Verification(
+                    stage=entry.name,
+                    passed=not problems,
+                    max_abs_error=floats[worst]["max_abs"] if worst else None,
+                    keypoint_error_px=kp,
+                    inputs=f"{len(crops)} evaluation crops (real, not calibration ones); later stages PyTorch's "
+                    f"fp32 outputs of the stage before; int8 bounds: RMS error <= {tol.rtol} x the output's RMS, "
+                    f"keypoints (90th percentile, reported here) <= {tol.keypoint_px} px",
+                    backend=bundle.sessions[entry.name].backend,
+                    device=bundle.sessions[entry.name].device,
+                    reason="; ".join(problems) if problems else None,
+                )
+            )
     return out, detail

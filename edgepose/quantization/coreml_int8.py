@@ -54,8 +54,12 @@ def mil_ops(mlmodel) -> Counter:
     prog = mlmodel._mil_program
     if prog is None:  # loaded from disk: count from the spec
         spec = mlmodel.get_spec()
-        return Counter(op.type for f in spec.mlProgram.functions.values()
-                       for b in f.block_specializations.values() for op in b.operations)
+        return Counter(
+            op.type
+            for f in spec.mlProgram.functions.values()
+            for b in f.block_specializations.values()
+            for op in b.operations
+        )
     return Counter(op.op_type for f in prog.functions.values() for op in f.operations)
 
 
@@ -67,18 +71,24 @@ def weights_int8(job, artifact, scopes: tuple[Scope, ...]):
         mlmodel = ct.models.MLModel(str(job.file), skip_model_load=True)
         cfg = cto.coreml.OptimizationConfig(
             global_config=cto.coreml.OpLinearQuantizerConfig(
-                mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=WEIGHT_THRESHOLD
+                mode="linear_symmetric",
+                dtype="int8",
+                granularity="per_channel",
+                weight_threshold=WEIGHT_THRESHOLD,
             )
         )
         quantized = cto.coreml.linear_quantize_weights(mlmodel, cfg)
-        _save(quantized, job.file, job.metadata, f"edgepose {job.model_name} stage {job.stage} (int8 weights)")
+        _save(
+            quantized, job.file, job.metadata, f"edgepose {job.model_name} stage {job.stage} (int8 weights)"
+        )
         ops = mil_ops(ct.models.MLModel(str(job.file), skip_model_load=True))
     artifact.info.update(
         {
             "quantizer": f"coremltools {ct.__version__} linear_quantize_weights (int8 symmetric per-channel, "
             f"tensors >= {WEIGHT_THRESHOLD} elements); float compute",
             "mode": "w8",
-            "int8_weights": ops.get("constexpr_affine_dequantize", 0) + ops.get("constexpr_blockwise_shift_scale", 0),
+            "int8_weights": ops.get("constexpr_affine_dequantize", 0)
+            + ops.get("constexpr_blockwise_shift_scale", 0),
         }
     )
     return artifact
@@ -93,16 +103,24 @@ def w8a8(job, artifact, calibration, scopes: tuple[Scope, ...]):
     example = {n: t[:1].expand(batch, *t.shape[1:]).contiguous() for n, t in job.example.items()}
     quantizer = scoped_quantizer(litert_quantizer(), scopes)
     with quiet():
-        gm = quantize_module(module, example, quantizer, calibration.tensors(job.stage, batch),
-                             dynamic_batch=False, fold=True)
+        gm = quantize_module(
+            module, example, quantizer, calibration.tensors(job.stage, batch), dynamic_batch=False, fold=True
+        )
         ep = torch.export.export(gm, tuple(example.values()), strict=False).run_decompositions({})
         inputs = [
-            ct.TensorType(name=n, shape=tuple(t.shape), dtype=np.int32 if t.dtype == torch.int64 else np.float32)
+            ct.TensorType(
+                name=n, shape=tuple(t.shape), dtype=np.int32 if t.dtype == torch.int64 else np.float32
+            )
             for n, t in example.items()
         ]
         outputs = [ct.TensorType(name=n, dtype=np.float32) for n in job.output_names]
-        mlmodel = ct.convert(ep, inputs=inputs, outputs=outputs, convert_to="mlprogram",
-                             minimum_deployment_target=ct.target.iOS17)
+        mlmodel = ct.convert(
+            ep,
+            inputs=inputs,
+            outputs=outputs,
+            convert_to="mlprogram",
+            minimum_deployment_target=ct.target.iOS17,
+        )
         _save(mlmodel, job.file, job.metadata, f"edgepose {job.model_name} stage {job.stage} (W8A8)")
         ops = mil_ops(mlmodel)
     ins, outs = dataclasses.replace(job, batch=batch).tensor_infos(int64_as="int32")
@@ -117,7 +135,8 @@ def w8a8(job, artifact, calibration, scopes: tuple[Scope, ...]):
             "float_nodes": len(quantizer.float_nodes),
             "quantize_ops": ops.get("quantize", 0),
             "dequantize_ops": ops.get("dequantize", 0),
-            "int8_weights": ops.get("constexpr_affine_dequantize", 0) + ops.get("constexpr_blockwise_shift_scale", 0),
+            "int8_weights": ops.get("constexpr_affine_dequantize", 0)
+            + ops.get("constexpr_blockwise_shift_scale", 0),
         }
     )
     return artifact

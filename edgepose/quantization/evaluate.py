@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,12 +103,29 @@ def build(data, limit: int | None = None) -> EvalSet:
         mask.append(p.visible & layout.valid_mask & ~frame.in_ignore_region(p.keypoints[:, :2]))
         head.append(person_head_size(p, layout))
         box.append(box_size(p.box()))
-    return EvalSet(np.stack(xs), np.stack(inv), np.asarray(ids), np.stack(gt), np.stack(mask),
-                   np.asarray(head, np.float64), np.asarray(box, np.float64), split, data.spec, videos)
+    return EvalSet(
+        np.stack(xs),
+        np.stack(inv),
+        np.asarray(ids),
+        np.stack(gt),
+        np.stack(mask),
+        np.asarray(head, np.float64),
+        np.asarray(box, np.float64),
+        split,
+        data.spec,
+        videos,
+    )
 
 
-def predict(plan: StagePlan, run_stage: Callable, evalset: EvalSet, batch: int = 32, to_input=None,
-            progress: Callable[[str], None] | None = None, label: str = "evaluation"):
+def predict(
+    plan: StagePlan,
+    run_stage: Callable,
+    evalset: EvalSet,
+    batch: int = 32,
+    to_input=None,
+    progress: Callable[[str], None] | None = None,
+    label: str = "evaluation",
+):
     """Keypoints (N, J, 2) in crop pixels and scores (N, J) of every evaluation crop.
 
     ``to_input`` turns a float32 numpy batch into what ``run_stage`` takes (torch for models).
@@ -118,8 +136,10 @@ def predict(plan: StagePlan, run_stage: Callable, evalset: EvalSet, batch: int =
         x = evalset.x[start : start + batch].astype(np.float32)
         _, outs = run_pipeline(plan, run_stage, to_input(x) if to_input else x)
         final = outs[plan.names[-1]]
-        arrays = {k: (v.detach().float().cpu().numpy() if hasattr(v, "detach") else np.asarray(v, np.float32))
-                  for k, v in final.items()}
+        arrays = {
+            k: (v.detach().float().cpu().numpy() if hasattr(v, "detach") else np.asarray(v, np.float32))
+            for k, v in final.items()
+        }
         k, s = decode(arrays, spec.codec, tuple(spec.input_size))
         kps.append(k)
         scores.append(s)
@@ -136,7 +156,9 @@ def _num(v) -> float | None:
 def score(evalset: EvalSet, keypoints: np.ndarray, scores: np.ndarray) -> dict:
     """The format metric, PCKh@0.5 and PCK@0.2 (box) of crop-pixel predictions, in percent."""
     frame_kp = np.stack([transform_points(k, m) for k, m in zip(keypoints, evalset.inverse)])
-    preds = [Prediction(int(i), frame_kp[n], scores[n].astype(np.float64)) for n, i in enumerate(evalset.image_ids)]
+    preds = [
+        Prediction(int(i), frame_kp[n], scores[n].astype(np.float64)) for n, i in enumerate(evalset.image_ids)
+    ]
     fmt, layout = evalset.split.format, evalset.spec.layout
     metrics = metrics_of(fmt, preds, evalset.split.records, layout)
     primary = primary_metric(fmt, layout)
@@ -148,28 +170,51 @@ def score(evalset: EvalSet, keypoints: np.ndarray, scores: np.ndarray) -> dict:
     }
 
 
-def evaluate_model(model, evalset: EvalSet, batch: int = 32, progress: Callable[[str], None] | None = None) -> dict:
+def evaluate_model(
+    model, evalset: EvalSet, batch: int = 32, progress: Callable[[str], None] | None = None
+) -> dict:
     """A PyTorch PoseModel (fp32, or a simulated quantisation) through its stages."""
     model.eval()
     with torch.no_grad():
-        kp, sc = predict(StagePlan.from_model(model), torch_stage_runner(model), evalset, batch,
-                         to_input=torch.from_numpy, progress=progress, label="evaluation (PyTorch)")
+        kp, sc = predict(
+            StagePlan.from_model(model),
+            torch_stage_runner(model),
+            evalset,
+            batch,
+            to_input=torch.from_numpy,
+            progress=progress,
+            label="evaluation (PyTorch)",
+        )
     return {**score(evalset, kp, sc), "keypoints": kp}
 
 
-def evaluate_bundle(path, evalset: EvalSet, batch: int = 32, threads: int | None = None,
-                    progress: Callable[[str], None] | None = None) -> dict:
+def evaluate_bundle(
+    path,
+    evalset: EvalSet,
+    batch: int = 32,
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """An exported bundle in its own runtime (CPU)."""
     opts = {"threads": threads} if threads else {}
     with quiet(), load(path, device="cpu", **opts) as bundle:
         plan = StagePlan.from_manifest(bundle.manifest)
-        kp, sc = predict(plan, session_stage_runner(bundle.sessions, bundle.manifest.layout), evalset, batch,
-                         progress=progress, label=f"evaluation ({bundle.format} {bundle.manifest.precision})")
+        kp, sc = predict(
+            plan,
+            session_stage_runner(bundle.sessions, bundle.manifest.layout),
+            evalset,
+            batch,
+            progress=progress,
+            label=f"evaluation ({bundle.format} {bundle.manifest.precision})",
+        )
     return {**score(evalset, kp, sc), "keypoints": kp}
 
 
 def keypoint_deviation(a: np.ndarray, b: np.ndarray) -> dict:
     """How far two sets of crop-pixel keypoints lie apart: mean, 90th percentile, max."""
     d = np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64), axis=-1).reshape(-1)
-    return {"mean_px": round(float(d.mean()), 3), "p90_px": round(float(np.percentile(d, 90)), 3),
-            "max_px": round(float(d.max()), 3)}
+    return {
+        "mean_px": round(float(d.mean()), 3),
+        "p90_px": round(float(np.percentile(d, 90)), 3),
+        "max_px": round(float(d.max()), 3),
+    }

@@ -52,7 +52,9 @@ class Int8Hook:
     precision: str = "int8"
 
     def _qat(self, job) -> bool:
-        return self.qat_modules is not None and getattr(quantizer_module(job.fmt.name), "USES_QAT_GRAPH", False)
+        return self.qat_modules is not None and getattr(
+            quantizer_module(job.fmt.name), "USES_QAT_GRAPH", False
+        )
 
     def before_convert(self, job, module):
         if self._qat(job):

@@ -16,7 +16,7 @@ time spent waiting for a core (with more than one thread it also counts spinning
 from __future__ import annotations
 
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -32,8 +32,15 @@ def stage_inputs(calibration, stage: str, batch: int) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v[idx]) for k, v in data.items()}
 
 
-def measure(bundles: Mapping[str, str], calibration, batches=(1, 8), rounds: int = 5, reps: int = 10,
-            threads: int | None = 1, warmup: int = 3) -> dict:
+def measure(
+    bundles: Mapping[str, str],
+    calibration,
+    batches=(1, 8),
+    rounds: int = 5,
+    reps: int = 10,
+    threads: int | None = 1,
+    warmup: int = 3,
+) -> dict:
     """{label: {"stages": {stage: {batch: ms}}, "total": {batch: ms}}} (median ms per call)."""
     opened = {}
     opts = {"threads": threads} if threads else {}
@@ -43,7 +50,7 @@ def measure(bundles: Mapping[str, str], calibration, batches=(1, 8), rounds: int
             for label, path in bundles.items():
                 opened[label] = load(path, device="cpu", **opts)
         feeds = {}
-        for label, b in opened.items():
+        for b in opened.values():
             run = session_stage_runner(b.sessions, b.manifest.layout)
             for stage in b.stage_names:
                 for batch in batches:
@@ -62,7 +69,8 @@ def measure(bundles: Mapping[str, str], calibration, batches=(1, 8), rounds: int
                             t, c = time.perf_counter(), time.process_time()
                             run(stage, f)
                             samples.setdefault((label, stage, batch), []).append(
-                                (time.perf_counter() - t, time.process_time() - c))
+                                (time.perf_counter() - t, time.process_time() - c)
+                            )
     finally:
         for b in opened.values():
             b.close()
@@ -72,7 +80,7 @@ def measure(bundles: Mapping[str, str], calibration, batches=(1, 8), rounds: int
         wall, cpu = np.asarray(ts).T
         rec["stages"].setdefault(stage, {})[batch] = round(1000 * float(np.median(wall)), 4)
         rec["cpu_stages"].setdefault(stage, {})[batch] = round(1000 * float(np.median(cpu)), 4)
-    for label, rec in out.items():
+    for rec in out.values():
         for batch in batches:
             rec["total"][batch] = round(sum(rec["stages"][s][batch] for s in rec["stages"]), 4)
             rec["cpu_total"][batch] = round(sum(rec["cpu_stages"][s][batch] for s in rec["cpu_stages"]), 4)

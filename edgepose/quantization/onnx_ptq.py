@@ -199,7 +199,9 @@ def quantized_op_count(path: Path) -> dict[str, int]:
     import onnx  # lazy: onnx
 
     ops = Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
-    return {k: v for k, v in ops.items() if "Quant" in k or k.startswith("QLinear") or k.startswith("ConvInteger")}
+    return {
+        k: v for k, v in ops.items() if "Quant" in k or k.startswith("QLinear") or k.startswith("ConvInteger")
+    }
 
 
 def store_int8_weights(job) -> int:
@@ -259,6 +261,11 @@ def int8_after(job, artifact, hook):
 def int8_qat_graph(job, artifact, hook):
     """From a QAT graph: already quantised; store int8 weights and record what it holds."""
     folded = store_int8_weights(job)
-    artifact.info.update({"quantizer": "torchao PT2E QAT (X86InductorQuantizer) -> torch.onnx (QDQ)",
-                          "int8_weights": folded, "ops": quantized_op_count(job.file)})
+    artifact.info.update(
+        {
+            "quantizer": "torchao PT2E QAT (X86InductorQuantizer) -> torch.onnx (QDQ)",
+            "int8_weights": folded,
+            "ops": quantized_op_count(job.file),
+        }
+    )
     return artifact

@@ -24,8 +24,13 @@ def _has_attention(model) -> bool:
     return any(op.get_type_name() == "Softmax" for op in model.get_ordered_ops())
 
 
-def quantize_ir(model, items: list[dict], ignored: list[str], transformer: bool | None = None,
-                fast_bias_correction: bool = True):
+def quantize_ir(
+    model,
+    items: list[dict],
+    ignored: list[str],
+    transformer: bool | None = None,
+    fast_bias_correction: bool = True,
+):
     """Return the NNCF-quantised copy of an ``ov.Model`` and what was done."""
     import nncf  # lazy: nncf
 
@@ -43,7 +48,8 @@ def quantize_ir(model, items: list[dict], ignored: list[str], transformer: bool 
         **kwargs,
     )
     info = {
-        "quantizer": f"nncf {nncf.__version__} quantize" + (" (model_type=TRANSFORMER)" if transformer else ""),
+        "quantizer": f"nncf {nncf.__version__} quantize"
+        + (" (model_type=TRANSFORMER)" if transformer else ""),
         "float_nodes": len(ignored),
         "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ordered_ops()),
     }
@@ -110,7 +116,9 @@ def compress_weights(job) -> None:
 def fake_quantize_count(path: Path) -> int:
     import openvino as ov  # lazy: openvino
 
-    return sum(op.get_type_name() == "FakeQuantize" for op in ov.Core().read_model(str(path)).get_ordered_ops())
+    return sum(
+        op.get_type_name() == "FakeQuantize" for op in ov.Core().read_model(str(path)).get_ordered_ops()
+    )
 
 
 # ---- the int8 hook's interface (edgepose.quantization.hook; the format row names this module)
@@ -124,6 +132,10 @@ def int8_after(job, artifact, hook):
 
 def int8_qat_graph(job, artifact, hook):
     compress_weights(job)
-    artifact.info.update({"quantizer": "torchao PT2E QAT QDQ ONNX -> OpenVINO (FakeQuantize, int8 weights)",
-                          "fake_quantize": fake_quantize_count(job.file)})
+    artifact.info.update(
+        {
+            "quantizer": "torchao PT2E QAT QDQ ONNX -> OpenVINO (FakeQuantize, int8 weights)",
+            "fake_quantize": fake_quantize_count(job.file),
+        }
+    )
     return artifact

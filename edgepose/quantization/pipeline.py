@@ -18,8 +18,9 @@ not part of the accuracy comparison).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,9 @@ class StagePlan:
 
     stages: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
     frames: int = 1  # T: >1 for temporal models (the first stage runs on every frame of the window)
-    derived: tuple[tuple[str, int], ...] = ()  # (input name, width) made from earlier outputs (patch_index, k)
+    derived: tuple[
+        tuple[str, int], ...
+    ] = ()  # (input name, width) made from earlier outputs (patch_index, k)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -45,7 +48,7 @@ class StagePlan:
         raise KeyError(f"no stage {stage!r}; stages: {list(self.names)}")
 
     @classmethod
-    def from_model(cls, model) -> "StagePlan":
+    def from_model(cls, model) -> StagePlan:
         stages = tuple((s, *map(tuple, model.stage_io(s))) for s in model.stage_names)
         derived = []
         for s, ins, _ in stages[1:]:
@@ -54,7 +57,7 @@ class StagePlan:
         return cls(stages, len(model.frame_offsets), tuple(derived))
 
     @classmethod
-    def from_manifest(cls, manifest) -> "StagePlan":
+    def from_manifest(cls, manifest) -> StagePlan:
         stages = tuple((e.name, tuple(e.input_names), tuple(e.output_names)) for e in manifest.stages)
         derived = []
         for e in manifest.stages[1:]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pydoc
 import warnings
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -74,8 +74,11 @@ def strip_annotations(model: torch.fx.GraphModule, scopes: tuple[Scope, ...]) ->
         ann = node.meta.get(ANNOTATION)
         if ann is None:
             continue
-        if (match(fx_node_path(node), scopes) or _integer(node, model)
-                or any(_integer(a, model) for a in ann.input_qspec_map)):
+        if (
+            match(fx_node_path(node), scopes)
+            or _integer(node, model)
+            or any(_integer(a, model) for a in ann.input_qspec_map)
+        ):
             removed.add(node)
     changed = True
     while changed:  # drop annotations that share or derive their qparams from a removed one
@@ -153,7 +156,9 @@ def close_fused_outputs(model: torch.fx.GraphModule) -> int:
             continue
         source = node.args[0] if node.target == ops.batch_norm.default else node
         source_ann = source.meta.get(ANNOTATION) if hasattr(source, "meta") else None
-        act = source_ann.input_qspec_map.get(source.args[0]) if source_ann is not None and source.args else None
+        act = (
+            source_ann.input_qspec_map.get(source.args[0]) if source_ann is not None and source.args else None
+        )
         if act is None:
             continue
         users = list(node.users)

@@ -31,8 +31,8 @@ import copy
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
@@ -61,8 +61,11 @@ def _training_outputs(family: str, outs: dict[str, dict]) -> dict:
     """The dict a family's task.loss reads, from the stages' outputs."""
     last = list(outs.values())[-1]
     if family == "sharpose":
-        return {"heatmaps": last["heatmaps"], "coarse_heatmaps": outs["coarse"]["heatmaps"],
-                "quality": outs["coarse"]["quality"]}
+        return {
+            "heatmaps": last["heatmaps"],
+            "coarse_heatmaps": outs["coarse"]["heatmaps"],
+            "quality": outs["coarse"]["quality"],
+        }
     if family == "distilpose":
         return {**last, "score_raw": last["scores"]}
     return dict(last)
@@ -85,8 +88,14 @@ class QATResult:
         k = max(1, len(losses) // 10)
         first = round(sum(losses[:k]) / k, 5) if losses else None
         last = round(sum(losses[-k:]) / k, 5) if losses else None
-        return {"steps": self.steps, "seconds": round(self.seconds, 1), "device": self.device,
-                "first_loss": first, "last_loss": last, "notes": self.notes}
+        return {
+            "steps": self.steps,
+            "seconds": round(self.seconds, 1),
+            "device": self.device,
+            "first_loss": first,
+            "last_loss": last,
+            "notes": self.notes,
+        }
 
 
 def _set(module: torch.nn.Module, dotted: str, value) -> None:
@@ -146,7 +155,7 @@ def float_weights(model, prepared: dict) -> tuple[torch.nn.Module, list[str]]:
     for gm in prepared.values():
         for k, v in gm.state_dict().items():
             if k.startswith(PREFIX):
-                state.setdefault(k[len(PREFIX):], v.detach().cpu())
+                state.setdefault(k[len(PREFIX) :], v.detach().cpu())
     out = copy.deepcopy(model).cpu()
     own = out.state_dict()
     missing = [k for k in own if k not in state]
@@ -236,8 +245,11 @@ def finetune(
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch, seed=seed)
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        loader = DataLoader(train_set, batch_size=batch_size, sampler=torch.randperm(len(train_set), generator=g)
-                            [: steps_per_epoch * batch_size].tolist())
+        loader = DataLoader(
+            train_set,
+            batch_size=batch_size,
+            sampler=torch.randperm(len(train_set), generator=g)[: steps_per_epoch * batch_size].tolist(),
+        )
         for batch in loader:
             if step >= total:
                 break
@@ -258,17 +270,20 @@ def finetune(
             every = max(1, total // 5)
             if step % every == 0 or step == total:
                 recent = [h["loss"] for h in history[-every:]]
-                say(f"QAT step {step}/{total}: loss {sum(recent) / len(recent):.4f} (mean of the last {len(recent)})")
+                say(
+                    f"QAT step {step}/{total}: loss {sum(recent) / len(recent):.4f} (mean of the last {len(recent)})"
+                )
         epoch += 1
     seconds = time.perf_counter() - t0
     converted = {}
-    for stage, gm in prepared.items():
+    for gm in prepared.values():
         move_exported_model_to_eval(gm)
     fine, missing = float_weights(model, prepared)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing:
-        notes.append(f"{len(missing)} model tensors were not in any stage graph and keep their values: "
-                     f"{missing[:4]}")
+        notes.append(
+            f"{len(missing)} model tensors were not in any stage graph and keep their values: {missing[:4]}"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for stage, gm in prepared.items():

@@ -28,7 +28,9 @@ class ArtifactReport:
     fp32_accuracy: dict[str, Any]
     deviation: dict[str, float]  # keypoints vs fp32: mean_px, p90_px, max_px
     accuracy_source: str
-    latency_ms: dict[str, Any] = field(default_factory=dict)  # {"int8": {batch: ms}, "fp32": {...}, "stages": ...}
+    latency_ms: dict[str, Any] = field(
+        default_factory=dict
+    )  # {"int8": {batch: ms}, "fp32": {...}, "stages": ...}
     float_scopes: list[str] = field(default_factory=list)
     calibration: str = ""
     verified: bool | None = None
@@ -101,16 +103,28 @@ def table(rows: list[ArtifactReport], title: str = "INT8 report"):
 
 def markdown(rows: list[ArtifactReport]) -> str:
     batches = sorted({b for r in rows for b in r.latency_ms.get("int8", {})}, key=int)
-    head = ["model", "method", "format", "size MB (int8 / fp32)", "metric fp32", "metric int8", "drop",
-            "PCKh@0.5 fp32 / int8", "kp p90 px"]
+    head = [
+        "model",
+        "method",
+        "format",
+        "size MB (int8 / fp32)",
+        "metric fp32",
+        "metric int8",
+        "drop",
+        "PCKh@0.5 fp32 / int8",
+        "kp p90 px",
+    ]
     head += [f"ms b{b} fp32 / int8 (x)" for b in batches] + ["accuracy measured"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [
-            r.model, r.method, r.format,
+            r.model,
+            r.method,
+            r.format,
             f"{r.size_bytes / 1e6:.2f} / {r.fp32_size_bytes / 1e6:.2f} ({100 * r.size_ratio:.0f}%)",
             f"{r.accuracy.get('metric_name', '')} {_fmt(r.fp32_accuracy.get('metric'))}",
-            _fmt(r.accuracy.get("metric")), _fmt(r.metric_drop, ".2f"),
+            _fmt(r.accuracy.get("metric")),
+            _fmt(r.metric_drop, ".2f"),
             f"{_fmt(r.fp32_accuracy.get('pckh@0.5'))} / {_fmt(r.accuracy.get('pckh@0.5'))}",
             _fmt(r.deviation.get("p90_px"), ".2f"),
         ]

@@ -45,8 +45,11 @@ class Scope:
         return fnmatch.fnmatchcase(path, self.pattern) or fnmatch.fnmatchcase(path, self.pattern + ".*")
 
     def __str__(self) -> str:
-        return self.pattern + (" (own ops)" if self.direct else "") + (
-            f" [{'/'.join(self.stages)}]" if self.stages else "")
+        return (
+            self.pattern
+            + (" (own ops)" if self.direct else "")
+            + (f" [{'/'.join(self.stages)}]" if self.stages else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,16 @@ FLOAT_SCOPES: dict[str, ScopeChoice] = {
     ),
     "tar_vitpose": ScopeChoice(
         candidates={
-            "mask_head": (_s("heatmap_head", "frame-stage decoder whose heatmaps feed the 0.2 mask threshold",
-                             stages=("frame",)),),
-            "decoder": (_s("heatmap_head", "temporal-stage decoder giving the final heatmaps", stages=("temporal",)),),
+            "mask_head": (
+                _s(
+                    "heatmap_head",
+                    "frame-stage decoder whose heatmaps feed the 0.2 mask threshold",
+                    stages=("frame",),
+                ),
+            ),
+            "decoder": (
+                _s("heatmap_head", "temporal-stage decoder giving the final heatmaps", stages=("temporal",)),
+            ),
             "jta_cross": (_s("masked_attention_layers", "masked feature-to-joint attention"),),
             "gra": (_s("cross_attention", "restore: current tokens attend to the joint queries"),),
         },
@@ -144,7 +154,9 @@ def resolve(family: str, names: tuple[str, ...] | list[str] | None = None) -> Fl
     """The family's chosen scopes, or the named candidates (``()``: quantise everything the quantiser can)."""
     choice = choice_for(family)
     if names is None:
-        return FloatScopes(choice.scopes(), choice.chosen, f"chosen for {family} by measurement: {choice.measured}")
+        return FloatScopes(
+            choice.scopes(), choice.chosen, f"chosen for {family} by measurement: {choice.measured}"
+        )
     names = tuple(names)
     return FloatScopes(choice.scopes(names), names, "given")
 
@@ -178,7 +190,9 @@ def onnx_node_path(node) -> str | None:
     if name.startswith("/"):  # TorchScript exporter: /stage/model/head_coord/head_coord.1/MatMul
         parts: list[str] = []
         for seg in name.split("/")[1:-1]:
-            if parts and seg.startswith(parts[-1] + "."):  # a Sequential child: "head_coord" -> "head_coord.1"
+            if parts and seg.startswith(
+                parts[-1] + "."
+            ):  # a Sequential child: "head_coord" -> "head_coord.1"
                 parts[-1] = seg
             else:
                 parts.append(seg)

@@ -15,8 +15,8 @@ Inputs go in the graph's layout (``manifest.layout`` for image inputs:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -95,7 +95,11 @@ def consistency_problems(manifest: Manifest) -> list[str]:
             problems.append(
                 f"a whole-frame model's last stage {last.name!r} gives {sorted(outs)}, not poses and scores"
             )
-        elif len(p.shape) != 4 or (_fixed(p.shape[2]) and p.shape[2] != j) or (_fixed(p.shape[3]) and p.shape[3] != 3):
+        elif (
+            len(p.shape) != 4
+            or (_fixed(p.shape[2]) and p.shape[2] != j)
+            or (_fixed(p.shape[3]) and p.shape[3] != 3)
+        ):
             problems.append(f"output 'poses' shape {list(p.shape)} is not (batch, people, {j} joints, 3)")
         elif len(s.shape) != 2:
             problems.append(f"output 'scores' shape {list(s.shape)} is not (batch, people)")
@@ -110,7 +114,9 @@ def consistency_problems(manifest: Manifest) -> list[str]:
     for n in need:
         t = outs.get(n)
         if t is not None and (len(t.shape) < 2 or (_fixed(t.shape[1]) and t.shape[1] != j)):
-            problems.append(f"output {n!r} shape {list(t.shape)} has no axis of {j} joints (the keypoint layout)")
+            problems.append(
+                f"output {n!r} shape {list(t.shape)} has no axis of {j} joints (the keypoint layout)"
+            )
     if m.codec == "regression" and "coords" in outs and (outs["coords"].shape or (None,))[-1] != 2:
         problems.append(f"output 'coords' shape {list(outs['coords'].shape)} does not end in 2 (x, y)")
     images = set(m.extra.get("image_inputs", IMAGE_INPUTS))
@@ -150,7 +156,8 @@ def check_sessions(path: Path, manifest: Manifest, sessions: Mapping) -> None:
         problems += [f"stage {name!r}: {p}" for p in io_problems(manifest, name, sess.inputs, sess.outputs)]
     if problems:
         raise BundleDamagedError(
-            f"bundle {str(path)!r} does not match its manifest: " + "; ".join(problems[:4])
+            f"bundle {str(path)!r} does not match its manifest: "
+            + "; ".join(problems[:4])
             + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "")
             + "; re-export it with `edgepose export`"
         )
@@ -208,7 +215,9 @@ def _pick(root: Path, formats: dict[str, Path], fmt: str | None) -> tuple[Path, 
     order = load_preference()
     for name in order:
         if name in formats and is_installed(FORMAT_BACKENDS[name]):
-            return formats[name], f"{name}: the first of {list(order)} present in the root with its runtime installed"
+            return formats[
+                name
+            ], f"{name}: the first of {list(order)} present in the root with its runtime installed"
     raise ManifestError(
         f"{str(root)!r} holds bundles for {list(formats)} but none of their runtimes is installed here; "
         "install one (e.g. pip install 'edgepose[onnx]')"

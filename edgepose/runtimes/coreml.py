@@ -40,6 +40,7 @@ def probe() -> tuple[set[str], str]:
     require("coreml")
     return {"CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL"}, ""
 
+
 # Core ML's ArrayFeatureType.ArrayDataType values
 _ARRAY_DTYPES = {65568: "float32", 65600: "float64", 65552: "float16", 131104: "int32", 131080: "int8"}
 

@@ -69,6 +69,7 @@ TARGETS: dict[str, tuple[Target, ...]] = {
 def probe() -> tuple[set[str], str]:
     return set(require("onnxruntime").get_available_providers()), ""
 
+
 _ORT_TYPES = {
     "tensor(float)": "float32",
     "tensor(float16)": "float16",

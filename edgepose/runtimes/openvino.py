@@ -29,7 +29,9 @@ from .registry import require
 TARGETS: dict[str, tuple[Target, ...]] = {
     "cpu": (Target("CPU"),),
     "gpu": (
-        Target("GPU", "Intel GPU compute runtime (intel-opencl-icd / Level Zero) and the openvino GPU plugin"),
+        Target(
+            "GPU", "Intel GPU compute runtime (intel-opencl-icd / Level Zero) and the openvino GPU plugin"
+        ),
     ),
     "npu": (Target("NPU", "an Intel Core Ultra NPU with the Intel NPU driver (linux-npu-driver)"),),
 }
@@ -69,6 +71,7 @@ def session_options(manifest, stage: str) -> dict:
     the several OpenVINO keeps per tensor."""
     entry = manifest.stage(stage)
     return {"precision": manifest.precision, "names": [*entry.input_names, *entry.output_names]}
+
 
 # bundle precision -> INFERENCE_PRECISION_HINT; int8 IRs run their quantised ops in int8 and the rest in f32
 _PRECISION_HINT = {None: "f32", "fp32": "f32", "int8": "f32", "fp16": "f16", "bf16": "bf16", "auto": None}

@@ -101,12 +101,14 @@ class TensorrtSession(OrtSession):
         engines.mkdir(parents=True, exist_ok=True)
         opts = {**trt_options(precision, engines), **(provider_options or {})}
         # allow_fallback=False: a dropped TensorRT provider is refused, never run on CPU instead
-        super().__init__(path, choice, False, threads=threads, provider_options=opts,
-                         then=("CUDAExecutionProvider",))
+        super().__init__(
+            path, choice, False, threads=threads, provider_options=opts, then=("CUDAExecutionProvider",)
+        )
         rest = self._sess.get_providers()[1:]
         self.reason = (
             f"{choice.reason}; TensorRT {'fp16+int8' if precision == 'int8' else precision or 'fp32'} kernels, "
-            f"engines cached in {engines}" + (f"; nodes TensorRT does not take run on {', '.join(rest)}" if rest else "")
+            f"engines cached in {engines}"
+            + (f"; nodes TensorRT does not take run on {', '.join(rest)}" if rest else "")
         )
 
 

@@ -67,6 +67,7 @@ def probe() -> tuple[set[str], str]:
     libs = {t.name for kind in ("gpu", "npu") for t in (*env_targets(kind), *TARGETS[kind])}
     return {"XNNPACK"} | {lib for lib in libs if library_loads(lib)}, ""
 
+
 FLATBUFFER_ID = b"TFL3"  # the TFLite schema's file identifier, bytes 4..8 of every model
 
 

@@ -49,6 +49,7 @@ def base_name(name: str) -> str:
 def pinned_name(requested: str, match: str) -> str:
     return requested  # keep the index: 'cuda:1'
 
+
 KINDS = ("torchscript", "exported_program", "checkpoint")
 
 

@@ -400,8 +400,10 @@ class TopDownEstimator(PoseEstimator):
         kp, sc = self.decode(self.run_crops(crops), crops.matrices)
         ids = list(track_ids) if track_ids is not None else [-1] * len(boxes)
         bs = list(box_scores) if box_scores is not None else [1.0] * len(boxes)
-        poses = [Pose(boxes[i], kp[i], sc[i], int(ids[i]), float(bs[i]), layout=self.layout)
-                 for i in range(len(boxes))]
+        poses = [
+            Pose(boxes[i], kp[i], sc[i], int(ids[i]), float(bs[i]), layout=self.layout)
+            for i in range(len(boxes))
+        ]
         return Results(poses, image, layout=self.layout)
 
 
@@ -494,8 +496,10 @@ class WholeFrameEstimator(PoseEstimator):
             )
         outs = m.stage("temporal").output_names
         if not {"poses", "scores"} <= set(outs):
-            raise ValueError(f"whole-frame bundle {m.model!r}: its temporal stage gives {outs}, "
-                             "expected 'poses' and 'scores'")
+            raise ValueError(
+                f"whole-frame bundle {m.model!r}: its temporal stage gives {outs}, "
+                "expected 'poses' and 'scores'"
+            )
         self.score_threshold = float(
             score_threshold if score_threshold is not None else m.extra.get("score_threshold", 0.5)
         )
@@ -540,7 +544,10 @@ class WholeFrameEstimator(PoseEstimator):
 
     # -- post-processing -------------------------------------------------------------------------
     def decode_people(
-        self, outputs: Mapping[str, np.ndarray], matrix: np.ndarray, row: int = 0,
+        self,
+        outputs: Mapping[str, np.ndarray],
+        matrix: np.ndarray,
+        row: int = 0,
         score_threshold: float | None = None,
     ) -> FramePoses:
         """Row ``row`` of the temporal outputs: the people at or above the score threshold, best first,
@@ -562,8 +569,14 @@ class WholeFrameEstimator(PoseEstimator):
     def poses(self, found: FramePoses, track_ids: Sequence[int] | None = None) -> list[Pose]:
         ids = list(track_ids) if track_ids is not None else [-1] * len(found)
         return [
-            Pose(found.boxes[i], found.keypoints[i], found.scores[i], int(ids[i]),
-                 float(found.person_scores[i]), layout=self.layout)
+            Pose(
+                found.boxes[i],
+                found.keypoints[i],
+                found.scores[i],
+                int(ids[i]),
+                float(found.person_scores[i]),
+                layout=self.layout,
+            )
             for i in range(len(found))
         ]
 

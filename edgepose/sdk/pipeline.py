@@ -202,10 +202,12 @@ class VideoPipeline:
         if self.smoother is not None:
             for p in poses:
                 if p.track_id >= 0:
-                    p.keypoints = self.smoother(p.track_id, p.keypoints, frame.timestamp, scores=p.scores,
-                                                box=p.box)
-        return FrameResult(frame.index, frame.timestamp, frame.image, poses, dict(self.timer.ms),
-                           self.fps.tick())
+                    p.keypoints = self.smoother(
+                        p.track_id, p.keypoints, frame.timestamp, scores=p.scores, box=p.box
+                    )
+        return FrameResult(
+            frame.index, frame.timestamp, frame.image, poses, dict(self.timer.ms), self.fps.tick()
+        )
 
     def flush(self) -> list[FrameResult]:
         """Emit the frames still waiting for look-ahead (end of a file); windows clamp at the clip end."""

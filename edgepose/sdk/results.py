@@ -61,8 +61,9 @@ class Results(list):
             raise ValueError("these results hold no image: pass one, results.plot(image)")
         if self.layout is None and len(self):
             raise ValueError("these poses have no keypoint layout to draw their skeletons with")
-        return draw_poses(np.array(base, copy=True), self, self.layout, min_score=min_score, boxes=boxes,
-                          by_order=True)
+        return draw_poses(
+            np.array(base, copy=True), self, self.layout, min_score=min_score, boxes=boxes, by_order=True
+        )
 
     def to_dict(self) -> dict:
         """``{"image", "width", "height", "keypoint_names", "poses": [Pose.to_dict(), ...]}``."""
@@ -83,8 +84,9 @@ class Results(list):
                 json.dump(self.to_dict(), f, indent=1)
             return path
         if suffix not in IMAGE_SUFFIXES:
-            raise ValueError(f"cannot save results as {str(path)!r}: use an image "
-                             f"({', '.join(IMAGE_SUFFIXES)}) or .json")
+            raise ValueError(
+                f"cannot save results as {str(path)!r}: use an image ({', '.join(IMAGE_SUFFIXES)}) or .json"
+            )
         return write_image(path, self.plot(image))
 
 

@@ -114,7 +114,9 @@ class VideoFileSource(Source):
         if not self.frame_count:
             log.warning(
                 "%s: the header gives no usable frame count (%s): frames lost at the start or the end "
-                "cannot be counted", self.name, f"{count:g}" if np.isfinite(count) else count,
+                "cannot be counted",
+                self.name,
+                f"{count:g}" if np.isfinite(count) else count,
             )
         self.size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         cap.release()
@@ -152,7 +154,10 @@ class VideoFileSource(Source):
                         self.gaps.append((last + 1, idx - last - 1))
                         log.warning(
                             "%s: frames %d-%d lost (undecodable); the next frame keeps its true index %d",
-                            self.name, last + 1, idx - 1, idx,
+                            self.name,
+                            last + 1,
+                            idx - 1,
+                            idx,
                         )
                     last = idx
                     delivered += 1
@@ -176,12 +181,18 @@ class VideoFileSource(Source):
                     "%s: %d of the %d frames its header announces were lost without timestamps to place them "
                     "(this container has none, or the header count is wrong): indices after the first damage "
                     "may be up to %d too low; re-mux to .mp4 for exact indices",
-                    self.name, unplaced, self.frame_count, unplaced,
+                    self.name,
+                    unplaced,
+                    self.frame_count,
+                    unplaced,
                 )
         if self.skipped:
             log.warning(
                 "%s: %d frame(s) lost in all (%d delivered of %d announced)",
-                self.name, self.skipped, delivered, self.frame_count or delivered + self.skipped,
+                self.name,
+                self.skipped,
+                delivered,
+                self.frame_count or delivered + self.skipped,
             )
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ def _hungarian():
         _hungarian_fn = fn
     return _hungarian_fn
 
+
 TENTATIVE, CONFIRMED = "tentative", "confirmed"
 
 

@@ -76,8 +76,10 @@ class Pose:
         """``(x, y, score)`` of a joint by name (``"left_wrist"``) or index."""
         if isinstance(joint, str):
             if self.layout is None:
-                raise KeyError(f"this pose has no joint names (made without a layout); index it by number "
-                               f"0..{len(self.scores) - 1}")
+                raise KeyError(
+                    f"this pose has no joint names (made without a layout); index it by number "
+                    f"0..{len(self.scores) - 1}"
+                )
             joint = self.layout.index(joint)
         x, y = np.asarray(self.keypoints, dtype=np.float64).reshape(-1, 2)[joint]
         return float(x), float(y), float(np.asarray(self.scores).reshape(-1)[joint])
@@ -89,8 +91,10 @@ class Pose:
         mean = float(sc[sc >= 0.3].mean()) if seen else 0.0
         who = f"track {self.track_id}" if self.track_id >= 0 else "untracked"
         bad = f", non-finite joints {self.nonfinite_joints}" if self.nonfinite_joints else ""
-        return (f"Pose({who}, box [{box}] score {float(self.box_score):.2f}, {seen}/{len(sc)} joints >= 0.3 "
-                f"(mean {mean:.2f}){bad})")
+        return (
+            f"Pose({who}, box [{box}] score {float(self.box_score):.2f}, {seen}/{len(sc)} joints >= 0.3 "
+            f"(mean {mean:.2f}){bad})"
+        )
 
     def plot(self, image: np.ndarray, min_score: float = 0.3, box: bool = True) -> np.ndarray:
         """A copy of the BGR ``image`` with this pose drawn (skeleton and box); ``image`` is untouched."""

@@ -33,8 +33,12 @@ class DataSplit:
 
 
 def _posetrack_dirs(root: Path, split: str) -> list[Path]:
-    return [root / "annotations" / split, root / "posetrack_data" / "annotations" / split,
-            root / "posetrack_data" / split, root / split]
+    return [
+        root / "annotations" / split,
+        root / "posetrack_data" / "annotations" / split,
+        root / "posetrack_data" / split,
+        root / split,
+    ]
 
 
 def _coco_files(root: Path, split: str) -> list[tuple[Path, Path]]:
@@ -69,7 +73,9 @@ def choose_format(spec, available: dict, wanted: str = "auto") -> str:
         if wanted not in available:
             raise FileNotFoundError(f"no {wanted} annotations found (looked in {_looked_in(wanted)})")
         if wanted == "coco" and spec.is_temporal:
-            raise ValueError(f"{spec.name} is temporal and needs videos (PoseTrack form), not COCO still images")
+            raise ValueError(
+                f"{spec.name} is temporal and needs videos (PoseTrack form), not COCO still images"
+            )
         return wanted
     if spec.is_temporal:
         order = ("posetrack",)
@@ -120,8 +126,14 @@ def topdown_dataset(spec, split: DataSplit, train: bool, heatmap_size=None, seed
     return ds
 
 
-def synthetic_dataset(out_dir: str | Path, seed: int = 0, videos: int = 6, frames: int = 24,
-                      size: tuple[int, int] = (256, 192), preset: str = "easy") -> Path:
+def synthetic_dataset(
+    out_dir: str | Path,
+    seed: int = 0,
+    videos: int = 6,
+    frames: int = 24,
+    size: tuple[int, int] = (256, 192),
+    preset: str = "easy",
+) -> Path:
     """A small seeded synthetic dataset under ``out_dir/synthetic-data``, rendered once and reused
     while its parameters (recorded in its meta.json) stay the same."""
     from ..data.synth_dataset import read_meta, write_dataset
@@ -134,8 +146,19 @@ def synthetic_dataset(out_dir: str | Path, seed: int = 0, videos: int = 6, frame
             meta = read_meta(path)
         except (ValueError, OSError):
             meta = {}
-        if meta.get("seed") == seed and meta.get("videos") == videos and meta.get("config") == config.to_dict():
+        if (
+            meta.get("seed") == seed
+            and meta.get("videos") == videos
+            and meta.get("config") == config.to_dict()
+        ):
             return path
-    write_dataset(path, config, videos=videos, seed=seed, split_val=0.34 if videos < 6 else 0.25,
-                  layout="both", overwrite=True)
+    write_dataset(
+        path,
+        config,
+        videos=videos,
+        seed=seed,
+        split_val=0.34 if videos < 6 else 0.25,
+        layout="both",
+        overwrite=True,
+    )
     return path

@@ -75,10 +75,14 @@ def init_from_env(device: str = "auto") -> DistInfo:
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if cuda:
         if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+            raise RuntimeError(
+                "device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto"
+            )
         if local_rank >= torch.cuda.device_count():
-            raise RuntimeError(f"LOCAL_RANK {local_rank} but this node has {torch.cuda.device_count()} GPU(s); "
-                               "use --nproc_per_node <= the GPU count")
+            raise RuntimeError(
+                f"LOCAL_RANK {local_rank} but this node has {torch.cuda.device_count()} GPU(s); "
+                "use --nproc_per_node <= the GPU count"
+            )
         torch.cuda.set_device(local_rank)
     timeout = datetime.timedelta(minutes=float(os.environ.get("EDGEPOSE_DIST_TIMEOUT_MIN", "60")))
     dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=timeout)
@@ -113,13 +117,17 @@ def gather_objects(obj: Any) -> list[Any]:
     return out
 
 
-def rank_indices(order: torch.Tensor, batch_size: int, rank: int, world_size: int, start_batch: int = 0) -> list[int]:
+def rank_indices(
+    order: torch.Tensor, batch_size: int, rank: int, world_size: int, start_batch: int = 0
+) -> list[int]:
     """This rank's share of an epoch's sample order: global batch ``i`` is ``order[i*B:(i+1)*B]``
     (as with one process) and rank ``r`` takes its ``r``-th contiguous ``B / world_size`` slice;
     batches before ``start_batch`` (already trained on before a resume) are left out."""
     if batch_size % world_size:
-        raise ValueError(f"the global batch {batch_size} does not split evenly over {world_size} processes; "
-                         f"pass a --batch-size that is a multiple of {world_size}")
+        raise ValueError(
+            f"the global batch {batch_size} does not split evenly over {world_size} processes; "
+            f"pass a --batch-size that is a multiple of {world_size}"
+        )
     local = batch_size // world_size
     steps = len(order) // batch_size
     shares = order[: steps * batch_size].view(steps, world_size, local)[start_batch:, rank]
@@ -157,7 +165,9 @@ class GlooSyncBatchNorm(_BatchNorm):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(input)
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if not (
+            self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        ):
             return super().forward(input)
         all_reduce = _AllReduceSum.apply
         if self.num_batches_tracked is not None:
@@ -179,8 +189,12 @@ class GlooSyncBatchNorm(_BatchNorm):
         if self.track_running_stats:
             with torch.no_grad():
                 unbiased = var * (n / (n - 1).clamp(min=1))
-                self.running_mean.mul_(1 - momentum).add_(mean.detach().to(self.running_mean.dtype), alpha=momentum)
-                self.running_var.mul_(1 - momentum).add_(unbiased.detach().to(self.running_var.dtype), alpha=momentum)
+                self.running_mean.mul_(1 - momentum).add_(
+                    mean.detach().to(self.running_mean.dtype), alpha=momentum
+                )
+                self.running_var.mul_(1 - momentum).add_(
+                    unbiased.detach().to(self.running_var.dtype), alpha=momentum
+                )
         return y.to(input.dtype)
 
 

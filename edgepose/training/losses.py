@@ -42,7 +42,7 @@ All functions take ``weight`` of shape (B, J) (the datasets' ``target_weight`` /
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,11 +65,18 @@ class AffineCoupling(nn.Module):
         dim = mask.numel()
         self.register_buffer("mask", mask.float())
         self.scale = nn.Sequential(
-            nn.Linear(dim, hidden), nn.LeakyReLU(), nn.Linear(hidden, hidden), nn.LeakyReLU(),
-            nn.Linear(hidden, dim), nn.Tanh(),
+            nn.Linear(dim, hidden),
+            nn.LeakyReLU(),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(),
+            nn.Linear(hidden, dim),
+            nn.Tanh(),
         )
         self.shift = nn.Sequential(
-            nn.Linear(dim, hidden), nn.LeakyReLU(), nn.Linear(hidden, hidden), nn.LeakyReLU(),
+            nn.Linear(dim, hidden),
+            nn.LeakyReLU(),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(),
             nn.Linear(hidden, dim),
         )
 
@@ -96,7 +103,9 @@ class RealNVP(nn.Module):
     def __init__(self, dim: int = 2, hidden: int = 64, couplings: int = 6, prior_mean: float = 0.0):
         super().__init__()
         if couplings < 1 or couplings % 2:
-            raise ValueError(f"RealNVP needs an even number of couplings (alternating masks), got {couplings}")
+            raise ValueError(
+                f"RealNVP needs an even number of couplings (alternating masks), got {couplings}"
+            )
         base = torch.arange(dim) % 2  # (0, 1, ...) then (1, 0, ...)
         self.couplings = nn.ModuleList(
             AffineCoupling(base if i % 2 == 0 else 1 - base, hidden) for i in range(couplings)
@@ -109,7 +118,7 @@ class RealNVP(nn.Module):
                 nn.init.zeros_(m.bias)
 
     @torch.no_grad()
-    def make_identity(self) -> "RealNVP":
+    def make_identity(self) -> RealNVP:
         """Zero every coupling's output layer: s = t = 0, so the flow is the identity map."""
         for c in self.couplings:
             for net in (c.scale, c.shift):
@@ -293,10 +302,14 @@ def confidence_loss(
     return F.l1_loss(score_raw.float() * w, target * w)
 
 
-def token_distill_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def token_distill_loss(
+    student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """L_KT / L_VT: MSE between token sets (B, N, D); ``mask`` (N,) keeps only some tokens."""
     if student.shape != teacher.shape:
-        raise ValueError(f"student tokens {tuple(student.shape)} and teacher tokens {tuple(teacher.shape)} differ")
+        raise ValueError(
+            f"student tokens {tuple(student.shape)} and teacher tokens {tuple(teacher.shape)} differ"
+        )
     if mask is not None:
         keep = mask.bool()
         student, teacher = student[:, keep], teacher[:, keep]

@@ -44,14 +44,22 @@ class SetPredictionTask(PoseTask):
 
     family = "pavenet"
 
-    def __init__(self, spec, model, joint_weights: dict | None = None, cls_weight: float = 0.5,
-                 rle_weight: float = 1.0, match: dict | None = None):
+    def __init__(
+        self,
+        spec,
+        model,
+        joint_weights: dict | None = None,
+        cls_weight: float = 0.5,
+        rle_weight: float = 1.0,
+        match: dict | None = None,
+    ):
         super().__init__(spec, model)
         layout = get_layout(spec.layout)
         jw = [float((joint_weights or {}).get(n, 1.0)) for n in layout.names]
         mw = MatchWeights(**(match or {}))
-        make = lambda: SetCriterion(layout.name, cls_weight=cls_weight, rle_weight=rle_weight, match=mw,
-                                    joint_weights=jw)
+        make = lambda: SetCriterion(
+            layout.name, cls_weight=cls_weight, rle_weight=rle_weight, match=mw, joint_weights=jw
+        )
         self.enc_criterion, self.dec_criterion, self.joint_criterion = make(), make(), make()
         self.max_persons = int(getattr(model, "max_persons", 0))
         # forward passes so far (saved with the task in training checkpoints): keys the dropout masks
@@ -93,15 +101,37 @@ class SetPredictionTask(PoseTask):
 
     def levels(self, outputs: dict) -> list[tuple[str, SetCriterion, dict]]:
         """(name, criterion, level) for every prediction level, initial poses first."""
-        out = [("init", self.enc_criterion, {"logits": outputs["enc_logits"], "poses": outputs["enc_kpts"],
-                                             "sigmas": outputs["enc_sigma"]})]
+        out = [
+            (
+                "init",
+                self.enc_criterion,
+                {
+                    "logits": outputs["enc_logits"],
+                    "poses": outputs["enc_kpts"],
+                    "sigmas": outputs["enc_sigma"],
+                },
+            )
+        ]
         for i in range(len(outputs["dec_logits"])):
-            out.append((f"dec{i}", self.dec_criterion, {"logits": outputs["dec_logits"][i],
-                                                        "poses": outputs["dec_kpts"][i],
-                                                        "sigmas": outputs["dec_sigma"][i]}))
+            out.append(
+                (
+                    f"dec{i}",
+                    self.dec_criterion,
+                    {
+                        "logits": outputs["dec_logits"][i],
+                        "poses": outputs["dec_kpts"][i],
+                        "sigmas": outputs["dec_sigma"][i],
+                    },
+                )
+            )
         for i in range(len(outputs["refine_kpts"])):
-            out.append((f"joint{i}", self.joint_criterion, {"poses": outputs["refine_kpts"][i],
-                                                            "sigmas": outputs["refine_sigma"][i]}))
+            out.append(
+                (
+                    f"joint{i}",
+                    self.joint_criterion,
+                    {"poses": outputs["refine_kpts"][i], "sigmas": outputs["refine_sigma"][i]},
+                )
+            )
         return out
 
     def loss(self, outputs, batch):
@@ -114,7 +144,11 @@ class SetPredictionTask(PoseTask):
             got = crit.level_loss(level, targets, matches)
             for k, v in got.items():
                 total = total + (crit.cls_weight if k == "cls" else crit.rle_weight) * v
-                key = "cls" if k == "cls" else "rle_" + ("init" if name == "init" else name.rstrip("0123456789"))
+                key = (
+                    "cls"
+                    if k == "cls"
+                    else "rle_" + ("init" if name == "init" else name.rstrip("0123456789"))
+                )
                 sums[key] = sums[key] + v.detach()
         parts.update({k: torch.as_tensor(v) for k, v in sums.items()})
         with torch.no_grad():  # the final poses' error in input pixels over matched, labelled joints

@@ -59,8 +59,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .trainer import TrainConfig
 
@@ -96,8 +96,14 @@ class Recipe:
             opts["joint_weights"] = [float(named.get(n, 1.0)) for n in get_layout(layout).names]
         return opts
 
-    def config(self, epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-               steps_per_epoch: int | None = None, **overrides) -> TrainConfig:
+    def config(
+        self,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        steps_per_epoch: int | None = None,
+        **overrides,
+    ) -> TrainConfig:
         """A TrainConfig; milestones become fractions of training so they scale with ``epochs``."""
         warmup = self.warmup_steps
         if self.warmup_epochs and steps_per_epoch:
@@ -137,62 +143,146 @@ def _synthetic(paper: Recipe, **changes) -> Recipe:
 # HRNet's per-joint loss weights, which DSTA's and TAR-ViTPose's PoseTrack loaders apply
 # (USE_DIFFERENT_JOINTS_WEIGHT = True in both); their heatmap sigma is 3 (DCPose lineage).
 HRNET_JOINT_WEIGHTS = {
-    "left_elbow": 1.2, "right_elbow": 1.2, "left_wrist": 1.5, "right_wrist": 1.5,
-    "left_knee": 1.2, "right_knee": 1.2, "left_ankle": 1.5, "right_ankle": 1.5,
+    "left_elbow": 1.2,
+    "right_elbow": 1.2,
+    "left_wrist": 1.5,
+    "right_wrist": 1.5,
+    "left_knee": 1.2,
+    "right_knee": 1.2,
+    "left_ankle": 1.5,
+    "right_ankle": 1.5,
 }
 
 _DSTA = Recipe(
-    "dsta", "dsta", "DSTA appendix A (AdamW, betas 0.9/0.999, wd 0.01); batch: official config",
-    "adamw", 2e-4, 0.01, 32, 40, (20, 30), 0.1, data_options={"joint_weights": HRNET_JOINT_WEIGHTS},
+    "dsta",
+    "dsta",
+    "DSTA appendix A (AdamW, betas 0.9/0.999, wd 0.01); batch: official config",
+    "adamw",
+    2e-4,
+    0.01,
+    32,
+    40,
+    (20, 30),
+    0.1,
+    data_options={"joint_weights": HRNET_JOINT_WEIGHTS},
 )
 _DISTILPOSE = Recipe(
-    "distilpose", "distilpose", "DistilPose sec. 4.1.2 and DistilPose_S_coco_256x192.py",
-    "adam", 1e-3, 0.0, 512, 300, (200, 260), 0.1, warmup_steps=500,
+    "distilpose",
+    "distilpose",
+    "DistilPose sec. 4.1.2 and DistilPose_S_coco_256x192.py",
+    "adam",
+    1e-3,
+    0.0,
+    512,
+    300,
+    (200, 260),
+    0.1,
+    warmup_steps=500,
 )
 _SHARPOSE = Recipe(
-    "sharpose", "sharpose", "SHaRPose sec. 4.1 and sharpose_small_coco_256x192_4xb128_210e.py",
-    "adamw", 5e-4, 0.1, 512, 210, (170, 200), 0.1, warmup_steps=500, layer_decay=0.8,
+    "sharpose",
+    "sharpose",
+    "SHaRPose sec. 4.1 and sharpose_small_coco_256x192_4xb128_210e.py",
+    "adamw",
+    5e-4,
+    0.1,
+    512,
+    210,
+    (170, 200),
+    0.1,
+    warmup_steps=500,
+    layer_decay=0.8,
     task_options={"quality_weight": 0.03, "quality_from": 180 / 210},
 )
 _TAR = Recipe(
-    "tar_vitpose", "tar_vitpose", "TAR-ViTPose appendix A and configTARViTPoseVitB.yaml (fine-tunes COCO ViTPose)",
-    "adamw", 5e-6, 0.1, 16, 30, (5, 10, 15, 20, 25), 0.5,
+    "tar_vitpose",
+    "tar_vitpose",
+    "TAR-ViTPose appendix A and configTARViTPoseVitB.yaml (fine-tunes COCO ViTPose)",
+    "adamw",
+    5e-6,
+    0.1,
+    16,
+    30,
+    (5, 10, 15, 20, 25),
+    0.5,
     data_options={"joint_weights": HRNET_JOINT_WEIGHTS, "heatmap_sigma": 3.0},
 )
 _VITPOSE_S = Recipe(
-    "vitpose_s", "tar_vitpose", "ViTPose-S mmpose config td-hm_ViTPose-small_8xb64-210e_coco-256x192.py",
-    "adamw", 5e-4, 0.1, 512, 210, (170, 200), 0.1, warmup_steps=500, grad_clip=1.0, layer_decay=0.8,
+    "vitpose_s",
+    "tar_vitpose",
+    "ViTPose-S mmpose config td-hm_ViTPose-small_8xb64-210e_coco-256x192.py",
+    "adamw",
+    5e-4,
+    0.1,
+    512,
+    210,
+    (170, 200),
+    0.1,
+    warmup_steps=500,
+    grad_clip=1.0,
+    layer_decay=0.8,
     single_frame=True,
 )
 # The paper's fine-tune lr per sample is a third of ViTPose-S's (5e-6 at batch 16 vs 5e-4 at 512):
 # at the synthetic stage's lr (5e-4) and the benchmark's batch (16) that is 1.6e-4.
-TAR_FINETUNE_SYNTHETIC_LR = _VITPOSE_S.lr * (_TAR.lr / _TAR.batch_size) / (_VITPOSE_S.lr / _VITPOSE_S.batch_size)
+TAR_FINETUNE_SYNTHETIC_LR = (
+    _VITPOSE_S.lr * (_TAR.lr / _TAR.batch_size) / (_VITPOSE_S.lr / _VITPOSE_S.batch_size)
+)
 
 _PAVE = Recipe(
-    "pave", "pavenet", "PAVE-Net official configs/PAVE/res50_num_frames_3_posetrack17.py (AdamW, wd 1e-4, "
+    "pave",
+    "pavenet",
+    "PAVE-Net official configs/PAVE/res50_num_frames_3_posetrack17.py (AdamW, wd 1e-4, "
     "clip 0.1, step 40 of 50; fine-tunes a COCO PETR)",
-    "adamw", 2e-5, 1e-4, 8, 50, (40,), 0.1, grad_clip=0.1,
+    "adamw",
+    2e-5,
+    1e-4,
+    8,
+    50,
+    (40,),
+    0.1,
+    grad_clip=0.1,
     task_options={"joint_weights": HRNET_JOINT_WEIGHTS},
 )
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        _DSTA, _synthetic(_DSTA, lr=1e-3),
-        _DISTILPOSE, _synthetic(_DISTILPOSE),
-        _SHARPOSE, _synthetic(_SHARPOSE),
-        _TAR, _synthetic(_VITPOSE_S, name="tar_vitpose_synthetic", family="tar_vitpose",
-                         source="short variant of vitpose_s (TAR-ViTPose from scratch) for the synthetic benchmark",
-                         data_options=_TAR.data_options, single_frame=False),
-        _synthetic(_TAR, name="tar_vitpose_finetune_synthetic", lr=TAR_FINETUNE_SYNTHETIC_LR,
-                   source="short variant of tar_vitpose (fine-tunes a ViTPose-S trained with "
-                          "vitpose_s_synthetic) for the synthetic benchmark"),
-        _VITPOSE_S, _synthetic(_VITPOSE_S, data_options=_TAR.data_options),
-        _PAVE, _synthetic(_PAVE, lr=2e-4, batch_size=8),
+        _DSTA,
+        _synthetic(_DSTA, lr=1e-3),
+        _DISTILPOSE,
+        _synthetic(_DISTILPOSE),
+        _SHARPOSE,
+        _synthetic(_SHARPOSE),
+        _TAR,
+        _synthetic(
+            _VITPOSE_S,
+            name="tar_vitpose_synthetic",
+            family="tar_vitpose",
+            source="short variant of vitpose_s (TAR-ViTPose from scratch) for the synthetic benchmark",
+            data_options=_TAR.data_options,
+            single_frame=False,
+        ),
+        _synthetic(
+            _TAR,
+            name="tar_vitpose_finetune_synthetic",
+            lr=TAR_FINETUNE_SYNTHETIC_LR,
+            source="short variant of tar_vitpose (fine-tunes a ViTPose-S trained with "
+            "vitpose_s_synthetic) for the synthetic benchmark",
+        ),
+        _VITPOSE_S,
+        _synthetic(_VITPOSE_S, data_options=_TAR.data_options),
+        _PAVE,
+        _synthetic(_PAVE, lr=2e-4, batch_size=8),
     )
 }
-DEFAULT_RECIPE = {"dsta": "dsta", "distilpose": "distilpose", "sharpose": "sharpose", "tar_vitpose": "tar_vitpose",
-                  "pavenet": "pave"}
+DEFAULT_RECIPE = {
+    "dsta": "dsta",
+    "distilpose": "distilpose",
+    "sharpose": "sharpose",
+    "tar_vitpose": "tar_vitpose",
+    "pavenet": "pave",
+}
 
 
 def trained_part(model, spec, recipe: Recipe):
@@ -206,8 +296,10 @@ def trained_part(model, spec, recipe: Recipe):
         return model, spec
     make = getattr(model, "single_frame_model", None)
     if make is None:
-        raise ValueError(f"recipe {recipe.name} trains a single-frame part, which {spec.name} does not have "
-                         f"(it is the ViTPose stage of TAR-ViTPose)")
+        raise ValueError(
+            f"recipe {recipe.name} trains a single-frame part, which {spec.name} does not have "
+            f"(it is the ViTPose stage of TAR-ViTPose)"
+        )
     return make(), dataclasses.replace(spec, frame_offsets=(0,))
 
 
@@ -238,7 +330,9 @@ LAYER_RULES: dict[str, tuple[str, str]] = {
 def layer_decay(model, family: str, rate: float) -> Callable[[str], float]:
     """``name -> lr scale`` for the trainer; names prefixed ``task.`` (training-only) get 1."""
     if family not in LAYER_RULES:
-        raise KeyError(f"layer-wise lr decay has no layer rule for family {family!r}; known: {sorted(LAYER_RULES)}")
+        raise KeyError(
+            f"layer-wise lr decay has no layer rule for family {family!r}; known: {sorted(LAYER_RULES)}"
+        )
     block, embed = (re.compile(p) for p in LAYER_RULES[family])
     blocks = {int(m.group(1)) for n, _ in model.named_parameters() if (m := block.match(n))}
     if not blocks:

@@ -194,8 +194,14 @@ class SetCriterion(nn.Module):
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per image ``(prediction indices, person indices)`` for one level with logits."""
         return [
-            hungarian_match(level["logits"][b], level["poses"][b], t.to(level["poses"].device), self.sigmas,
-                            self.match, None if areas is None else areas[b])
+            hungarian_match(
+                level["logits"][b],
+                level["poses"][b],
+                t.to(level["poses"].device),
+                self.sigmas,
+                self.match,
+                None if areas is None else areas[b],
+            )
             for b, t in enumerate(targets)
         ]
 
@@ -222,8 +228,12 @@ class SetCriterion(nn.Module):
         bi = torch.cat([torch.full((len(p),), b, dtype=torch.long) for b, (p, _) in enumerate(matches)])
         bi = bi.to(device)
         pi = torch.cat([torch.as_tensor(p, dtype=torch.long) for p, _ in matches]).to(device)
-        gt = torch.cat([t.to(device)[torch.as_tensor(g, dtype=torch.long, device=device)]
-                        for t, (_, g) in zip(targets, matches)]).float()  # (P, K, 3)
+        gt = torch.cat(
+            [
+                t.to(device)[torch.as_tensor(g, dtype=torch.long, device=device)]
+                for t, (_, g) in zip(targets, matches)
+            ]
+        ).float()  # (P, K, 3)
         weight = (gt[..., 2] > 0).float() * self.joint_weights.to(device)[None]
         visible = (gt[..., 2] > 0).float().sum().clamp(min=1)
         loss, _ = rle_loss(poses[bi, pi], sigmas[bi, pi].clamp(min=1e-6), gt[..., :2], weight, self.flow)

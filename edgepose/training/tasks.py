@@ -53,7 +53,9 @@ class PoseTask(nn.Module):
         self.input_size = tuple(spec.input_size)
         # the model's own heatmap grid where it says (TAR-ViTPose with patch 8, SHaRPose's head), else 1/4 input
         hm = getattr(model, "heatmap_size", None)
-        self.model_heatmap_size = tuple(hm) if hm is not None else (self.input_size[0] // 4, self.input_size[1] // 4)
+        self.model_heatmap_size = (
+            tuple(hm) if hm is not None else (self.input_size[0] // 4, self.input_size[1] // 4)
+        )
         self.notes: list[str] = []
         self.epoch, self.epochs = 0, 1
 
@@ -84,7 +86,9 @@ class RLERegressionTask(PoseTask):
 
     family = "dsta"
 
-    def __init__(self, spec, model, residual: str = "laplace", compat: str = "paper", prior_mean: float = 0.0):
+    def __init__(
+        self, spec, model, residual: str = "laplace", compat: str = "paper", prior_mean: float = 0.0
+    ):
         super().__init__(spec, model)
         if residual not in L.RLE_RESIDUALS or compat not in L.RLE_COMPAT:
             raise ValueError(
@@ -94,8 +98,15 @@ class RLERegressionTask(PoseTask):
         self.flow = L.RealNVP(prior_mean=prior_mean)
 
     def loss(self, outputs, batch):
-        loss, parts = L.rle_loss(outputs["coords"], outputs["sigma"], batch["coords"], batch["target_weight"],
-                                 self.flow, self.residual, self.compat)
+        loss, parts = L.rle_loss(
+            outputs["coords"],
+            outputs["sigma"],
+            batch["coords"],
+            batch["target_weight"],
+            self.flow,
+            self.residual,
+            self.compat,
+        )
         parts = {k: v.detach() for k, v in parts.items()}
         with torch.no_grad():  # mean error in crop pixels over weighted joints, for the log
             scale = outputs["coords"].new_tensor([self.input_size[1], self.input_size[0]])
@@ -128,14 +139,25 @@ class SHaRPoseTask(HeatmapTask):
 
     family = "sharpose"
 
-    def __init__(self, spec, model, quality_weight: float = 0.03, quality_from: float = 180 / 210,
-                 coarse_weight: float = 1.0):
+    def __init__(
+        self,
+        spec,
+        model,
+        quality_weight: float = 0.03,
+        quality_from: float = 180 / 210,
+        coarse_weight: float = 1.0,
+    ):
         super().__init__(spec, model)
         if not 0.0 <= quality_from <= 1.0:
             raise ValueError(f"quality_from is a fraction of training in [0, 1], got {quality_from}")
-        self.quality_weight, self.quality_from, self.coarse_weight = quality_weight, quality_from, coarse_weight
-        self.register_buffer("sigmas", torch.tensor(get_layout(spec.layout).sigmas, dtype=torch.float32),
-                             persistent=False)
+        self.quality_weight, self.quality_from, self.coarse_weight = (
+            quality_weight,
+            quality_from,
+            coarse_weight,
+        )
+        self.register_buffer(
+            "sigmas", torch.tensor(get_layout(spec.layout).sigmas, dtype=torch.float32), persistent=False
+        )
 
     @property
     def quality_on(self) -> bool:
@@ -145,15 +167,32 @@ class SHaRPoseTask(HeatmapTask):
         weight = batch["heatmap_weight"]
         fine = L.heatmap_mse(outputs["heatmaps"], batch["heatmaps"], weight)
         coarse = L.heatmap_mse(outputs["coarse_heatmaps"], batch["heatmaps"], weight)
-        q, oks = L.quality_loss(outputs["quality"], outputs["coarse_heatmaps"], batch["keypoints"],
-                                batch["target_weight"], self.sigmas, self.input_size)
+        q, oks = L.quality_loss(
+            outputs["quality"],
+            outputs["coarse_heatmaps"],
+            batch["keypoints"],
+            batch["target_weight"],
+            self.sigmas,
+            self.input_size,
+        )
         lam = self.quality_weight if self.quality_on else 0.0
         loss = fine + self.coarse_weight * coarse + lam * q
-        return loss, {"fine": fine.detach(), "coarse": coarse.detach(), "quality": q.detach(),
-                      "coarse_oks": oks, "quality_w": torch.tensor(lam)}
+        return loss, {
+            "fine": fine.detach(),
+            "coarse": coarse.detach(),
+            "quality": q.detach(),
+            "coarse_oks": oks,
+            "quality_w": torch.tensor(lam),
+        }
 
 
-DISTILPOSE_WEIGHTS = {"reg": 1.0, "kpt_token": 5e-4, "vis_token": 5e-4, "sim_heatmap": 1.0, "confidence": 1e-2}
+DISTILPOSE_WEIGHTS = {
+    "reg": 1.0,
+    "kpt_token": 5e-4,
+    "vis_token": 5e-4,
+    "sim_heatmap": 1.0,
+    "confidence": 1e-2,
+}
 
 
 class DistilPoseTask(PoseTask):
@@ -170,40 +209,64 @@ class DistilPoseTask(PoseTask):
 
     family = "distilpose"
 
-    def __init__(self, spec, model, teacher: Teacher | None = None, weights: dict | None = None,
-                 project_tokens: bool = True, gt_teacher: bool = True):
+    def __init__(
+        self,
+        spec,
+        model,
+        teacher: Teacher | None = None,
+        weights: dict | None = None,
+        project_tokens: bool = True,
+        gt_teacher: bool = True,
+    ):
         super().__init__(spec, model)
         unknown = set(weights or {}) - set(DISTILPOSE_WEIGHTS)
         if unknown:
-            raise ValueError(f"unknown DistilPose loss weights {sorted(unknown)}; known: {sorted(DISTILPOSE_WEIGHTS)}")
+            raise ValueError(
+                f"unknown DistilPose loss weights {sorted(unknown)}; known: {sorted(DISTILPOSE_WEIGHTS)}"
+            )
         self.weights = {**DISTILPOSE_WEIGHTS, **(weights or {})}
         self.teacher, self.gt_teacher = teacher, gt_teacher
         self.projection: TokenProjection | None = None
         h, w = self.input_size
         if teacher is None:
-            self.note("DistilPose: no teacher; " + (
-                "Simulated-Heatmap and confidence losses use the ground-truth heatmaps; token distillation skipped"
-                if gt_teacher else "training on the regression loss only"))
+            self.note(
+                "DistilPose: no teacher; "
+                + (
+                    "Simulated-Heatmap and confidence losses use the ground-truth heatmaps; token distillation skipped"
+                    if gt_teacher
+                    else "training on the regression loss only"
+                )
+            )
             return
         if teacher.missing_joints:
-            self.note(f"DistilPose: teacher {teacher.spec.name} lacks joints {teacher.missing_joints}: "
-                      "they are left out of distillation")
+            self.note(
+                f"DistilPose: teacher {teacher.spec.name} lacks joints {teacher.missing_joints}: "
+                "they are left out of distillation"
+            )
         if teacher.tokens is None:
             self.note(f"DistilPose: token distillation skipped: {teacher.no_token_reason}")
             return
         dim, grid = model.tde.keypoint_tokens.shape[-1], tuple(model.tde.grid)
         same = dim == teacher.tokens.dim and grid == tuple(teacher.tokens.grid)
         if not same and not project_tokens:
-            self.note(f"DistilPose: token distillation skipped: student tokens {dim}-d on {grid} vs teacher "
-                      f"{teacher.tokens.dim}-d on {teacher.tokens.grid} and project_tokens is off")
+            self.note(
+                f"DistilPose: token distillation skipped: student tokens {dim}-d on {grid} vs teacher "
+                f"{teacher.tokens.dim}-d on {teacher.tokens.grid} and project_tokens is off"
+            )
             return
         self.projection = TokenProjection(dim, grid, teacher.tokens)
         if not same:
-            self.note(f"DistilPose: student tokens ({dim}-d, grid {grid}) are projected to the teacher's "
-                      f"({teacher.tokens.dim}-d, grid {teacher.tokens.grid}) by a training-only projection")
+            self.note(
+                f"DistilPose: student tokens ({dim}-d, grid {grid}) are projected to the teacher's "
+                f"({teacher.tokens.dim}-d, grid {teacher.tokens.grid}) by a training-only projection"
+            )
 
     def heatmap_size(self):
-        return (self.input_size[0] // 4, self.input_size[1] // 4) if self.teacher is None and self.gt_teacher else None
+        return (
+            (self.input_size[0] // 4, self.input_size[1] // 4)
+            if self.teacher is None and self.gt_teacher
+            else None
+        )
 
     def forward(self, model, batch):
         image = batch["image"]
@@ -215,7 +278,9 @@ class DistilPoseTask(PoseTask):
     def loss(self, outputs, batch):
         wt = self.weights
         tw = batch["target_weight"]
-        parts: dict[str, torch.Tensor] = {"reg": L.smooth_l1_regression(outputs["coords"], batch["coords"], tw)}
+        parts: dict[str, torch.Tensor] = {
+            "reg": L.smooth_l1_regression(outputs["coords"], batch["coords"], tw)
+        }
         teacher = outputs.get("teacher")
         if teacher is not None:
             heatmaps, hm_weight = teacher.heatmaps, tw * self.teacher.joint_mask
@@ -225,16 +290,24 @@ class DistilPoseTask(PoseTask):
             heatmaps = None
         if heatmaps is not None:
             h, w = self.input_size
-            scale = (heatmaps.shape[-1] / (w / 4), heatmaps.shape[-2] / (h / 4))  # sigmas live on the 1/4 grid
-            parts["sim_heatmap"] = L.simulated_heatmap_loss(outputs["coords"], outputs["sigma"], heatmaps,
-                                                            hm_weight, scale)
-            parts["confidence"] = L.confidence_loss(outputs["coords"], outputs["score_raw"], heatmaps, hm_weight)
+            scale = (
+                heatmaps.shape[-1] / (w / 4),
+                heatmaps.shape[-2] / (h / 4),
+            )  # sigmas live on the 1/4 grid
+            parts["sim_heatmap"] = L.simulated_heatmap_loss(
+                outputs["coords"], outputs["sigma"], heatmaps, hm_weight, scale
+            )
+            parts["confidence"] = L.confidence_loss(
+                outputs["coords"], outputs["score_raw"], heatmaps, hm_weight
+            )
         if teacher is not None and self.projection is not None:
             mask = self.teacher.joint_mask
-            parts["kpt_token"] = L.token_distill_loss(self.projection.keypoints(outputs["kpt_tokens"]),
-                                                      teacher.kpt_tokens, mask)
-            parts["vis_token"] = L.token_distill_loss(self.projection.visual(outputs["vis_tokens"]),
-                                                      teacher.vis_tokens)
+            parts["kpt_token"] = L.token_distill_loss(
+                self.projection.keypoints(outputs["kpt_tokens"]), teacher.kpt_tokens, mask
+            )
+            parts["vis_token"] = L.token_distill_loss(
+                self.projection.visual(outputs["vis_tokens"]), teacher.vis_tokens
+            )
         loss = sum(wt[k] * v for k, v in parts.items())
         return loss, {k: v.detach() for k, v in parts.items()}
 

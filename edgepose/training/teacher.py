@@ -24,8 +24,8 @@ distillation is skipped and the reason is logged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +59,7 @@ class _Capture:
         else:
             self.handle = module.register_forward_pre_hook(lambda m, i: self.values.append(i[arg]))
 
-    def __enter__(self) -> "_Capture":
+    def __enter__(self) -> _Capture:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -118,7 +118,9 @@ class Teacher:
                 "(e.g. sharpose_s or tar_vitpose_s, or a checkpoint of one)"
             )
         if tuple(spec.mean) != tuple(student_spec.mean) or tuple(spec.std) != tuple(student_spec.std):
-            raise ValueError(f"teacher {spec.name!r} and student {student_spec.name!r} normalise images differently")
+            raise ValueError(
+                f"teacher {spec.name!r} and student {student_spec.name!r} normalise images differently"
+            )
         self.model = model.eval().requires_grad_(False)
         self.spec, self.family = spec, spec.family
         self.input_size = tuple(spec.input_size)
@@ -130,15 +132,21 @@ class Teacher:
             src.append(teacher_layout.names.index(name) if ok else 0)
             mask.append(ok and name not in student_layout.empty)
         if not any(mask):
-            raise ValueError(f"teacher layout {spec.layout!r} shares no joint with student layout {student_spec.layout!r}")
+            raise ValueError(
+                f"teacher layout {spec.layout!r} shares no joint with student layout {student_spec.layout!r}"
+            )
         self.joint_index = torch.tensor(src)
         self.joint_mask = torch.tensor(mask, dtype=torch.float32)  # (J_student,)
-        self.missing_joints = [n for n, m in zip(student_layout.names, mask) if not m and n not in student_layout.empty]
+        self.missing_joints = [
+            n for n, m in zip(student_layout.names, mask) if not m and n not in student_layout.empty
+        ]
         reader, info = TEACHER_READERS.get(self.family, (_read_heatmaps_only, None))
         self._reader = reader
         self.tokens: TokenInfo | None = info(self.model) if info is not None else None
-        self.no_token_reason = None if info is not None else (
-            f"teacher family {self.family!r} has no token reader (known: {sorted(TEACHER_READERS)})"
+        self.no_token_reason = (
+            None
+            if info is not None
+            else (f"teacher family {self.family!r} has no token reader (known: {sorted(TEACHER_READERS)})")
         )
 
     def _device(self, device: torch.device) -> None:
@@ -155,8 +163,9 @@ class Teacher:
             image = F.interpolate(image, size=self.input_size, mode="bilinear", align_corners=False)
             if frames is not None:
                 b, t = frames.shape[:2]
-                frames = F.interpolate(frames.flatten(0, 1), size=self.input_size, mode="bilinear",
-                                       align_corners=False).reshape(b, t, 3, *self.input_size)
+                frames = F.interpolate(
+                    frames.flatten(0, 1), size=self.input_size, mode="bilinear", align_corners=False
+                ).reshape(b, t, 3, *self.input_size)
         heatmaps, kpt, vis = self._reader(self.model, image, frames)
         heatmaps = heatmaps.float().index_select(1, self.joint_index) * self.joint_mask[None, :, None, None]
         if kpt is not None:

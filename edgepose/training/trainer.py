@@ -26,9 +26,10 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -120,7 +121,9 @@ def resolve_amp_dtype(device: torch.device, wanted: str = "auto") -> torch.dtype
 
 def is_convnet(model: torch.nn.Module) -> bool:
     """Most parameters in convolutions: channels-last memory helps (tensor cores read NHWC)."""
-    conv = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Conv2d) for p in m.parameters(False))
+    conv = sum(
+        p.numel() for m in model.modules() if isinstance(m, torch.nn.Conv2d) for p in m.parameters(False)
+    )
     return conv > 0.5 * max(sum(p.numel() for p in model.parameters()), 1)
 
 
@@ -149,7 +152,11 @@ def _make_optimizer(
         scale = float(lr_scale(n)) if lr_scale is not None else 1.0
         key = (no_decay, scale)
         if key not in groups:
-            groups[key] = {"params": [], "weight_decay": 0.0 if no_decay else cfg.weight_decay, "lr_scale": scale}
+            groups[key] = {
+                "params": [],
+                "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+                "lr_scale": scale,
+            }
         groups[key]["params"].append(p)
     param_groups = [groups[k] for k in sorted(groups)]
     makers = {
@@ -182,7 +189,9 @@ def _to_device(batch: Any, device: torch.device, channels_last: bool = False) ->
             return batch.to(device, non_blocking=True, memory_format=torch.channels_last)
         return batch.to(device, non_blocking=True)
     if isinstance(batch, dict):
-        return {k: _to_device(v, device, channels_last and k in ("image", "frames")) for k, v in batch.items()}
+        return {
+            k: _to_device(v, device, channels_last and k in ("image", "frames")) for k, v in batch.items()
+        }
     if isinstance(batch, (list, tuple)):
         return type(batch)(_to_device(v, device, channels_last) for v in batch)
     return batch
@@ -252,8 +261,11 @@ class Trainer:
         self.dist = D.current()
         self.amp = (self.device.type == "cuda") if config.amp is None else bool(config.amp)
         self.amp_dtype = resolve_amp_dtype(self.device, config.amp_dtype) if self.amp else torch.float32
-        self.channels_last = (self.device.type == "cuda" and is_convnet(model)) if config.channels_last is None \
+        self.channels_last = (
+            (self.device.type == "cuda" and is_convnet(model))
+            if config.channels_last is None
             else bool(config.channels_last)
+        )
         self.state = TrainState()
         self.interrupt_after_steps: int | None = None  # tests use this to simulate a kill
         # called after every optimizer step with (step, parts): the global batch's losses, on every rank
@@ -262,10 +274,14 @@ class Trainer:
     @property
     def steps_per_epoch(self) -> int:
         if len(self.data) < self.cfg.batch_size:
-            raise ValueError(f"{len(self.data)} training samples are fewer than one batch of {self.cfg.batch_size}")
+            raise ValueError(
+                f"{len(self.data)} training samples are fewer than one batch of {self.cfg.batch_size}"
+            )
         if self.cfg.batch_size % self.dist.world_size:
-            raise ValueError(f"the global batch {self.cfg.batch_size} does not split evenly over "
-                             f"{self.dist.world_size} processes; pass a multiple of {self.dist.world_size}")
+            raise ValueError(
+                f"the global batch {self.cfg.batch_size} does not split evenly over "
+                f"{self.dist.world_size} processes; pass a multiple of {self.dist.world_size}"
+            )
         return len(self.data) // self.cfg.batch_size
 
     def _loader(self, epoch: int, start_batch: int) -> DataLoader:
@@ -276,7 +292,9 @@ class Trainer:
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.data), generator=g)[: self.steps_per_epoch * self.cfg.batch_size]
         # this rank's slice of each global batch (all of it with one process): the one-process order
-        sampler = D.rank_indices(order, self.cfg.batch_size, self.dist.rank, self.dist.world_size, start_batch)
+        sampler = D.rank_indices(
+            order, self.cfg.batch_size, self.dist.rank, self.dist.world_size, start_batch
+        )
         return DataLoader(
             self.data,
             batch_size=self.cfg.batch_size // self.dist.world_size,
@@ -367,8 +385,10 @@ class Trainer:
         out = []
         for name, module in self.model.named_modules():
             params = list(module.parameters(recurse=True))
-            if params and all(not p.requires_grad for p in params) and any(
-                name.startswith(f.rstrip(".")) for f in self.cfg.freeze
+            if (
+                params
+                and all(not p.requires_grad for p in params)
+                and any(name.startswith(f.rstrip(".")) for f in self.cfg.freeze)
             ):
                 out.append(module)
         return out
@@ -380,7 +400,8 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             step = DistributedDataParallel(
-                step, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                step,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=self.cfg.find_unused_parameters,
             )
         if self.cfg.compile:
@@ -420,7 +441,9 @@ class Trainer:
         self.step_module = self._build_step_module()  # after the resume: DDP starts from the loaded weights
         total = cfg.epochs * self.steps_per_epoch
         with _progress_bar(self.progress and main) as bar:
-            job = bar.add_task("train", total=total, completed=self.state.step, info="resumed" if resumed else "")
+            job = bar.add_task(
+                "train", total=total, completed=self.state.step, info="resumed" if resumed else ""
+            )
             while self.state.epoch < cfg.epochs:
                 epoch = self.state.epoch
                 self.model.train()
@@ -442,13 +465,20 @@ class Trainer:
                     self.state.epoch_sums, self.state.epoch_batches = dict(sums), n
                     self.state.step += 1
                     self.state.step_in_epoch = i + 1
-                    bar.update(job, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs}",
-                               info=f"loss {parts['loss']:.4f}")
+                    bar.update(
+                        job,
+                        advance=1,
+                        description=f"epoch {epoch + 1}/{cfg.epochs}",
+                        info=f"loss {parts['loss']:.4f}",
+                    )
                     if self.on_step is not None:
                         self.on_step(self.state.step, parts)
                     if cfg.checkpoint_every and self.state.step % cfg.checkpoint_every == 0:
                         self._checkpoint(["last.pt"])
-                    if self.interrupt_after_steps is not None and self.state.step >= self.interrupt_after_steps:
+                    if (
+                        self.interrupt_after_steps is not None
+                        and self.state.step >= self.interrupt_after_steps
+                    ):
                         raise KeyboardInterrupt("interrupted on request")
                 record = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 2)}
                 record.update({f"train_{k}": v / max(n, 1) for k, v in sums.items()})
@@ -463,7 +493,9 @@ class Trainer:
                 saves = ["last.pt"]
                 if cfg.val_metric and key in record:  # only rank 0 has validation numbers
                     better = self.state.best is None or (
-                        record[key] > self.state.best if cfg.val_mode == "max" else record[key] < self.state.best
+                        record[key] > self.state.best
+                        if cfg.val_mode == "max"
+                        else record[key] < self.state.best
                     )
                     if better:
                         self.state.best = record[key]
@@ -487,8 +519,17 @@ class Trainer:
             loss, parts = self.step_module(batch)
         # the logged numbers are the global batch's: the mean over ranks of each rank's mean
         names = list(parts)
-        logged = D.mean_across_ranks(torch.stack([loss.detach().float(), *(
-            torch.as_tensor(parts[k], dtype=torch.float32, device=loss.device).reshape(()) for k in names)]))
+        logged = D.mean_across_ranks(
+            torch.stack(
+                [
+                    loss.detach().float(),
+                    *(
+                        torch.as_tensor(parts[k], dtype=torch.float32, device=loss.device).reshape(())
+                        for k in names
+                    ),
+                ]
+            )
+        )
         logged = logged.tolist()
         if not math.isfinite(logged[0]):  # the same on every rank: all stop together
             raise FloatingPointError(
@@ -531,8 +572,13 @@ def _progress_bar(show: bool):
         return _NoBar()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-               TextColumn("{task.fields[info]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
     return Progress(*columns, transient=False)
 
 

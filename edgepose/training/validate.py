@@ -25,8 +25,16 @@ from ..core.keypoints import get_layout
 from ..core.transforms import transform_points
 from ..eval.predictions import Prediction
 
-POSETRACK_COLUMNS = (("head", "Head"), ("shoulder", "Sho"), ("elbow", "Elb"), ("wrist", "Wri"), ("hip", "Hip"),
-                     ("knee", "Knee"), ("ankle", "Ank"), ("total", "Mean"))
+POSETRACK_COLUMNS = (
+    ("head", "Head"),
+    ("shoulder", "Sho"),
+    ("elbow", "Elb"),
+    ("wrist", "Wri"),
+    ("hip", "Hip"),
+    ("knee", "Knee"),
+    ("ankle", "Ank"),
+    ("total", "Mean"),
+)
 COCO_COLUMNS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
 PRIMARY_METRIC = {"posetrack": "mAP", "coco": "AP"}
 
@@ -52,12 +60,15 @@ def _inputs(batch: dict) -> torch.Tensor:
 
 def _decode(model, x: torch.Tensor, codec: str, input_size) -> tuple[np.ndarray, np.ndarray]:
     out = model(x)
-    return decode({k: v.float().cpu().numpy() for k, v in out.items() if torch.is_tensor(v)}, codec, input_size)
+    return decode(
+        {k: v.float().cpu().numpy() for k, v in out.items() if torch.is_tensor(v)}, codec, input_size
+    )
 
 
 @torch.no_grad()
-def predict(model, spec, dataset, batch_size: int = 32, device: str | torch.device = "cpu",
-            flip: bool = False) -> list[Prediction]:
+def predict(
+    model, spec, dataset, batch_size: int = 32, device: str | torch.device = "cpu", flip: bool = False
+) -> list[Prediction]:
     """One Prediction per dataset item (GT-box crop), keypoints in frame pixels."""
     device = torch.device(device)
     was_training = model.training

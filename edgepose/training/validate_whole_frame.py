@@ -57,8 +57,13 @@ def whole_frame_dataset(spec, split, train: bool = False, seed: int = 0, **optio
 
 
 @torch.no_grad()
-def predict(model, dataset, batch_size: int = 8, device: str | torch.device = "cpu",
-            score_threshold: float = DEFAULT_SCORE_THRESHOLD) -> list[Prediction]:
+def predict(
+    model,
+    dataset,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+) -> list[Prediction]:
     """The people a whole-frame model finds in every frame of ``dataset``, in frame pixels."""
     device = torch.device(device)
     was_training = model.training
@@ -73,7 +78,9 @@ def predict(model, dataset, batch_size: int = 8, device: str | torch.device = "c
             image_id = int(batch["image_id"][b])
             for m in np.flatnonzero(scores[b] >= score_threshold):
                 kp = transform_points(poses[b, m, :, :2].astype(np.float64), inv)
-                preds.append(Prediction(image_id, kp, poses[b, m, :, 2].astype(np.float64), float(scores[b, m])))
+                preds.append(
+                    Prediction(image_id, kp, poses[b, m, :, 2].astype(np.float64), float(scores[b, m]))
+                )
     model.train(was_training)
     return preds
 
@@ -166,8 +173,16 @@ def metrics(predictions: list[Prediction], records, layout: str, fmt: str = "pos
     return out
 
 
-def evaluate(model, spec, split, dataset, batch_size: int = 8, device="cpu", flip: bool = False,
-             score_threshold: float = DEFAULT_SCORE_THRESHOLD) -> dict[str, Any]:
+def evaluate(
+    model,
+    spec,
+    split,
+    dataset,
+    batch_size: int = 8,
+    device="cpu",
+    flip: bool = False,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+) -> dict[str, Any]:
     """The trainer's validation for whole-frame models: predict ``dataset`` and score it against
     ``split``'s records (``flip`` is not supported: matching people across a mirrored pass is a
     post-processing of its own; it is ignored)."""
@@ -196,8 +211,10 @@ class _WholeFrameData:
 
         available = self._d.locate(root, split)
         if "coco" not in available:
-            raise FileNotFoundError(f"no coco annotations found under {root} for {split} "
-                                    "(annotations/coco_<split>.json, annotations/person_keypoints_<split>*.json)")
+            raise FileNotFoundError(
+                f"no coco annotations found under {root} for {split} "
+                "(annotations/coco_<split>.json, annotations/person_keypoints_<split>*.json)"
+            )
         path, images = available["coco"]
         return self._d.DataSplit("coco", path, read_coco(path, layout=spec.layout, image_root=images))
 
@@ -218,8 +235,20 @@ def adapt_for_spec(spec, datasets_module, evaluate_fn):
     return _WholeFrameData(datasets_module), evaluate
 
 
-def eval_command(model_name: str, weights: str, model, report, spec, data, split: str, data_format: str,
-                 batch_size: int, device, as_json: bool, score_threshold: float = DEFAULT_SCORE_THRESHOLD) -> None:
+def eval_command(
+    model_name: str,
+    weights: str,
+    model,
+    report,
+    spec,
+    data,
+    split: str,
+    data_format: str,
+    batch_size: int,
+    device,
+    as_json: bool,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+) -> None:
     """``edgepose eval`` for a whole-frame model: predicted people, PoseTrack mAP and COCO AP."""
     from ..cli._common import console, err_console, print_json
     from . import datasets as D
@@ -228,26 +257,46 @@ def eval_command(model_name: str, weights: str, model, report, spec, data, split
     dataset = whole_frame_dataset(spec, part, train=False)
     preds = predict(model, dataset, batch_size, device, score_threshold)
     values = metrics(preds, part.records, spec.layout, part.format)
-    result = {"model": model_name, "weights": weights, "data": str(data), "split": split, "format": part.format,
-              "frames": len(dataset), "people": "predicted", "score_threshold": score_threshold,
-              "predictions": len(preds), "metrics": values}
+    result = {
+        "model": model_name,
+        "weights": weights,
+        "data": str(data),
+        "split": split,
+        "format": part.format,
+        "frames": len(dataset),
+        "people": "predicted",
+        "score_threshold": score_threshold,
+        "predictions": len(preds),
+        "metrics": values,
+    }
     if as_json:
         print_json(result)
         return
-    err_console.print(f"[dim]{model_name}: {report.loaded} tensors from {weights} ({report.source}); "
-                      f"{len(dataset)} frames of {part.path}; {len(preds)} people predicted at score >= "
-                      f"{score_threshold:g}[/]")
+    err_console.print(
+        f"[dim]{model_name}: {report.loaded} tensors from {weights} ({report.source}); "
+        f"{len(dataset)} frames of {part.path}; {len(preds)} people predicted at score >= "
+        f"{score_threshold:g}[/]"
+    )
     console.print(metrics_table(model_name, values))
 
 
 def metrics_table(name: str, values: dict):
     from ..cli._common import new_table
 
-    table = new_table("Whole-frame model, predicted people (no GT boxes): PoseTrack mAP (PCKh@0.5) | COCO AP (OKS)")
+    table = new_table(
+        "Whole-frame model, predicted people (no GT boxes): PoseTrack mAP (PCKh@0.5) | COCO AP (OKS)"
+    )
     table.add_column("Method")
     cols = [k for k in (*POSETRACK_KEYS, *COCO_KEYS) if k in values]
     for c in cols:
         table.add_column("Mean" if c == "mAP" else c, justify="right")
-    table.add_row(name, *("-" if values[c] is None or (isinstance(values[c], float) and math.isnan(values[c]))
-                          else f"{values[c]:.1f}" for c in cols))
+    table.add_row(
+        name,
+        *(
+            "-"
+            if values[c] is None or (isinstance(values[c], float) and math.isnan(values[c]))
+            else f"{values[c]:.1f}"
+            for c in cols
+        ),
+    )
     return table

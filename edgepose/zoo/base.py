@@ -27,7 +27,7 @@ class Stage(nn.Module):
     whose inputs and outputs are flat tensors).
     """
 
-    def __init__(self, model: "PoseModel", name: str):
+    def __init__(self, model: PoseModel, name: str):
         super().__init__()
         if name not in model.STAGES:
             raise KeyError(f"{type(model).__name__} has no stage {name!r}; stages: {list(model.STAGES)}")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -150,7 +151,9 @@ def _gist(e: Exception) -> str:
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     for i, ln in enumerate(lines):
         if "WeightsUnpickler error" in ln:
-            rest = ln.split("WeightsUnpickler error:", 1)[-1].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            rest = ln.split("WeightsUnpickler error:", 1)[-1].strip() or (
+                lines[i + 1] if i + 1 < len(lines) else ""
+            )
             return f"not a weights-only file ({rest[:200]})"
     return (lines[0] if lines else type(e).__name__)[:300]
 

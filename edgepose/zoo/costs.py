@@ -97,11 +97,31 @@ _MMCV_HOOKS = (
     ((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv_macs),
     ((nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d), _deconv_macs),
     ((nn.Linear,), lambda m, i, o: _numel(_first(i)) * _first(o).shape[-1]),
-    ((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
-      nn.LayerNorm), _norm_macs),
+    (
+        (
+            nn.BatchNorm1d,
+            nn.BatchNorm2d,
+            nn.BatchNorm3d,
+            nn.GroupNorm,
+            nn.InstanceNorm1d,
+            nn.InstanceNorm2d,
+            nn.LayerNorm,
+        ),
+        _norm_macs,
+    ),
     ((nn.ReLU, nn.ReLU6, nn.PReLU, nn.ELU, nn.LeakyReLU), lambda m, i, o: _numel(_first(o))),
-    ((nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
-      nn.AdaptiveMaxPool2d), lambda m, i, o: _numel(_first(i))),
+    (
+        (
+            nn.MaxPool1d,
+            nn.MaxPool2d,
+            nn.AvgPool1d,
+            nn.AvgPool2d,
+            nn.AdaptiveAvgPool1d,
+            nn.AdaptiveAvgPool2d,
+            nn.AdaptiveMaxPool2d,
+        ),
+        lambda m, i, o: _numel(_first(i)),
+    ),
     ((nn.Upsample,), lambda m, i, o: _numel(_first(o))),
 )
 
@@ -124,7 +144,11 @@ def _mmcv_style_macs(module: nn.Module, inputs: tuple) -> int:
     for m in module.modules():
         for types, count in _MMCV_HOOKS:
             if isinstance(m, types):
-                handles.append(m.register_forward_hook(lambda mod, i, o, c=count: total.__setitem__(0, total[0] + c(mod, i, o))))
+                handles.append(
+                    m.register_forward_hook(
+                        lambda mod, i, o, c=count: total.__setitem__(0, total[0] + c(mod, i, o))
+                    )
+                )
                 break
     try:
         module(*inputs)

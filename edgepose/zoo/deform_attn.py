@@ -47,7 +47,9 @@ def _check(value, shapes, locations, weights):
         return  # shapes are static at export; checked in eager runs
     n, s, h, _ = value.shape
     if sum(a * b for a, b in shapes) != s:
-        raise ValueError(f"value has {s} tokens but the levels {list(shapes)} hold {sum(a * b for a, b in shapes)}")
+        raise ValueError(
+            f"value has {s} tokens but the levels {list(shapes)} hold {sum(a * b for a, b in shapes)}"
+        )
     if locations.shape[:3] != (n, locations.shape[1], h) or locations.shape[3] != len(shapes):
         raise ValueError(
             f"locations must be (N, Q, heads={h}, levels={len(shapes)}, P, 2), got {tuple(locations.shape)}"
@@ -72,7 +74,9 @@ def ms_deform_attn(
     _check(value, shapes, locations, weights)
     n, q, heads, levels, points, _ = locations.shape
     flat_loc = locations.reshape(n, q, heads, levels * points, 2)
-    return ms_deform_attn_flat(value, shapes, flat_loc, weights.reshape(n, q, heads, levels * points), points, impl)
+    return ms_deform_attn_flat(
+        value, shapes, flat_loc, weights.reshape(n, q, heads, levels * points), points, impl
+    )
 
 
 def ms_deform_attn_flat(
@@ -99,7 +103,9 @@ def ms_deform_attn_flat(
         lv_wts = wts[:, :, lvl * points : (lvl + 1) * points]
         if impl == "grid_sample":
             v = v.permute(0, 2, 3, 1).reshape(n * heads, d, h, w)
-            sampled = F.grid_sample(v, 2.0 * lv_loc - 1.0, mode="bilinear", padding_mode="zeros", align_corners=False)
+            sampled = F.grid_sample(
+                v, 2.0 * lv_loc - 1.0, mode="bilinear", padding_mode="zeros", align_corners=False
+            )
             part = (sampled * lv_wts[:, None]).sum(-1)  # (N*heads, d, Q)
         else:
             v = v.permute(0, 2, 1, 3).reshape(n * heads * h * w, d)
@@ -116,7 +122,12 @@ def _gather_level(flat, rows, h, w, loc, wts):
     fx, fy = x - x0, y - y0
     base = (torch.arange(rows, device=flat.device) * (h * w)).view(rows, 1, 1)
     out = None
-    for dx, dy, tap in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+    for dx, dy, tap in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (1, 0, fx * (1 - fy)),
+        (0, 1, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
         xi, yi = x0 + dx, y0 + dy
         inside = ((xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)).to(flat.dtype)
         idx = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long() + base
@@ -258,12 +269,18 @@ class _WindowDeformAttn(nn.Module):
         b, q, _ = query.shape
         levels = len(self.shapes)
         offs = [  # (B, Q, heads, L*P, 2) per frame
-            getattr(self, f"{FRAME_PREFIX[o]}sampling_offsets")(query).view(b, q, self.heads, levels * self.points, 2)
+            getattr(self, f"{FRAME_PREFIX[o]}sampling_offsets")(query).view(
+                b, q, self.heads, levels * self.points, 2
+            )
             for o in self.frame_offsets
         ]
         logits = torch.cat(
-            [getattr(self, f"{FRAME_PREFIX[o]}attention_weights")(query).view(b, q, self.heads, levels * self.points)
-             for o in self.frame_offsets],
+            [
+                getattr(self, f"{FRAME_PREFIX[o]}attention_weights")(query).view(
+                    b, q, self.heads, levels * self.points
+                )
+                for o in self.frame_offsets
+            ],
             3,
         )  # (B, Q, heads, T*L*P): one softmax over every frame, level and point of a head
         return offs, logits.softmax(-1)
@@ -286,7 +303,9 @@ class FrameDeformAttn(_WindowDeformAttn):
         levels = len(self.shapes)
         with torch.no_grad():
             for o in self.frame_offsets:
-                getattr(self, f"{FRAME_PREFIX[o]}sampling_offsets").bias.copy_(_grid_init(heads, levels, points))
+                getattr(self, f"{FRAME_PREFIX[o]}sampling_offsets").bias.copy_(
+                    _grid_init(heads, levels, points)
+                )
         self.register_buffer("normalizer", _normalizer(self.shapes, points), persistent=False)
 
     def forward(self, query, value, reference):

@@ -138,7 +138,15 @@ class TokenDistillingEncoder(nn.Module):
     """
 
     def __init__(
-        self, in_channels, feature_size, patch_size, num_keypoints, dim, depth, heads, mlp_dim,
+        self,
+        in_channels,
+        feature_size,
+        patch_size,
+        num_keypoints,
+        dim,
+        depth,
+        heads,
+        mlp_dim,
         pos_every_layer,
     ):
         super().__init__()
@@ -199,15 +207,24 @@ class DistilPoseS(PoseModel):
         self.score_activation = score_activation
         self.backbone = StemNet(stem_width, stem_blocks)
         self.tde = TokenDistillingEncoder(
-            self.backbone.out_channels, (h // 4, w // 4), tuple(patch_size), num_joints,
-            dim, depth, heads, dim * mlp_ratio, POS_EMBEDDINGS[pos_embedding],
+            self.backbone.out_channels,
+            (h // 4, w // 4),
+            tuple(patch_size),
+            num_joints,
+            dim,
+            depth,
+            heads,
+            dim * mlp_ratio,
+            POS_EMBEDDINGS[pos_embedding],
         )
         # Official rule: a two-layer head only when dim <= hidden_dim / 2 (never for DistilPose-S: 192 > 32).
         out_dim = 5  # x, y, score, sigma_x, sigma_y
         if dim <= hidden_dim * 0.5:
             self.head = nn.Sequential(
-                nn.LayerNorm(dim), nn.Linear(dim, hidden_dim),
-                nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, out_dim),
+                nn.LayerNorm(dim),
+                nn.Linear(dim, hidden_dim),
+                nn.LayerNorm(hidden_dim),
+                nn.Linear(hidden_dim, out_dim),
             )
         else:
             self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, out_dim))
@@ -327,15 +344,29 @@ class DistilPoseS(PoseModel):
             )
 
 
-
 _FULL_CONFIG = dict(
-    num_joints=17, input_size=(256, 192), stem_width=64, stem_blocks=4, patch_size=(4, 3),
-    dim=192, depth=12, heads=8, mlp_ratio=3, hidden_dim=64,
-    pos_embedding="sine-full", score_activation="clamp",
+    num_joints=17,
+    input_size=(256, 192),
+    stem_width=64,
+    stem_blocks=4,
+    patch_size=(4, 3),
+    dim=192,
+    depth=12,
+    heads=8,
+    mlp_ratio=3,
+    hidden_dim=64,
+    pos_embedding="sine-full",
+    score_activation="clamp",
 )
 _TINY_CONFIG = {
-    **_FULL_CONFIG, "input_size": (64, 48), "stem_width": 16, "stem_blocks": 1,
-    "dim": 32, "depth": 2, "heads": 4, "hidden_dim": 32,
+    **_FULL_CONFIG,
+    "input_size": (64, 48),
+    "stem_width": 16,
+    "stem_blocks": 1,
+    "dim": 32,
+    "depth": 2,
+    "heads": 4,
+    "hidden_dim": 32,
 }
 
 SPECS = (

@@ -545,7 +545,9 @@ SPECS = (
         stages=tuple(DSTA.STAGES),
         codec="regression",
         frame_offsets=FRAME_OFFSETS[3],
-        paper=PaperNumbers(note="Test variant of dsta_r50: 1 block per stage at width 8, 16-dim tokens, 64x48"),
+        paper=PaperNumbers(
+            note="Test variant of dsta_r50: 1 block per stage at width 8, 16-dim tokens, 64x48"
+        ),
         summary="Small ResNet DSTA for tests: " + _SUMMARY,
         variant_of="dsta_r50",
     ),

@@ -86,7 +86,9 @@ def inverse_sigmoid(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
 
 
-def sine_embedding(h: int, w: int, dim: int, offset: float = -0.5, temperature: float = 10000.0) -> torch.Tensor:
+def sine_embedding(
+    h: int, w: int, dim: int, offset: float = -0.5, temperature: float = 10000.0
+) -> torch.Tensor:
     """mmdet ``SinePositionalEncoding(num_feats=dim/2, normalize=True, offset)`` for an unpadded map: (h*w, dim),
     rows' half first, channel i of a half is sin (even i) / cos (odd i) of ``pos / temperature^(2 (i//2) / half)``."""
     half = dim // 2
@@ -268,8 +270,22 @@ class Transformer(nn.Module):
     """Official ``VideoPoseTransformerMulFrames`` parameters: encoder, decoder, refine decoder, level
     embeddings, the proposal projection and the joint queries."""
 
-    def __init__(self, dim, heads, shapes, joints, frame_offsets, enc_layers, enc_points, dec_layers,
-                 refine_layers, refine_points, ffn, dropout, impl):
+    def __init__(
+        self,
+        dim,
+        heads,
+        shapes,
+        joints,
+        frame_offsets,
+        enc_layers,
+        enc_points,
+        dec_layers,
+        refine_layers,
+        refine_points,
+        ffn,
+        dropout,
+        impl,
+    ):
         super().__init__()
         levels = len(shapes)
         self.level_embeds = nn.Parameter(torch.empty(levels, dim))
@@ -277,12 +293,19 @@ class Transformer(nn.Module):
             EncoderLayer(dim, heads, shapes, enc_points, ffn, dropout, impl) for _ in range(enc_layers)
         )
         self.decoder = LayerStack(
-            DecoderLayer(dim, heads, PoseDeformAttn(dim, heads, shapes, joints, frame_offsets, impl), ffn, dropout)
+            DecoderLayer(
+                dim, heads, PoseDeformAttn(dim, heads, shapes, joints, frame_offsets, impl), ffn, dropout
+            )
             for _ in range(dec_layers)
         )
         self.refine_decoder = LayerStack(
-            DecoderLayer(dim, heads, FrameDeformAttn(dim, heads, shapes, refine_points, frame_offsets, impl), ffn,
-                         dropout)
+            DecoderLayer(
+                dim,
+                heads,
+                FrameDeformAttn(dim, heads, shapes, refine_points, frame_offsets, impl),
+                ffn,
+                dropout,
+            )
             for _ in range(refine_layers)
         )
         self.enc_output = nn.Linear(dim, dim)
@@ -297,8 +320,18 @@ class Transformer(nn.Module):
 class Head(nn.Module):
     """Official ``VideoPoseHeadMulFrames`` parameters (``bbox_head.*``) minus the training-only ones."""
 
-    def __init__(self, dim, joints, queries, frame_offsets, dec_layers, refine_layers, kpt_hidden, fcs,
-                 transformer: Transformer):
+    def __init__(
+        self,
+        dim,
+        joints,
+        queries,
+        frame_offsets,
+        dec_layers,
+        refine_layers,
+        kpt_hidden,
+        fcs,
+        transformer: Transformer,
+    ):
         super().__init__()
         k2 = 2 * joints
         self.transformer = transformer
@@ -310,15 +343,23 @@ class Head(nn.Module):
         self.dec_fc_sigma_branches = nn.ModuleList(_sigma_branch(dim, k2, fcs) for _ in range(n))
         for o in frame_offsets:
             if o != 0:
-                setattr(self, f"{FRAME_PREFIX[o]}kpt_branches",
-                        nn.ModuleList(_mlp(pose_mlp) for _ in range(dec_layers)))
+                setattr(
+                    self,
+                    f"{FRAME_PREFIX[o]}kpt_branches",
+                    nn.ModuleList(_mlp(pose_mlp) for _ in range(dec_layers)),
+                )
         self.query_embedding = nn.Embedding(queries, 2 * dim)
         for o in frame_offsets:
             if o != 0:
-                setattr(self, f"{FRAME_PREFIX[o]}refine_kpt_branches",
-                        nn.ModuleList(_mlp(refine_mlp) for _ in range(refine_layers)))
+                setattr(
+                    self,
+                    f"{FRAME_PREFIX[o]}refine_kpt_branches",
+                    nn.ModuleList(_mlp(refine_mlp) for _ in range(refine_layers)),
+                )
         self.refine_kpt_branches = nn.ModuleList(_mlp(refine_mlp) for _ in range(refine_layers))
-        self.refine_fc_sigma_branches = nn.ModuleList(_sigma_branch(dim, 2, fcs) for _ in range(refine_layers))
+        self.refine_fc_sigma_branches = nn.ModuleList(
+            _sigma_branch(dim, 2, fcs) for _ in range(refine_layers)
+        )
         prior = -math.log((1 - 0.01) / 0.01)  # bias_init_with_prob(0.01)
         for m in self.cls_branches:
             nn.init.constant_(m.bias, prior)
@@ -373,7 +414,9 @@ class PAVENet(PoseModel):
         impl: str = "grid_sample",
     ):
         if frames not in FRAME_OFFSETS:
-            raise ValueError(f"PAVE-Net supports frames in {sorted(FRAME_OFFSETS)} (window -T..T), got {frames}")
+            raise ValueError(
+                f"PAVE-Net supports frames in {sorted(FRAME_OFFSETS)} (window -T..T), got {frames}"
+            )
         if trunk not in TRUNKS:
             raise ValueError(f"trunk must be one of {TRUNKS}, got {trunk!r}")
         lay = get_layout(layout)
@@ -396,10 +439,32 @@ class PAVENet(PoseModel):
             raise ValueError(f"max_persons ({max_persons}) must not exceed queries ({queries})")
         self.queries, self.max_persons = queries, max_persons
         self.neck = ChannelMapper(self.backbone.out_channels, dim, min(gn_groups, dim))
-        transformer = Transformer(dim, heads, shapes, joints, self.frame_offsets, enc_layers, enc_points,
-                                  dec_layers, refine_layers, refine_points, ffn, dropout, impl)
-        self.bbox_head = Head(dim, joints, queries, self.frame_offsets, dec_layers, refine_layers, kpt_hidden,
-                              kpt_fcs, transformer)
+        transformer = Transformer(
+            dim,
+            heads,
+            shapes,
+            joints,
+            self.frame_offsets,
+            enc_layers,
+            enc_points,
+            dec_layers,
+            refine_layers,
+            refine_points,
+            ffn,
+            dropout,
+            impl,
+        )
+        self.bbox_head = Head(
+            dim,
+            joints,
+            queries,
+            self.frame_offsets,
+            dec_layers,
+            refine_layers,
+            kpt_hidden,
+            kpt_fcs,
+            transformer,
+        )
 
         # Constants of a fixed input size: position embeddings, token centres, level of each token.
         pos, centres, level = [], [], []
@@ -417,10 +482,14 @@ class PAVENet(PoseModel):
         logits = torch.log(centres / (1 - centres))
         self.register_buffer("proposal_valid", valid.float(), persistent=False)
         self.register_buffer(
-            "proposals", torch.where(valid, logits, torch.full_like(logits, INVALID_PROPOSAL)), persistent=False
+            "proposals",
+            torch.where(valid, logits, torch.full_like(logits, INVALID_PROPOSAL)),
+            persistent=False,
         )
         self.register_buffer(
-            "image_wh", torch.tensor([self.input_size[1], self.input_size[0]], dtype=torch.float32), persistent=False
+            "image_wh",
+            torch.tensor([self.input_size[1], self.input_size[0]], dtype=torch.float32),
+            persistent=False,
         )
 
     @property
@@ -465,8 +534,11 @@ class PAVENet(PoseModel):
         x = tgt + query[None]
         query_pos = query_pos[None]
         if self.training:
-            aux.update(enc_logits=enc_logits, enc_kpts=enc_kpts.sigmoid(),
-                       enc_sigma=head.dec_fc_sigma_branches[nd](tokens).sigmoid().view(b, s, k, 2))
+            aux.update(
+                enc_logits=enc_logits,
+                enc_kpts=enc_kpts.sigmoid(),
+                enc_sigma=head.dec_fc_sigma_branches[nd](tokens).sigmoid().view(b, s, k, 2),
+            )
 
         # Spatiotemporal pose decoder: one reference pose per query and frame, moved after every layer.
         refs = [ref] * t
@@ -485,8 +557,11 @@ class PAVENet(PoseModel):
                 dec_sigma.append(head.dec_fc_sigma_branches[i](x).sigmoid().view(b, -1, k, 2))
         person = head.cls_branches[nd - 1](x)[..., 0].sigmoid()  # (B, Q)
         if self.training:
-            aux.update(dec_logits=torch.stack(dec_logits), dec_kpts=torch.stack(dec_kpts),
-                       dec_sigma=torch.stack(dec_sigma))
+            aux.update(
+                dec_logits=torch.stack(dec_logits),
+                dec_kpts=torch.stack(dec_kpts),
+                dec_sigma=torch.stack(dec_sigma),
+            )
 
         # The best `max_persons` queries go on to the joint decoder with their poses in every frame.
         scores, pick = torch.topk(person, self.max_persons, dim=1)  # (B, M)
@@ -588,7 +663,9 @@ class PAVENet(PoseModel):
             problems.append("mis-shaped keys: " + "; ".join(shapes[:6]))
         if problems:
             name = getattr(self, "spec_name", type(self).__name__)
-            raise CheckpointError(f"official PAVE-Net checkpoint does not fit model {name}: " + " | ".join(problems))
+            raise CheckpointError(
+                f"official PAVE-Net checkpoint does not fit model {name}: " + " | ".join(problems)
+            )
         return kept, ignored
 
 
@@ -682,7 +759,8 @@ SPECS = (
         codec="regression",
         frame_offsets=FRAME_OFFSETS[3],
         paper=_PAPER,
-        summary=_SUMMARY + " ResNet-50, the official PoseTrack17 config (1920x1080 frames at its 1333x800 test scale).",
+        summary=_SUMMARY
+        + " ResNet-50, the official PoseTrack17 config (1920x1080 frames at its 1333x800 test scale).",
         input_kind="frame",
     ),
     ModelSpec(
@@ -710,8 +788,10 @@ SPECS = (
         stages=tuple(PAVENet.STAGES),
         codec="regression",
         frame_offsets=FRAME_OFFSETS[3],
-        paper=PaperNumbers(note="Edge build (ours, no paper counterpart): MobileNet-V2 trunk, dim 128, 3 encoder "
-                                "layers, 100 queries, 384x640."),
+        paper=PaperNumbers(
+            note="Edge build (ours, no paper counterpart): MobileNet-V2 trunk, dim 128, 3 encoder "
+            "layers, 100 queries, 384x640."
+        ),
         summary=_SUMMARY + " Edge build on the zoo's MobileNet-V2 trunk.",
         input_kind="frame",
     ),

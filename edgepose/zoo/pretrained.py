@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -50,8 +51,9 @@ def _index(directory: str | os.PathLike | None = None) -> dict[str, dict]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise PretrainedError(f"the pretrained weights index {path} is unreadable ({e}); "
-                              "reinstall edgepose") from None
+        raise PretrainedError(
+            f"the pretrained weights index {path} is unreadable ({e}); reinstall edgepose"
+        ) from None
 
 
 def list_pretrained(directory: str | os.PathLike | None = None) -> list[str]:
@@ -110,12 +112,18 @@ def model_spec(model):
     import dataclasses
 
     spec = get_spec(model.spec_name)
-    return dataclasses.replace(spec, input_size=tuple(model.input_size),
-                               frame_offsets=tuple(model.frame_offsets))
+    return dataclasses.replace(
+        spec, input_size=tuple(model.input_size), frame_offsets=tuple(model.frame_offsets)
+    )
 
 
-def write_pretrained(model, directory: str | os.PathLike, trained_on: str,
-                     metrics: Mapping[str, Any] | None = None, note: str = "") -> Path:
+def write_pretrained(
+    model,
+    directory: str | os.PathLike,
+    trained_on: str,
+    metrics: Mapping[str, Any] | None = None,
+    note: str = "",
+) -> Path:
     """Write ``model`` as ``<name>.pt`` with fp16 tensors and add it to the directory's index."""
     from .. import __version__
 
@@ -124,12 +132,25 @@ def write_pretrained(model, directory: str | os.PathLike, trained_on: str,
         raise ValueError("the model has no spec_name: build it with edgepose.zoo.create_model")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
-             for k, v in model.state_dict().items()}
-    meta = {"dtype": "float16", "trained_on": trained_on, "metrics": dict(metrics or {}), "note": note,
-            "edgepose": __version__}
-    obj = {"format": FORMAT, "version": VERSION, "model": name, "config": dict(model.config),
-           "state_dict": state, "meta": meta}
+    state = {
+        k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
+        for k, v in model.state_dict().items()
+    }
+    meta = {
+        "dtype": "float16",
+        "trained_on": trained_on,
+        "metrics": dict(metrics or {}),
+        "note": note,
+        "edgepose": __version__,
+    }
+    obj = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": name,
+        "config": dict(model.config),
+        "state_dict": state,
+        "meta": meta,
+    }
     path = directory / f"{name}.pt"
     with atomic_file(path) as f:
         torch.save(obj, f)
@@ -158,5 +179,12 @@ def _plain(d: Mapping) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-__all__ = ["PretrainedError", "WEIGHTS_DIR", "list_pretrained", "load_pretrained", "model_spec",
-           "pretrained_info", "write_pretrained"]
+__all__ = [
+    "PretrainedError",
+    "WEIGHTS_DIR",
+    "list_pretrained",
+    "load_pretrained",
+    "model_spec",
+    "pretrained_info",
+    "write_pretrained",
+]

@@ -209,7 +209,7 @@ class TARViTPose(PoseModel):
         window = {k: v.reshape(b, t, *v.shape[1:]) for k, v in per_frame.items()}
         return self.forward_temporal(**window)
 
-    def single_frame_model(self) -> "ViTPoseView":
+    def single_frame_model(self) -> ViTPoseView:
         """This model's ViTPose (encoder + decoder, no temporal modules) as a single-frame model.
 
         The paper starts TAR-ViTPose from a ViTPose trained on COCO; training this view first is

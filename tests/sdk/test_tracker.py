@@ -68,7 +68,7 @@ def test_birth_needs_min_hits_and_death_after_max_age():
     out = trk.update(np.array([box(100, 100), box(400, 100)], np.float32))
     assert [t.id for t in out] == [1]
     assert trk.update(b) and trk.dead == [2]
-    for k in range(4):  # missed 4 frames: still alive (max_age=4)
+    for _k in range(4):  # missed 4 frames: still alive (max_age=4)
         assert trk.update(np.zeros((0, 4))) == []
         assert trk.dead == [] and len(trk.tracks) == 1
     trk.update(np.zeros((0, 4)))

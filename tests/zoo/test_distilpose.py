@@ -26,8 +26,13 @@ HEAD = "keypoint_head.tokenhead."
 
 
 def _bn(prefix, c):
-    return {f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
-            f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()}
+    return {
+        f"{prefix}.weight": (c,),
+        f"{prefix}.bias": (c,),
+        f"{prefix}.running_mean": (c,),
+        f"{prefix}.running_var": (c,),
+        f"{prefix}.num_batches_tracked": (),
+    }
 
 
 def official_layout(cfg) -> dict[str, tuple]:
@@ -38,26 +43,51 @@ def official_layout(cfg) -> dict[str, tuple]:
     h, wd = cfg["input_size"]
     n_patches = (h // 4 // ph) * (wd // 4 // pw)
     mlp = d * cfg["mlp_ratio"]
-    keys = {"backbone.conv1.weight": (w, 3, 3, 3), **_bn("backbone.bn1", w),
-            "backbone.conv2.weight": (w, w, 3, 3), **_bn("backbone.bn2", w)}
+    keys = {
+        "backbone.conv1.weight": (w, 3, 3, 3),
+        **_bn("backbone.bn1", w),
+        "backbone.conv2.weight": (w, w, 3, 3),
+        **_bn("backbone.bn2", w),
+    }
     for i in range(blocks):
         p, cin = f"backbone.layer1.{i}", (w if i == 0 else c)
-        keys.update({f"{p}.conv1.weight": (w, cin, 1, 1), **_bn(f"{p}.bn1", w),
-                     f"{p}.conv2.weight": (w, w, 3, 3), **_bn(f"{p}.bn2", w),
-                     f"{p}.conv3.weight": (c, w, 1, 1), **_bn(f"{p}.bn3", c)})
+        keys.update(
+            {
+                f"{p}.conv1.weight": (w, cin, 1, 1),
+                **_bn(f"{p}.bn1", w),
+                f"{p}.conv2.weight": (w, w, 3, 3),
+                **_bn(f"{p}.bn2", w),
+                f"{p}.conv3.weight": (c, w, 1, 1),
+                **_bn(f"{p}.bn3", c),
+            }
+        )
         if i == 0:
             keys.update({f"{p}.downsample.0.weight": (c, w, 1, 1), **_bn(f"{p}.downsample.1", c)})
-    keys.update({HEAD + "keypoint_token": (1, k, d), HEAD + "pos_embedding": (1, n_patches, d),
-                 HEAD + "patch_to_embedding.weight": (d, ph * pw * c),
-                 HEAD + "patch_to_embedding.bias": (d,)})
+    keys.update(
+        {
+            HEAD + "keypoint_token": (1, k, d),
+            HEAD + "pos_embedding": (1, n_patches, d),
+            HEAD + "patch_to_embedding.weight": (d, ph * pw * c),
+            HEAD + "patch_to_embedding.bias": (d,),
+        }
+    )
     for i in range(cfg["depth"]):
         p = f"{HEAD}transformer.layers.{i}"
-        keys.update({f"{p}.0.fn.norm.weight": (d,), f"{p}.0.fn.norm.bias": (d,),
-                     f"{p}.0.fn.fn.to_qkv.weight": (3 * d, d),
-                     f"{p}.0.fn.fn.to_out.0.weight": (d, d), f"{p}.0.fn.fn.to_out.0.bias": (d,),
-                     f"{p}.1.fn.norm.weight": (d,), f"{p}.1.fn.norm.bias": (d,),
-                     f"{p}.1.fn.fn.net.0.weight": (mlp, d), f"{p}.1.fn.fn.net.0.bias": (mlp,),
-                     f"{p}.1.fn.fn.net.3.weight": (d, mlp), f"{p}.1.fn.fn.net.3.bias": (d,)})
+        keys.update(
+            {
+                f"{p}.0.fn.norm.weight": (d,),
+                f"{p}.0.fn.norm.bias": (d,),
+                f"{p}.0.fn.fn.to_qkv.weight": (3 * d, d),
+                f"{p}.0.fn.fn.to_out.0.weight": (d, d),
+                f"{p}.0.fn.fn.to_out.0.bias": (d,),
+                f"{p}.1.fn.norm.weight": (d,),
+                f"{p}.1.fn.norm.bias": (d,),
+                f"{p}.1.fn.fn.net.0.weight": (mlp, d),
+                f"{p}.1.fn.fn.net.0.bias": (mlp,),
+                f"{p}.1.fn.fn.net.3.weight": (d, mlp),
+                f"{p}.1.fn.fn.net.3.bias": (d,),
+            }
+        )
     hid = cfg["hidden_dim"]
     if d <= hid * 0.5:  # the official two-layer head rule
         head = {"0": (d,), "1": (hid, d), "2": (hid,), "3": (5, hid)}
@@ -139,14 +169,19 @@ def official_forward(sd, cfg, image):
             x = x.clone()
             x[:, k:] += pos
         y = F.layer_norm(x, (d,), sd[f"{p}.0.fn.norm.weight"], sd[f"{p}.0.fn.norm.bias"])
-        q, kk, v = (z.reshape(b, n, heads, d // heads).transpose(1, 2)
-                    for z in F.linear(y, sd[f"{p}.0.fn.fn.to_qkv.weight"]).chunk(3, dim=-1))
+        q, kk, v = (
+            z.reshape(b, n, heads, d // heads).transpose(1, 2)
+            for z in F.linear(y, sd[f"{p}.0.fn.fn.to_qkv.weight"]).chunk(3, dim=-1)
+        )
         dots = torch.einsum("bhid,bhjd->bhij", q, kk) * (d // heads) ** -0.5
         o = torch.einsum("bhij,bhjd->bhid", dots.softmax(-1), v).transpose(1, 2).reshape(b, n, d)
         x = x + F.linear(o, sd[f"{p}.0.fn.fn.to_out.0.weight"], sd[f"{p}.0.fn.fn.to_out.0.bias"])
         y = F.layer_norm(x, (d,), sd[f"{p}.1.fn.norm.weight"], sd[f"{p}.1.fn.norm.bias"])
-        y = F.linear(F.gelu(F.linear(y, sd[f"{p}.1.fn.fn.net.0.weight"], sd[f"{p}.1.fn.fn.net.0.bias"])),
-                     sd[f"{p}.1.fn.fn.net.3.weight"], sd[f"{p}.1.fn.fn.net.3.bias"])
+        y = F.linear(
+            F.gelu(F.linear(y, sd[f"{p}.1.fn.fn.net.0.weight"], sd[f"{p}.1.fn.fn.net.0.bias"])),
+            sd[f"{p}.1.fn.fn.net.3.weight"],
+            sd[f"{p}.1.fn.fn.net.3.bias"],
+        )
         x = x + y
     kpt, vis = x[:, :k], x[:, k:]
     o = kpt
@@ -155,8 +190,13 @@ def official_forward(sd, cfg, image):
         wt, bs = sd[f"{HEAD}mlp_head.{i}.weight"], sd[f"{HEAD}mlp_head.{i}.bias"]
         o = F.layer_norm(o, wt.shape, wt, bs) if i % 2 == 0 else F.linear(o, wt, bs)
         i += 1
-    return {"pred": o[..., 0:2].sigmoid(), "score": o[..., 2], "sigma": F.softplus(o[..., 3:5]),
-            "kpt_token": kpt, "vis_token": vis}
+    return {
+        "pred": o[..., 0:2].sigmoid(),
+        "score": o[..., 2],
+        "sigma": F.softplus(o[..., 3:5]),
+        "kpt_token": kpt,
+        "vis_token": vis,
+    }
 
 
 def _save_official(state, path):
@@ -230,19 +270,31 @@ def _put(key, *shape):
 
 QKV0 = HEAD + "transformer.layers.0.0.fn.fn.to_qkv.weight"
 BAD_CHECKPOINTS = {
-    "missing_head": (_drop(HEAD + "transformer.layers.1.0.fn.fn.to_qkv.weight"),
-                     r"missing keys: tde\.blocks\.1\.attn\.qkv\.weight"),
-    "missing_bn_stat": (_drop("backbone.layer1.0.bn3.running_var"),
-                        r"missing keys: backbone\.layer1\.0\.bn3\.running_var"),
+    "missing_head": (
+        _drop(HEAD + "transformer.layers.1.0.fn.fn.to_qkv.weight"),
+        r"missing keys: tde\.blocks\.1\.attn\.qkv\.weight",
+    ),
+    "missing_bn_stat": (
+        _drop("backbone.layer1.0.bn3.running_var"),
+        r"missing keys: backbone\.layer1\.0\.bn3\.running_var",
+    ),
     "extra": (_put(HEAD + "teacher_proj.weight", 3, 3), r"unexpected keys: .*teacher_proj\.weight"),
-    "deeper_encoder": (_put(HEAD + "transformer.layers.7.0.fn.norm.weight", 32),
-                       r"unexpected keys: keypoint_head\.tokenhead\.transformer\.layers\.7\.0\.fn\.norm"),
-    "misshaped": (_put(QKV0, 90, 32),
-                  r"mis-shaped keys: .*\.0\.0\.fn\.fn\.to_qkv\.weight \(ours tde\.blocks\.0\.attn\.qkv"),
-    "patch_embed": (_put(HEAD + "patch_to_embedding.weight", 32, 100),
-                    r"patch_to_embedding\.weight .*\(32, 100\)"),
-    "head_out_dim": (_put(HEAD + "mlp_head.1.weight", 3, 32),
-                     r"mlp_head\.1\.weight \(ours head\.1\.weight\)"),
+    "deeper_encoder": (
+        _put(HEAD + "transformer.layers.7.0.fn.norm.weight", 32),
+        r"unexpected keys: keypoint_head\.tokenhead\.transformer\.layers\.7\.0\.fn\.norm",
+    ),
+    "misshaped": (
+        _put(QKV0, 90, 32),
+        r"mis-shaped keys: .*\.0\.0\.fn\.fn\.to_qkv\.weight \(ours tde\.blocks\.0\.attn\.qkv",
+    ),
+    "patch_embed": (
+        _put(HEAD + "patch_to_embedding.weight", 32, 100),
+        r"patch_to_embedding\.weight .*\(32, 100\)",
+    ),
+    "head_out_dim": (
+        _put(HEAD + "mlp_head.1.weight", 3, 32),
+        r"mlp_head\.1\.weight \(ours head\.1\.weight\)",
+    ),
     "pos": (_put(HEAD + "pos_embedding", 1, 16, 32), r"pos_embedding .*not the fixed sine table"),
 }
 
@@ -258,15 +310,19 @@ def test_bad_official_checkpoints_are_named(tmp_path, edit, message):
 
 def test_other_models_checkpoints_are_refused(tmp_path):
     model, _ = _tiny()
-    vitpose_like = {"patch_embed.proj.weight": torch.zeros(4, 3, 16, 16),
-                    "blocks.0.attn.qkv.weight": torch.zeros(12, 4)}
+    vitpose_like = {
+        "patch_embed.proj.weight": torch.zeros(4, 3, 16, 16),
+        "blocks.0.attn.qkv.weight": torch.zeros(12, 4),
+    }
     expected = r"expected keys under 'backbone\.' and 'keypoint_head\.tokenhead\.'"
     with pytest.raises(CheckpointError, match=expected + r".*found prefixes \['blocks\.', 'patch_embed\.'\]"):
         load_weights(model, {"model_state_dict": vitpose_like})
     # The TokenPose teacher shares the head prefix but has an HRNet backbone and a heatmap MLP head.
-    teacher = {"backbone.stage2.0.branches.0.0.conv1.weight": torch.zeros(48, 48, 3, 3),
-               HEAD + "keypoint_token": torch.zeros(1, 17, 32),
-               HEAD + "mlp_head.1.weight": torch.zeros(3072, 32)}
+    teacher = {
+        "backbone.stage2.0.branches.0.0.conv1.weight": torch.zeros(48, 48, 3, 3),
+        HEAD + "keypoint_token": torch.zeros(1, 17, 32),
+        HEAD + "mlp_head.1.weight": torch.zeros(3072, 32),
+    }
     with pytest.raises(CheckpointError, match=r"mlp_head\.1\.weight"):
         load_weights(model, {"state_dict": teacher})
 

@@ -17,12 +17,12 @@ from torch import nn
 from edgepose.core.keypoints import POSETRACK17
 from edgepose.zoo import CheckpointError, create_model, load_weights
 from edgepose.zoo.dsta import (
+    _TINY,
     GROUP_INDEX,
     OFFICIAL_JOINT_ORDER,
     OFFICIAL_OUT_INDEX,
     OFFICIAL_TOKEN_NAMES,
     SPATIAL_GROUPS,
-    _TINY,
 )
 from edgepose.zoo.layers.mobilenet_v2 import MobileNetV2
 

@@ -292,7 +292,9 @@ def test_tar_vitpose_encoder_with_another_patch_size_starts_sharpose():
     model = create_model(TINY, depth=cfg["depth"], heads=cfg["vit_heads"], dim=cfg["embed_dim"]).eval()
     encoder = {k: v for k, v in tar.state_dict().items() if k.startswith("backbone.")}
     report = load_weights(model, encoder, strict=False)
-    assert report.loaded == 2 + 12 * cfg["depth"] + 2 + 2  # patch embed, blocks, final norm, 2 position tables
+    assert (
+        report.loaded == 2 + 12 * cfg["depth"] + 2 + 2
+    )  # patch embed, blocks, final norm, 2 position tables
     assert torch.equal(model.blocks[1].mlp.fc1.weight, tar.backbone.layers[1].ffn.layers[0][0].weight)
     assert torch.equal(model.norm.weight, tar.backbone.ln1.weight)
     flat = torch.full((1, 3, 16, 16), 0.7)

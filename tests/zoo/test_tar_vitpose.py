@@ -206,7 +206,9 @@ def test_single_frame_model_is_vitpose_and_starts_tar(tmp_path):
     torch.manual_seed(0)
     tar = create_model("tar_vitpose_s_tiny").eval()
     vitpose = tar.single_frame_model().eval()
-    assert set(vitpose.state_dict()) == {k for k in tar.state_dict() if k.startswith(("backbone.", "heatmap_head."))}
+    assert set(vitpose.state_dict()) == {
+        k for k in tar.state_dict() if k.startswith(("backbone.", "heatmap_head."))
+    }
     frames = torch.randn(2, 3, 3, 64, 48)
     with torch.no_grad():
         want = tar.heatmap_head(tar.backbone(frames[:, 1]))
@@ -246,8 +248,10 @@ def test_bad_official_checkpoints_are_named(tmp_path):
 
     # DSTA's official layout (ResNet backbone + head) and SHaRPose's (timm-named ViT) are not ours.
     dsta = {"backbone.conv1.weight": torch.zeros(64, 3, 7, 7), "head.fc_coord.weight": torch.zeros(2, 8)}
-    sharpose = {"backbone.patch_embed.proj.weight": torch.zeros(8, 3, 16, 16),
-                "keypoint_head.final_layer.bias": torch.ones(1)}
+    sharpose = {
+        "backbone.patch_embed.proj.weight": torch.zeros(8, 3, 16, 16),
+        "keypoint_head.final_layer.bias": torch.ones(1),
+    }
     for foreign in (dsta, sharpose):
         path = tmp_path / "foreign.pt"
         torch.save({"state_dict": foreign}, path)
