@@ -81,8 +81,8 @@ def _fixed(d) -> bool:
 
 def consistency_problems(manifest: Manifest) -> list[str]:
     """The manifest's own fields against its stages' I/O: the codec's outputs exist in the last stage
-    with one row per joint (a whole-frame model's poses and scores instead), image inputs have ``input_size`` in ``layout``, a temporal stage's window
-    axis holds one slot per frame offset."""
+    with one row per joint (a whole-frame model's poses and scores instead), image inputs have
+    ``input_size`` in ``layout``, a temporal stage's window axis holds one slot per frame offset."""
     m = manifest
     problems = []
     last = m.stages[-1]
