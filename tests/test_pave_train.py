@@ -49,9 +49,7 @@ def test_windows_are_letterboxed_like_the_sdk_with_every_person(synth):
     from edgepose.sdk.estimator import letterbox_matrix as sdk_letterbox
 
     spec, part, ds = _dataset(synth)
-    assert np.array_equal(
-        letterbox_matrix((96, 128), spec.input_size)[0], sdk_letterbox((96, 128), spec.input_size)[0]
-    )
+    assert letterbox_matrix is sdk_letterbox  # one implementation (core.transforms) for data and SDK
     item = ds[0]
     assert item["frames"].shape == (3, 3, *spec.input_size)
     n = int(item["num_people"])

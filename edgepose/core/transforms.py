@@ -90,3 +90,21 @@ def crop_person(
     center, size = box_to_center_size(box_xyxy, input_size, padding)
     m = crop_matrix(center, size, input_size)
     return normalize(warp(frame_rgb, m, input_size), mean, std), m
+
+
+def letterbox_matrix(
+    image_hw: tuple[int, int], input_size: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The frame -> model-input affine (2, 3) of a centred letterbox, and the resized (w, h).
+
+    The frame is scaled by one factor per axis (the aspect ratio kept up to rounding to whole pixels)
+    with OpenCV's resize convention (pixel centres: ``x' = (x + 0.5) * s - 0.5``) and padded evenly
+    around; ``transform_points(p, invert_affine(m))`` maps model-input pixels back to the frame."""
+    h, w = int(image_hw[0]), int(image_hw[1])
+    H, W = int(input_size[0]), int(input_size[1])
+    scale = min(W / w, H / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    sx, sy = nw / w, nh / h
+    px, py = (W - nw) // 2, (H - nh) // 2
+    m = np.array([[sx, 0.0, 0.5 * sx - 0.5 + px], [0.0, sy, 0.5 * sy - 0.5 + py]], np.float64)
+    return m, (nw, nh)

@@ -38,24 +38,11 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core.keypoints import get_layout
-from ..core.transforms import transform_points
+from ..core.transforms import letterbox_matrix, transform_points
 from .clips import check_offsets, iter_clips
 from .records import FrameRecord
 
 DEFAULT_MAX_PEOPLE = 20
-
-
-def letterbox_matrix(image_hw, input_size) -> tuple[np.ndarray, tuple[int, int]]:
-    """The SDK's letterbox (``edgepose.sdk.estimator.letterbox_matrix``), repeated here so the data
-    side does not import the SDK; ``tests/test_pave_train.py`` checks the two agree."""
-    h, w = int(image_hw[0]), int(image_hw[1])
-    H, W = int(input_size[0]), int(input_size[1])
-    scale = min(W / w, H / h)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    sx, sy = nw / w, nh / h
-    px, py = (W - nw) // 2, (H - nh) // 2
-    m = np.array([[sx, 0.0, 0.5 * sx - 0.5 + px], [0.0, sy, 0.5 * sy - 0.5 + py]], np.float64)
-    return m, (nw, nh)
 
 
 def letterbox(image_rgb: np.ndarray, input_size, mean, std) -> tuple[np.ndarray, np.ndarray]:

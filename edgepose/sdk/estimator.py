@@ -43,7 +43,14 @@ import numpy as np
 
 from ..core.codecs import decode
 from ..core.keypoints import LAYOUTS, KeypointLayout
-from ..core.transforms import box_to_center_size, crop_matrix, invert_affine, transform_points, warp
+from ..core.transforms import (
+    box_to_center_size,
+    crop_matrix,
+    invert_affine,
+    letterbox_matrix,
+    transform_points,
+    warp,
+)
 from .results import Results, image_files, read_image
 from .types import Pose
 
@@ -408,24 +415,6 @@ class TopDownEstimator(PoseEstimator):
 
 
 # --------------------------------------------------------------------------- whole-frame models
-
-
-def letterbox_matrix(
-    image_hw: tuple[int, int], input_size: tuple[int, int]
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """The frame -> model-input affine (2, 3) of a centred letterbox, and the resized (w, h).
-
-    The frame is scaled by one factor per axis (the aspect ratio kept up to rounding to whole pixels)
-    with OpenCV's resize convention (pixel centres: ``x' = (x + 0.5) * s - 0.5``) and padded evenly
-    around; ``transform_points(p, invert_affine(m))`` maps model-input pixels back to the frame."""
-    h, w = int(image_hw[0]), int(image_hw[1])
-    H, W = int(input_size[0]), int(input_size[1])
-    scale = min(W / w, H / h)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    sx, sy = nw / w, nh / h
-    px, py = (W - nw) // 2, (H - nh) // 2
-    m = np.array([[sx, 0.0, 0.5 * sx - 0.5 + px], [0.0, sy, 0.5 * sy - 0.5 + py]], np.float64)
-    return m, (nw, nh)
 
 
 @dataclass

@@ -747,67 +747,53 @@ _SUMMARY = (
     "window from the current frame's top poses, spatiotemporal joint decoder, pose and score heads."
 )
 
-SPECS = (
-    ModelSpec(
-        name="pave_r50",
+
+def _spec(name: str, config: dict, **kw) -> ModelSpec:
+    """A PAVE-Net spec: what every build shares (a whole-frame model, the official layout, 3 frames)."""
+    return ModelSpec(
+        name=name,
         family="pavenet",
         builder=build_pavenet,
-        config=_R50,
+        config=config,
         layout=OFFICIAL_LAYOUT,
-        input_size=_R50["input_size"],
+        input_size=config["input_size"],
         stages=tuple(PAVENet.STAGES),
         codec="regression",
         frame_offsets=FRAME_OFFSETS[3],
+        input_kind="frame",
+        **kw,
+    )
+
+
+SPECS = (
+    _spec(
+        "pave_r50",
+        _R50,
         paper=_PAPER,
         summary=_SUMMARY
         + " ResNet-50, the official PoseTrack17 config (1920x1080 frames at its 1333x800 test scale).",
-        input_kind="frame",
     ),
-    ModelSpec(
-        name="pave_r50_tiny",
-        family="pavenet",
-        builder=build_pavenet,
-        config=_R50_TINY,
-        layout=OFFICIAL_LAYOUT,
-        input_size=_R50_TINY["input_size"],
-        stages=tuple(PAVENet.STAGES),
-        codec="regression",
-        frame_offsets=FRAME_OFFSETS[3],
+    _spec(
+        "pave_r50_tiny",
+        _R50_TINY,
         paper=PaperNumbers(note="Test variant: the same code with a 1-block-per-stage ResNet, dim 32, 64x96"),
         summary="Small PAVE-Net for tests: " + _SUMMARY,
         variant_of="pave_r50",
-        input_kind="frame",
     ),
-    ModelSpec(
-        name="pave_mnv2",
-        family="pavenet",
-        builder=build_pavenet,
-        config=_MNV2,
-        layout=OFFICIAL_LAYOUT,
-        input_size=_MNV2["input_size"],
-        stages=tuple(PAVENet.STAGES),
-        codec="regression",
-        frame_offsets=FRAME_OFFSETS[3],
+    _spec(
+        "pave_mnv2",
+        _MNV2,
         paper=PaperNumbers(
             note="Edge build (ours, no paper counterpart): MobileNet-V2 trunk, dim 128, 3 encoder "
             "layers, 100 queries, 384x640."
         ),
         summary=_SUMMARY + " Edge build on the zoo's MobileNet-V2 trunk.",
-        input_kind="frame",
     ),
-    ModelSpec(
-        name="pave_mnv2_tiny",
-        family="pavenet",
-        builder=build_pavenet,
-        config=_MNV2_TINY,
-        layout=OFFICIAL_LAYOUT,
-        input_size=_MNV2_TINY["input_size"],
-        stages=tuple(PAVENet.STAGES),
-        codec="regression",
-        frame_offsets=FRAME_OFFSETS[3],
+    _spec(
+        "pave_mnv2_tiny",
+        _MNV2_TINY,
         paper=PaperNumbers(note="Test variant of pave_mnv2: width 0.25, dim 32, 64x96"),
         summary="Small edge PAVE-Net for tests: " + _SUMMARY,
         variant_of="pave_mnv2",
-        input_kind="frame",
     ),
 )
