@@ -465,86 +465,63 @@ _PAPER_R50 = PaperNumbers(
     ),
 )
 
+
+def _spec(name: str, config: dict, input_size: tuple[int, int], layout: str = LAYOUT.name, **kw) -> ModelSpec:
+    """A DSTA spec: what every build shares (regression codec, frame and temporal stages, 3 frames)."""
+    return ModelSpec(
+        name=name,
+        family="dsta",
+        builder=build_dsta,
+        config=config,
+        layout=layout,
+        input_size=input_size,
+        stages=tuple(DSTA.STAGES),
+        codec="regression",
+        frame_offsets=FRAME_OFFSETS[3],
+        **kw,
+    )
+
+
 SPECS = (
-    ModelSpec(
-        name="dsta_mnv2",
-        family="dsta",
-        builder=build_dsta,
-        config=_FULL,
-        layout=LAYOUT.name,
-        input_size=(256, 192),
-        stages=tuple(DSTA.STAGES),
-        codec="regression",
-        frame_offsets=FRAME_OFFSETS[3],
-        paper=_PAPER,
-        summary=_SUMMARY,
-    ),
-    ModelSpec(
-        name="dsta_mnv2_tiny",
-        family="dsta",
-        builder=build_dsta,
-        config=_TINY,
-        layout=LAYOUT.name,
-        input_size=(64, 48),
-        stages=tuple(DSTA.STAGES),
-        codec="regression",
-        frame_offsets=FRAME_OFFSETS[3],
+    _spec("dsta_mnv2", _FULL, (256, 192), paper=_PAPER, summary=_SUMMARY),
+    _spec(
+        "dsta_mnv2_tiny",
+        _TINY,
+        (64, 48),
         paper=PaperNumbers(note="Test variant: the same code at width 0.25, 16-dim tokens, depth 1, 64x48"),
         summary="Small DSTA for tests: " + _SUMMARY,
         variant_of="dsta_mnv2",
     ),
-    ModelSpec(
-        name="dsta_mnv2_coco",
-        family="dsta",
-        builder=build_dsta,
-        config={**_FULL, **_COCO},
+    _spec(
+        "dsta_mnv2_coco",
+        {**_FULL, **_COCO},
+        (256, 192),
         layout="coco17",
-        input_size=(256, 192),
-        stages=tuple(DSTA.STAGES),
-        codec="regression",
-        frame_offsets=FRAME_OFFSETS[3],
         paper=_PAPER,
         summary="COCO-17 build of dsta_mnv2 (same network, COCO joint names, TF padding for a MoveNet "
         "trunk start): " + _SUMMARY,
     ),
-    ModelSpec(
-        name="dsta_mnv2_coco_tiny",
-        family="dsta",
-        builder=build_dsta,
-        config={**_TINY, **_COCO},
+    _spec(
+        "dsta_mnv2_coco_tiny",
+        {**_TINY, **_COCO},
+        (64, 48),
         layout="coco17",
-        input_size=(64, 48),
-        stages=tuple(DSTA.STAGES),
-        codec="regression",
-        frame_offsets=FRAME_OFFSETS[3],
         paper=PaperNumbers(note="Test variant of dsta_mnv2_coco: width 0.25, 16-dim tokens, depth 1, 64x48"),
         summary="Small COCO-17 DSTA for tests: " + _SUMMARY,
         variant_of="dsta_mnv2_coco",
     ),
-    ModelSpec(
-        name="dsta_r50",
-        family="dsta",
-        builder=build_dsta,
-        config=_R50,
-        layout=LAYOUT.name,
-        input_size=(256, 192),
-        stages=tuple(DSTA.STAGES),
-        codec="regression",
-        frame_offsets=FRAME_OFFSETS[3],
+    _spec(
+        "dsta_r50",
+        _R50,
+        (256, 192),
         paper=_PAPER_R50,
         summary="DSTA with the official ResNet-50 trunk (torchvision key layout under the official preact.): "
         + _SUMMARY,
     ),
-    ModelSpec(
-        name="dsta_r50_tiny",
-        family="dsta",
-        builder=build_dsta,
-        config=_R50_TINY,
-        layout=LAYOUT.name,
-        input_size=(64, 48),
-        stages=tuple(DSTA.STAGES),
-        codec="regression",
-        frame_offsets=FRAME_OFFSETS[3],
+    _spec(
+        "dsta_r50_tiny",
+        _R50_TINY,
+        (64, 48),
         paper=PaperNumbers(
             note="Test variant of dsta_r50: 1 block per stage at width 8, 16-dim tokens, 64x48"
         ),
