@@ -89,9 +89,22 @@ def init_from_env(device: str = "auto") -> DistInfo:
     return current()
 
 
-def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(settle_s: float = 30.0) -> None:
+    """Close the process group once every rank has reached here.
+
+    A rank that tears gloo down while a peer is still inside a collective (an interrupted run: ranks
+    leave at different moments) can abort the peer's process with "terminate called without an
+    active exception"; a monitored barrier, bounded by ``settle_s`` and tolerant of a dead peer, lines
+    the ranks up first. NCCL has no monitored barrier and needs none (its destroy does not abort).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if dist.get_backend() == "gloo" and dist.get_world_size() > 1:
+        try:
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=settle_s), wait_all_ranks=True)
+        except RuntimeError:
+            pass  # a peer died or hung: nothing left to wait for, close our side anyway
+    dist.destroy_process_group()
 
 
 def barrier() -> None:

@@ -412,6 +412,7 @@ class Trainer:
         try:
             return self._fit(resume)
         finally:
+            self.step_module = None  # DDP's reducer holds the process group: release it before shutdown
             if self.dist.enabled:  # the model works outside the process group again
                 D.revert_sync_batchnorm(self.model)
                 if self._task_module is not None:
