@@ -6,6 +6,7 @@
 #   pypi mediapipe (wheel)        BlazePose person detector (.tflite)
 #   Debian opencv-doc             vtest.avi, messi5.jpg, basketball1.png
 #   pypi pose2sim (wheel)         8 demo videos of one real person
+#   pypi ultralytics (wheel)      bus.jpg, zidane.jpg (test photos; the package is never installed)
 # then converts the TF.js models to ONNX with tf2onnx (in a side venv under ~/.cache/edgepose) and
 # keeps each only if it matches TF.js itself (node) on real frames; see edgepose/external/convert.py.
 # Idempotent (files with the pinned hash are kept) and tolerant: a piece that cannot be had prints

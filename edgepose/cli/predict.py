@@ -4,7 +4,9 @@ The first command a newcomer runs: a person detector (``--detector``, NanoDet wh
 people, the pose model (``--model`` with ``--weights pretrained`` by default, exported once to the
 cache as ``run`` does, or ``--bundle``) estimates each one, and the annotated picture and the poses
 are written. Stills have poses from the first (only) frame: a temporal model sees a one-frame clip,
-its window clamped as at a clip edge, and there is no tracker to confirm anyone. A video runs the
+its window clamped as at a clip edge, and there is no tracker to confirm anyone; ``--detector auto``
+pools every fetched detector on a still, and people split in two or boxes holding no one are
+settled by the pose model (:mod:`edgepose.sdk.stills`). A video runs the
 offline pipeline with a tracker that confirms on the first hit, so its first frames have poses too.
 """
 
@@ -77,12 +79,13 @@ def classify(source: Path) -> list[Path]:
     return [source] if source.suffix.lower() in IMAGE_SUFFIXES else []
 
 
-def _predict_images(est, images: list[Path], plan: dict, say) -> list[dict]:
+def _predict_images(est, images: list[Path], plan: dict, say, refine: bool = True) -> list[dict]:
     from ..sdk.results import read_image, save_all
+    from ..sdk.stills import poses_on_still
 
     results = []
     for path in images:
-        res = est(read_image(path))
+        res = poses_on_still(est, read_image(path), refine=refine)
         res.path = str(path)
         results.append(res)
         say(f"{path.name}: {len(res)} {'person' if len(res) == 1 else 'people'}")
@@ -131,7 +134,8 @@ def register(app: typer.Typer) -> None:
         detector: str = typer.Option(
             "auto",
             "--detector",
-            help="auto (nanodet where fetched, else hog) | "
+            help="auto (a photo: nanodet + centernet pooled, a video: nanodet; hog where none is "
+            "fetched) | "
             "nanodet | centernet | movenet_multipose | hog | onnx:PATH.",
         ),
         out: Path = typer.Option(
@@ -156,6 +160,7 @@ def register(app: typer.Typer) -> None:
             plan = plan_outputs(source, out, images)
             if bundle is not None and (model or weights):
                 raise ValueError("pass --bundle DIR or --model NAME [--weights], not both")
+            from ..sdk.stills import still_detector
             from .run import backend_format, open_estimator, resolve_bundle
 
             fmt = backend_format(backend)
@@ -166,12 +171,16 @@ def register(app: typer.Typer) -> None:
             est = open_estimator(path, fmt, device, None)
             try:
                 if est.needs_detector:
-                    est.detector = detector
-                    say(f"detector: {detector} ({type(est.detector).__name__})")
+                    # stills pool every fetched detector (a photo gets one try); video keeps one
+                    est.detector = still_detector(detector) if images else detector
+                    names = getattr(est.detector, "names", None) or [type(est.detector).__name__]
+                    say(f"detector: {detector} ({' + '.join(names)})")
                 else:
                     say("detector: none (a whole-frame model finds the people itself)")
                 if images:
-                    body = {"images": _predict_images(est, images, plan, say)}
+                    given = isinstance(detector, str) and detector.startswith("boxes:")
+                    # boxes from a file are people by the user's word: posed as given, none merged
+                    body = {"images": _predict_images(est, images, plan, say, refine=not given)}
                 else:
                     with sigterm_as_interrupt():
                         body = {"video": str(source), **_predict_video(est, source, plan, max_frames)}
@@ -184,7 +193,7 @@ def register(app: typer.Typer) -> None:
             return
         if "images" in body:
             n = sum(len(r["poses"]) for r in body["images"])
-            console.print(f"{len(body['images'])} image(s), {n} people")
+            console.print(f"{len(body['images'])} image(s), {n} {'person' if n == 1 else 'people'}")
         else:
             console.print(f"{body['frames']} frames, {body['poses']} poses, {body['tracks']} tracks")
         for kind, p in written.items():

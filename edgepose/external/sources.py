@@ -44,6 +44,8 @@ PACKAGES: dict[str, Package] = {
     "mediapipe": Package("pypi", "mediapipe", "0.10.21", "Apache-2.0"),
     "opencv-doc": Package("debian", "opencv-doc", None, "Apache-2.0"),
     "pose2sim": Package("pypi", "pose2sim", "0.10.49", "BSD-3-Clause"),
+    # test photos only: the wheel is unpacked for two JPEGs, ultralytics is never installed or imported
+    "ultralytics": Package("pypi", "ultralytics", "8.4.190", "AGPL-3.0"),
 }
 
 _HM = "package/models/"
@@ -139,6 +141,22 @@ _FILES: list[SourceFile] = [
         "ba06f6701f7260998b430c39b6557f775497e6ce7b1a74f0b7ea6af371bf54a6",
         "Apache-2.0",
         "OpenCV sample photo (basketball players)",
+    ),
+    SourceFile(
+        "bus.jpg",
+        "ultralytics",
+        "ultralytics/assets/bus.jpg",
+        "c02019c4979c191eb739ddd944445ef408dad5679acab6fd520ef9d434bfbc63",
+        "AGPL-3.0",
+        "Ultralytics sample photo (four people and a bus), 810x1080",
+    ),
+    SourceFile(
+        "zidane.jpg",
+        "ultralytics",
+        "ultralytics/assets/zidane.jpg",
+        "16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb",
+        "AGPL-3.0",
+        "Ultralytics sample photo (two men, upper bodies), 1280x720",
     ),
     *[
         SourceFile(

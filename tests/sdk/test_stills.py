@@ -1,0 +1,162 @@
+"""People on stills (``edgepose.sdk.stills``): pooled detectors, people split in two merged by the pose
+model's confidence, non-people and duplicates dropped; on the fetched photos, everyone clearly
+visible is found once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgepose.core.assets import asset_path, missing_reason
+from edgepose.sdk.results import Results
+from edgepose.sdk.stills import (
+    DetectorEnsemble,
+    StillRefine,
+    drop_weak_and_contained,
+    merge_split_people,
+    poses_on_still,
+)
+from edgepose.sdk.types import Detections, Pose
+
+IMAGE = np.zeros((400, 600, 3), np.uint8)
+
+
+class ScoredByBox:
+    """A stand-in estimator whose pose confidence is a function of the box: ``rule(box) -> score``."""
+
+    needs_detector = True
+
+    def __init__(self, rule, detector=None):
+        self.rule, self.detector, self.calls = rule, detector, 0
+
+    def __call__(self, image, boxes, box_scores=None):
+        self.calls += 1
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        bs = [1.0] * len(boxes) if box_scores is None else list(box_scores)
+        return Results(
+            [
+                Pose(b, np.zeros((17, 2), np.float32), np.full(17, self.rule(b), np.float32), box_score=s)
+                for b, s in zip(boxes, bs, strict=True)
+            ],
+            image,
+        )
+
+
+LEFT, RIGHT = np.array([100, 50, 300, 350]), np.array([220, 60, 420, 340])  # one person, split
+UNION = np.array([100, 50, 420, 350])
+APART = np.array([480, 40, 590, 380])  # someone else, not touching
+
+
+def _near(a, b):
+    return np.abs(np.asarray(a, float) - np.asarray(b, float)).max() < 1
+
+
+def split_person(box):
+    return 0.8 if _near(box, UNION) else 0.6 if _near(box, LEFT) else 0.5
+
+
+def test_a_person_split_in_two_is_merged_when_the_union_is_more_confident():
+    est = ScoredByBox(split_person)
+    boxes, scores = merge_split_people(est, IMAGE, np.array([LEFT, RIGHT, APART]), np.array([0.9, 0.7, 0.8]))
+    got = sorted(map(tuple, boxes.astype(int).tolist()))
+    assert got == sorted([tuple(UNION), tuple(APART)])
+    assert sorted(scores.tolist()) == pytest.approx([0.8, 0.9])  # the union keeps its better half's
+
+
+def test_two_people_side_by_side_stay_two():
+    est = ScoredByBox(lambda b: 0.5 if _near(b, UNION) else 0.7)  # the union is worse: two people
+    boxes, _ = merge_split_people(est, IMAGE, np.array([LEFT, RIGHT]), np.array([0.9, 0.7]))
+    assert len(boxes) == 2
+    # a gain below merge_gain is not enough either
+    est = ScoredByBox(lambda b: 0.72 if _near(b, UNION) else 0.7)
+    assert len(merge_split_people(est, IMAGE, np.array([LEFT, RIGHT]), np.array([0.9, 0.7]))[0]) == 2
+
+
+def test_boxes_that_do_not_overlap_are_never_tried_together():
+    est = ScoredByBox(lambda b: 0.9 if (b[2] - b[0]) > 300 else 0.5)  # any wide box would 'win'
+    boxes, _ = merge_split_people(est, IMAGE, np.array([LEFT, APART]), np.array([0.9, 0.8]))
+    assert len(boxes) == 2 and est.calls == 1  # one pass: poses of the two boxes, no pair to try
+
+
+def test_weak_poses_and_boxes_inside_a_person_are_dropped():
+    inner = np.array([150, 100, 250, 300])  # a tie inside the person
+    crowd = np.array([10, 10, 40, 60])
+    scores = {tuple(LEFT): 0.7, tuple(inner): 0.55, tuple(crowd): 0.25, tuple(APART): 0.45}
+    est = ScoredByBox(lambda b: scores[tuple(int(v) for v in b)])
+    res = drop_weak_and_contained(est(IMAGE, np.array([crowd, inner, LEFT, APART])))
+    assert [tuple(int(v) for v in p.box) for p in res] == [tuple(LEFT), tuple(APART)]  # by confidence
+    # thresholds are the caller's
+    loose = drop_weak_and_contained(
+        est(IMAGE, np.array([crowd, inner, LEFT])), StillRefine(min_pose_score=0.2)
+    )
+    assert len(loose) == 2
+    with pytest.raises(ValueError, match="min_pose_score"):
+        StillRefine(min_pose_score=1.5)
+
+
+def test_poses_on_still_given_boxes_are_kept_as_they_are():
+    boxes = np.array([LEFT, RIGHT, [10, 10, 40, 60]], np.float32)
+    est = ScoredByBox(
+        lambda b: 0.2 if b[2] < 50 else split_person(b),
+        detector=lambda img, i=0: Detections(boxes, np.full(3, 0.9, np.float32)),
+    )
+    assert len(poses_on_still(est, IMAGE, refine=False)) == 3
+    assert len(poses_on_still(est, IMAGE)) == 1  # split person merged, the weak one dropped
+
+
+def test_the_ensemble_pools_detectors_and_removes_duplicates():
+    a = lambda img, i=0: Detections(np.array([LEFT], np.float32), np.array([0.6], np.float32))  # noqa: E731
+    b = lambda img, i=0: Detections(  # noqa: E731
+        np.array([LEFT + 3, APART], np.float32), np.array([0.8, 0.5], np.float32)
+    )
+    none = lambda img, i=0: Detections.empty()  # noqa: E731
+    det = DetectorEnsemble([a, b, none], ["a", "b", "none"])
+    got = det(IMAGE)
+    assert len(got) == 2 and sorted(got.scores.tolist()) == pytest.approx([0.5, 0.8])  # LEFT once, the best
+    assert len(DetectorEnsemble([none, none])(IMAGE)) == 0
+    assert "a + b + none" in repr(det)
+    with pytest.raises(ValueError, match="at least one"):
+        DetectorEnsemble([])
+
+
+PHOTOS = {  # file: (people clearly visible, a point inside each of them, x y)
+    "bus.jpg": (4, [(140, 600), (280, 600), (750, 600), (40, 700)]),
+    "zidane.jpg": (2, [(400, 500), (900, 400)]),
+    "messi5.jpg": (1, [(280, 200)]),
+    "basketball1.png": (2, [(90, 300), (560, 300)]),
+}
+
+
+@pytest.mark.slow  # exports the shipped weights once (about a minute on two cores)
+@pytest.mark.parametrize("photo", sorted(PHOTOS))
+def test_every_clearly_visible_person_on_the_fetched_photos_is_found_once(photo, shipped_estimator):
+    for need in (photo, "nanodet.onnx", "centernet.onnx"):
+        if asset_path(need) is None:
+            pytest.skip(missing_reason(need))
+    from edgepose.sdk.results import read_image
+    from edgepose.sdk.stills import still_detector
+
+    count, points = PHOTOS[photo]
+    res = poses_on_still(shipped_estimator, read_image(asset_path(photo)), still_detector("auto"))
+    assert len(res) == count, [p.box.round().tolist() for p in res]
+    for x, y in points:  # each person holds exactly one box
+        inside = [p for p in res if p.box[0] <= x <= p.box[2] and p.box[1] <= y <= p.box[3]]
+        assert len(inside) >= 1, (x, y, [p.box.round().tolist() for p in res])
+    if photo == "messi5.jpg":  # one box over the whole kick, not a half
+        assert res[0].box[2] - res[0].box[0] > 300
+
+
+@pytest.fixture(scope="module")
+def shipped_estimator():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    from edgepose.cli.predict import default_model
+    from edgepose.cli.run import open_estimator, resolve_bundle
+
+    name = default_model()
+    if name != "dsta_mnv2_coco":
+        pytest.skip("the real-footage weights are not installed")
+    path, _ = resolve_bundle(None, name, "pretrained", None, "onnx", lambda m: None)
+    est = open_estimator(path, "onnx", "cpu", None)
+    yield est
+    est.close()
