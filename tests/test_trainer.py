@@ -218,3 +218,25 @@ def test_cli_train_on_cuda_without_a_gpu_refuses_in_one_line(tmp_path):
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "torch sees no CUDA GPU" in lines[0], res.output
     assert not (tmp_path / "synthetic-data").exists()  # refused before any data was made
+
+
+def test_stop_after_epoch_keeps_the_long_schedule_and_resumes_to_the_full_run(tmp_path):
+    """A 4-epoch step schedule stopped after epoch 2 has trained the first two epochs of that schedule
+    (not a 2-epoch schedule squeezed), and a resume without the stop ends where the uninterrupted
+    run does."""
+    sched = dict(schedule="step", milestones=(0.5, 0.75))
+    full, m_full, _ = _run(tmp_path / "full", **sched)
+    full.fit()
+    part, m_part, _ = _run(tmp_path / "part", stop_after_epoch=2, **sched)
+    state = part.fit()
+    assert state.epoch == 2 and state.step == 2 * 6
+    hist = json.loads((tmp_path / "part" / "history.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert part.optimizer.param_groups[0]["lr"] == pytest.approx(0.02)  # before the first decay (epoch 2)
+    short, m_short, _ = _run(tmp_path / "short", epochs=2, **sched)
+    short.fit()  # a 2-epoch schedule decays at epoch 1: other weights
+    assert not all(torch.equal(a, b) for a, b in zip(m_part.parameters(), m_short.parameters()))
+    rest, m_rest, _ = _run(tmp_path / "part", **sched)  # same directory, no stop: resumes
+    assert rest.fit().epoch == 4
+    for a, b in zip(m_full.parameters(), m_rest.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

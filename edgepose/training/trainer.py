@@ -73,6 +73,9 @@ class TrainConfig:
     # parameter-name prefixes kept as loaded: no gradient, and their modules stay in eval mode, so a
     # pretrained trunk keeps its BatchNorm statistics (train mode would normalise by each batch)
     freeze: tuple[str, ...] = ()
+    # stop (resumably) once this many epochs are done, on the schedule of ``epochs``: a fine-tune that
+    # keeps the warm-up and first plateau of a longer step schedule; 0 = run all ``epochs``
+    stop_after_epoch: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -445,7 +448,8 @@ class Trainer:
             job = bar.add_task(
                 "train", total=total, completed=self.state.step, info="resumed" if resumed else ""
             )
-            while self.state.epoch < cfg.epochs:
+            last = min(cfg.epochs, cfg.stop_after_epoch) if cfg.stop_after_epoch > 0 else cfg.epochs
+            while self.state.epoch < last:
                 epoch = self.state.epoch
                 self.model.train()
                 for module in self._frozen_modules():
