@@ -7,7 +7,10 @@ A bundle's manifest lists every file of the bundle directory except itself
 checks both before any runtime parses a graph, so a truncated or bit-flipped
 file, a missing one, or a manifest edited by hand is refused with one line
 naming it, instead of running. Hashes are cached per process by (path, inode,
-size, mtime), so a bundle opened again costs a ``stat`` per file.
+size, mtime), so a bundle opened again costs a ``stat`` per file. A weight file
+that several stage graphs share (SHaRPose's ViT) is one file here, recorded and
+checked once; each graph's own metadata also names it with its sha256
+(``check_shared_file``), so a graph opened without its manifest checks it too.
 
 Torch-free (device side).
 """
@@ -129,11 +132,27 @@ def check_files(bundle_dir: str | os.PathLike, files: Mapping[str, Mapping[str, 
             )
 
 
+def check_shared_file(graph: str | os.PathLike, record: Mapping[str, Any]) -> Path:
+    """The weight file several stage graphs share (``record``: its ``file``, ``size``, ``sha256``, as
+    the graph's own metadata names it), checked before a runtime maps it; returns its path.
+
+    The manifest already checks it once per bundle; this covers a graph opened on its own, where a
+    changed shared file would otherwise run with wrong weights silently.
+    """
+    g = Path(graph)
+    name = str(record.get("file", ""))
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise IntegrityError(f"{str(g)!r} names a shared weight file outside its directory ({name!r})")
+    check_files(g.parent, {name: {"size": int(record["size"]), "sha256": str(record["sha256"])}})
+    return g.parent / name
+
+
 __all__ = [
     "IntegrityError",
     "bundle_files",
     "canonical_digest",
     "check_files",
+    "check_shared_file",
     "clear_cache",
     "file_sha256",
     "record_files",

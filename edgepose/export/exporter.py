@@ -42,7 +42,14 @@ from .formats import (
     parse_batch,
     resolve_formats,
 )
-from .stages import EXPORT_BATCH_DYNAMIC, Artifact, QuantizationHook, StageJob, file_size
+from .stages import (
+    EXPORT_BATCH_DYNAMIC,
+    SHARE_MIN_FRACTION,
+    Artifact,
+    QuantizationHook,
+    StageJob,
+    file_size,
+)
 from .verify import VERIFY_SEED, BundleCheck, check_bundle, raise_on_failure
 
 TEMP_PREFIXES = ("edgepose-export-", "edgepose-quantize-")
@@ -188,6 +195,7 @@ def _manifest(
     stage_seconds: dict[str, float],
     sizes: dict[str, int],
     notes: list[str],
+    shared: dict | None = None,
 ) -> Manifest:
     model = src.model
     extra: dict[str, Any] = {
@@ -201,6 +209,8 @@ def _manifest(
         "size_bytes": sizes,
         "notes": notes,
     }
+    if shared:
+        extra["shared_weights"] = shared  # the file every stage lists second; hashed once in ``files``
     static = {s: a.batch for s, a in artifacts.items() if a.batch != batch}
     if static:
         extra["stage_batch"] = static  # stages whose converter had to fix the batch (see notes)
@@ -342,13 +352,125 @@ class Converted:
     artifacts: dict[str, Artifact]
     seconds: dict[str, float]
     notes: list[str]
+    shared: dict | None = None  # the shared weight file's record (``share_weights``)
+
+
+SHARED_SIZE_KEY = "shared_weights"  # extra["size_bytes"] key of the file the stages share
+
+# formats whose stage files cannot point into one weight file, and why (the manifest's note says it)
+NO_SHARING = {
+    "tflite": (
+        "a .tflite flatbuffer keeps its weights in its own buffers: a Buffer holds its bytes inline or "
+        "an offset/size into the same .tflite file, with no field naming another file, so two .tflite "
+        "graphs cannot read one weight file (one .tflite with a signature per stage could share "
+        "buffers; the TFLite runtime here opens one graph per stage)"
+    ),
+    "coreml": (
+        "an .mlpackage reads its weights from its own Data/com.apple.CoreML/weights/weight.bin "
+        "(blob paths are @model_path-relative to the package), so two packages cannot read one weight "
+        "file (one multifunction .mlpackage, iOS 18 / macOS 15 and later, could hold both stages with "
+        "weights deduplicated; the Core ML runtime here opens one package per stage)"
+    ),
+}
+
+
+def share_weights(job: ExportJob, target: FormatTarget, conv: Converted) -> dict | None:
+    """Stages that hold the same weights (SHaRPose's coarse and fine: one ViT) point into one file.
+
+    The format's ``share_weights(dir, artifacts, header)`` does it where the format can (ONNX
+    external data, OpenVINO IR); formats without one keep a full copy per stage, and the
+    manifest's notes say why (``NO_SHARING``). Tensors are matched by content, and only when the
+    stages hold a real share in common. Runs inside the staging directory, before the manifest
+    is sealed, so the shared file gets its sha256 there and the bundle is swapped in whole.
+    """
+    src = job.src
+    share = getattr(target.fmt.module(), "share_weights", None)
+    if len(conv.artifacts) < 2:
+        return None
+    if share is None:
+        common = _common_parameter_bytes(src.model, list(conv.artifacts))
+        if common and target.fmt.name in NO_SHARING:
+            conv.notes.append(
+                f"stages {', '.join(conv.artifacts)} hold {common / 2**20:.1f} MB of the same weights; "
+                f"{target.fmt.name} stores them once per stage: {NO_SHARING[target.fmt.name]}"
+            )
+        return None
+    header = {
+        "edgepose.version": __version__,
+        "model": src.name,
+        "precision": job.precision,
+        "stages": list(conv.artifacts),
+        "state_sha256": src.state_sha256,
+    }
+    t = time.perf_counter()
+    try:
+        record = share(target.staging, conv.artifacts, header)
+    except ExportError:
+        raise
+    except Exception as e:  # onnx / xml internals raise anything; name the format and step
+        raise ExportError(
+            f"{target.fmt.name}: sharing the weights of {src.name}'s stages failed: {type(e).__name__}: {e}"
+        ) from e
+    if record is None:
+        return None
+    conv.shared = record
+    mb = 1 / 2**20
+    conv.notes.append(
+        f"stages {', '.join(record['stages'])} share one weight file {record['file']} "
+        f"({record['size'] * mb:.1f} MB, {record['shared_tensors']} tensors in common, "
+        f"{record['saved_bytes'] * mb:.1f} MB not stored twice; matched by content) "
+        f"in {time.perf_counter() - t:.1f}s"
+    )
+    job.say(conv.notes[-1])
+    return record
+
+
+def _common_parameter_bytes(model, stages: list[str]) -> int:
+    """Bytes of the torch weights that more than one stage's forward reads; 0 when that is under
+    ``SHARE_MIN_FRACTION`` of what the stages read (as ``SharedWeights`` gates the file formats).
+
+    A zoo Stage holds the whole model, so what a stage uses is what its forward touches: every
+    parameter and buffer passed to a torch function, recorded over one batch-1 example.
+    """
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._pytree import tree_leaves
+
+    weights = {id(t): t for t in (*model.parameters(), *model.buffers())}
+
+    class Seen(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.hit: set[int] = set()
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.hit.update(id(a) for a in tree_leaves((args, kwargs)) if id(a) in weights)
+            return func(*args, **(kwargs or {}))
+
+    users: dict[int, int] = {}
+    for stage in stages:
+        seen = Seen()
+        with torch.no_grad(), seen:
+            model.stage(stage).eval()(*model.example_inputs(stage, 1, seed=0).values())
+        for key in seen.hit:
+            users[key] = users.get(key, 0) + 1
+    size = {k: weights[k].numel() * weights[k].element_size() for k in users}
+    total = sum(size[k] * n for k, n in users.items())
+    common = sum(size[k] for k, n in users.items() if n > 1)
+    return common if total and common >= SHARE_MIN_FRACTION * total else 0
 
 
 def export_format(job: ExportJob, target: FormatTarget) -> BundleResult:
     """One format: convert every stage, write the sealed manifest, verify, write it again."""
     t0 = time.perf_counter()
     conv = convert_stages(job, target)
-    sizes = {s: sum(file_size(target.staging / f) for f in a.files) for s, a in conv.artifacts.items()}
+    shared = share_weights(job, target, conv)
+    own = {shared["file"]} if shared else set()
+    sizes = {
+        s: sum(file_size(target.staging / f) for f in a.files if f not in own)
+        for s, a in conv.artifacts.items()
+    }
+    if shared:
+        sizes[SHARED_SIZE_KEY] = shared["size"]  # the one file every stage reads, counted once
     # sealed: the size and sha256 of every file written, checked by every later load
     manifest = _manifest(
         job.src,
@@ -360,6 +482,7 @@ def export_format(job: ExportJob, target: FormatTarget) -> BundleResult:
         conv.seconds,
         sizes,
         conv.notes,
+        conv.shared,
     ).sealed(target.staging)
     write_manifest(target.staging, manifest)
     check = None

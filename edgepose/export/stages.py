@@ -223,3 +223,119 @@ def file_size(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size if path.exists() else 0
+
+
+# ----------------------------------------------------------------------------- shared weights
+
+SHARED_MAGIC = b"EDGEPOSE-SHARED-WEIGHTS\n"  # a stray weight file still says what it is
+SHARED_HEADER_BYTES = 4096  # the header (magic + JSON) is padded to this; tensors follow
+SHARED_ALIGN = 64  # every tensor starts on a 64-byte boundary (SIMD loads from a mapped file)
+SHARE_MIN_FRACTION = 0.25  # share only when stages hold this much of their weight bytes in common
+
+
+@dataclass
+class SharedWeights:
+    """One weight file several stage graphs point into, each distinct tensor stored once.
+
+    Tensors are matched by content: element type, shape and the sha256 of their bytes. Names
+    cannot be trusted across graphs: an exporter names folded constants per graph (the same
+    transposed ViT weight is ``val_18`` in one SHaRPose stage and ``val_89`` in the other) and
+    reuses a name for different tensors (``val_59`` differs between the two).
+    """
+
+    blobs: dict[tuple, bytes] = field(default_factory=dict)  # key -> bytes, in first-seen order
+    users: dict[tuple, set[str]] = field(default_factory=dict)  # key -> stages that hold it
+    per_stage: dict[str, int] = field(default_factory=dict)  # stage -> its weight bytes (unshared)
+    tensors: int = 0  # tensor references, all stages
+
+    @staticmethod
+    def key(dtype: str, shape, data: bytes) -> tuple:
+        import hashlib
+
+        return (str(dtype), tuple(int(d) for d in shape), hashlib.sha256(data).hexdigest())
+
+    def add(self, stage: str, dtype: str, shape, data: bytes) -> tuple:
+        k = self.key(dtype, shape, data)
+        self.blobs.setdefault(k, bytes(data))
+        self.users.setdefault(k, set()).add(stage)
+        self.per_stage[stage] = self.per_stage.get(stage, 0) + len(data)
+        self.tensors += 1
+        return k
+
+    @property
+    def unshared_bytes(self) -> int:
+        return sum(self.per_stage.values())
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(len(b) for b in self.blobs.values())
+
+    @property
+    def saved_bytes(self) -> int:
+        return self.unshared_bytes - self.stored_bytes
+
+    @property
+    def common_bytes(self) -> int:
+        """Bytes of the tensors more than one stage holds."""
+        return sum(len(b) for k, b in self.blobs.items() if len(self.users[k]) > 1)
+
+    def worth_sharing(self) -> bool:
+        """Only stages that hold a real model in common (SHaRPose's one ViT) share a file; stages that
+        merely agree on a few LayerNorm vectors of ones keep their self-contained graphs."""
+        return len(self.per_stage) > 1 and self.common_bytes >= SHARE_MIN_FRACTION * self.unshared_bytes
+
+    def write(self, path: Path, header: dict[str, Any]) -> dict[tuple, tuple[int, int]]:
+        """Write the file (header, then each distinct tensor aligned) -> {key: (offset, length)}."""
+        import json
+
+        head = SHARED_MAGIC + json.dumps(
+            {
+                **header,
+                "tensors": len(self.blobs),
+                "bytes": self.stored_bytes,
+                "unshared_bytes": self.unshared_bytes,
+                "matched_by": "element type, shape and sha256 of the bytes",
+                "align": SHARED_ALIGN,
+            },
+            sort_keys=True,
+        ).encode("utf-8")
+        if len(head) > SHARED_HEADER_BYTES:
+            raise ExportError(f"shared weight header is {len(head)} bytes, over {SHARED_HEADER_BYTES}")
+        placed: dict[tuple, tuple[int, int]] = {}
+        with open(path, "wb") as f:
+            f.write(head.ljust(SHARED_HEADER_BYTES, b"\0"))
+            for k, data in self.blobs.items():
+                pad = -f.tell() % SHARED_ALIGN
+                f.write(b"\0" * pad)
+                placed[k] = (f.tell(), len(data))
+                f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return placed
+
+    def record(self, file: str, sha256: str, size: int) -> dict[str, Any]:
+        """What the manifest's ``extra["shared_weights"]`` says about the file."""
+        return {
+            "file": file,
+            "sha256": sha256,
+            "size": size,
+            "stages": sorted(self.per_stage),
+            "tensors": len(self.blobs),
+            "tensor_refs": self.tensors,
+            "shared_tensors": sum(1 for u in self.users.values() if len(u) > 1),
+            "unshared_bytes": self.unshared_bytes,
+            "common_bytes": self.common_bytes,
+            "saved_bytes": self.saved_bytes,
+            "matched_by": "element type, shape and sha256 of the bytes",
+        }
+
+
+def read_shared_header(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The JSON header of a shared weight file, or None if ``path`` is not one."""
+    import json
+
+    with open(path, "rb") as f:
+        head = f.read(SHARED_HEADER_BYTES)
+    if not head.startswith(SHARED_MAGIC):
+        return None
+    return json.loads(head[len(SHARED_MAGIC) :].rstrip(b"\0").decode("utf-8"))

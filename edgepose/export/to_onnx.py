@@ -7,20 +7,29 @@ run it at batch 3; a graph that fails either is re-exported with the
 TorchScript exporter (``dynamo=False``), and the manifest says which one made
 it. fp16 converts the float32 graph's weights and compute to float16 and keeps
 float32 inputs and outputs, so callers feed the same arrays either way.
+
+Stages that hold the same weights (SHaRPose's coarse and fine: one ViT) are
+rewritten after conversion by ``share_weights``: their initializers move to one
+external-data file, each distinct tensor stored once, so the bundle holds the
+ViT once instead of twice.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .formats import ExportError
-from .stages import Artifact, StageJob, named_module, quiet
+from .stages import Artifact, SharedWeights, StageJob, named_module, quiet
 
 OPSET = 18
 EXPORTERS = ("auto", "dynamo", "torchscript")
+SHARED_FILE = "shared_weights.data"  # ONNX external data that several stage graphs point into
+MIN_EXTERNAL_BYTES = 1024  # smaller initializers (shapes, scalars) stay inside the graph
+SHARED_KEY = "edgepose.shared_weights"  # graph metadata: {"file", "sha256", "size"} of the shared file
 
 
 def _export(job: StageJob, path: Path, exporter: str) -> None:
@@ -150,6 +159,51 @@ def convert(job: StageJob) -> Artifact:
         info={"exporter": exporter, "opset": OPSET},
     )
     return job.finish(artifact)
+
+
+def share_weights(out_dir: Path, artifacts: dict[str, Artifact], header: dict) -> dict | None:
+    """Move the stages' initializers into one external-data file, each distinct tensor once.
+
+    Returns the manifest record of the file, or None (graphs untouched) when the stages hold too
+    little in common. Every graph keeps its own initializer names and points them at offsets in
+    ``SHARED_FILE``; its metadata names the file with its size and sha256, so a graph opened
+    without the manifest still refuses a changed weight file (``runtimes.onnxruntime``).
+    """
+    import onnx  # lazy: onnx
+    from onnx.external_data_helper import set_external_data
+
+    from ..core.integrity import file_sha256
+
+    models = {s: onnx.load(str(out_dir / a.files[0]), load_external_data=False) for s, a in artifacts.items()}
+    table = SharedWeights()
+    keys: dict[str, list[tuple]] = {}
+    for stage, model in models.items():
+        for t in model.graph.initializer:
+            if t.data_location == onnx.TensorProto.EXTERNAL or len(t.raw_data) < MIN_EXTERNAL_BYTES:
+                continue  # typed-field (float_data...) tensors have no raw_data and stay inline too
+            keys.setdefault(stage, []).append(table.add(stage, str(t.data_type), t.dims, t.raw_data))
+    if not table.worth_sharing():
+        return None
+    path = out_dir / SHARED_FILE
+    placed = table.write(path, {**header, "format": "onnx"})
+    sha, size = file_sha256(path, use_cache=False), path.stat().st_size
+    for stage, model in models.items():
+        moved = iter(keys.get(stage, []))
+        for t in model.graph.initializer:
+            if t.data_location == onnx.TensorProto.EXTERNAL or len(t.raw_data) < MIN_EXTERNAL_BYTES:
+                continue
+            offset, length = placed[next(moved)]
+            set_external_data(t, SHARED_FILE, offset, length)
+            t.ClearField("raw_data")
+            t.data_location = onnx.TensorProto.EXTERNAL
+        entry = model.metadata_props.add()
+        entry.key = SHARED_KEY
+        entry.value = json.dumps({"file": SHARED_FILE, "sha256": sha, "size": size})
+        dest = out_dir / artifacts[stage].files[0]
+        onnx.save(model, str(dest))
+        onnx.checker.check_model(str(dest))  # with a path: also checks every external reference
+        artifacts[stage].files = (artifacts[stage].files[0], SHARED_FILE)
+    return table.record(SHARED_FILE, sha, size)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

@@ -4,10 +4,16 @@ ONNX Runtime silently drops a provider it cannot initialise (e.g. TensorRT
 without its libraries) and runs on the next one; the session compares what it
 got with what was asked and treats a downgrade as a fallback: allowed only with
 ``allow_fallback``, and always stated in ``reason``.
+
+A graph whose initializers live in a weight file shared with other stages
+(ONNX external data; SHaRPose's coarse and fine graphs) names that file with its
+size and sha256 in its metadata; the session checks it before it runs, so a
+graph opened without its manifest still refuses a changed weight file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import replace
@@ -15,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.integrity import IntegrityError, check_shared_file
 from ..core.manifest import TensorInfo
 from .base import BaseSession, DeviceUnavailable, ModelFileError, bad_file, check_exists, dims
 from .devices import Resolution, Target
@@ -23,6 +30,7 @@ from .registry import require
 _ORT_GPU = (
     "pip install onnxruntime-gpu (CUDA 12 + cuDNN 9; on Jetson, NVIDIA's JetPack onnxruntime-gpu wheel)"
 )
+SHARED_KEY = "edgepose.shared_weights"  # graph metadata: {"file", "sha256", "size"} of shared weights
 _QNN_HTP = "QnnHtp.dll" if sys.platform == "win32" else "libQnnHtp.so"
 
 # device kind -> execution providers in preference order (TensorRT is its own runtime: ``tensorrt``)
@@ -161,6 +169,7 @@ class OrtSession(BaseSession):
                 choice = _downgraded(choice, f"{wanted} failed to initialise ({msg.strip()[:120]})")
             else:
                 raise
+        self._check_shared()
         got = self._sess.get_providers()
         self.device = got[0]
         self.reason = choice.reason
@@ -175,6 +184,17 @@ class OrtSession(BaseSession):
         self.inputs = tuple(_info(a) for a in self._sess.get_inputs())
         self.outputs = tuple(_info(a) for a in self._sess.get_outputs())
         self._names = [o.name for o in self.outputs]
+
+    def _check_shared(self) -> None:
+        """Refuse a graph whose shared weight file is not the one it was exported with."""
+        meta = self._sess.get_modelmeta().custom_metadata_map
+        if SHARED_KEY not in meta:
+            return
+        try:
+            check_shared_file(self.path, json.loads(meta[SHARED_KEY]))
+        except (IntegrityError, ValueError, KeyError, TypeError) as e:
+            self._sess = None
+            raise ModelFileError(f"model file {str(self.path)!r}: {e}") from None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._names, self._sess.run(self._names, feeds)))

@@ -12,17 +12,27 @@ An fp16 bundle computes in f16 only where the device has native fp16
 arithmetic (its ``OPTIMIZATION_CAPABILITIES`` list ``FP16``: GPUs, NPUs, recent
 CPUs); elsewhere OpenVINO would silently substitute bf16, which cost SHaRPose-S
 5.4 px here, so it runs its fp16-compressed weights in f32 instead.
+
+Stages exported with shared weights (SHaRPose's coarse and fine IRs, one ViT)
+read their constants from one ``.bin`` that is not ``<stage>.bin``: the IR's
+rt_info names it with its size and sha256 (``weights_path``), and the file is
+checked against them before ``read_model``, so an IR opened without its manifest
+still refuses a changed weight file.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
+from ..core.integrity import IntegrityError, check_shared_file
 from ..core.manifest import TensorInfo
-from .base import BaseSession, DeviceUnavailable, bad_file, check_exists
+from .base import BaseSession, DeviceUnavailable, ModelFileError, bad_file, check_exists
 from .devices import Resolution, Target
 from .registry import require
 
@@ -35,6 +45,8 @@ TARGETS: dict[str, tuple[Target, ...]] = {
     ),
     "npu": (Target("NPU", "an Intel Core Ultra NPU with the Intel NPU driver (linux-npu-driver)"),),
 }
+SHARED_KEY = "edgepose.shared_weights"  # rt_info entry of an IR whose weights live in a shared .bin
+_TAIL_BYTES = 65536  # rt_info is the IR's last element: the record is found without parsing the graph
 VIRTUAL_PREFIXES = ("AUTO", "MULTI", "HETERO", "BATCH")  # names that are not devices of their own
 
 
@@ -91,16 +103,51 @@ def check_file(path: str | os.PathLike, deep: bool = False) -> None:
         head = p.read_bytes()[:512].lstrip()
         if not (head.startswith((b"<?xml", b"<net"))):
             raise bad_file(p, "does not start like an OpenVINO IR (.xml)")
-        weights = p.with_suffix(".bin")
+        weights = weights_path(p)
         if not weights.is_file():
             raise bad_file(p, f"has no weights file {weights.name!r} beside it")
     if deep:
         _read(p)
 
 
+def shared_weights(xml_path: str | os.PathLike) -> dict | None:
+    """{"file", "sha256", "size"} of the shared weights an IR points into (from its rt_info), or None."""
+    p = Path(xml_path)
+    with open(p, "rb") as f:
+        f.seek(max(0, p.stat().st_size - _TAIL_BYTES))
+        tail = f.read().decode("utf-8", errors="replace")
+    m = re.search("<" + re.escape(SHARED_KEY) + r' value="([^"]*)"', tail)
+    if m is None:
+        return None
+    try:
+        rec = json.loads(html.unescape(m.group(1)))
+        if not isinstance(rec, dict) or not {"file", "size", "sha256"} <= set(rec):
+            raise ValueError(rec)
+        if Path(str(rec["file"])).name != rec["file"] or rec["file"] in (".", ".."):
+            raise ValueError(rec["file"])
+    except ValueError:
+        raise bad_file(p, f"has an unreadable {SHARED_KEY} record in its rt_info") from None
+    return rec
+
+
+def weights_path(xml_path: str | os.PathLike) -> Path:
+    """The weights file of an IR: the shared one its rt_info names, else ``<stem>.bin``."""
+    p = Path(xml_path)
+    rec = shared_weights(p) if p.suffix.lower() == ".xml" else None
+    return p.with_name(rec["file"]) if rec else p.with_suffix(".bin")
+
+
 def _read(p: Path):
     ov = require("openvino")
+    rec = shared_weights(p) if p.suffix.lower() == ".xml" else None
+    if rec is not None:
+        try:
+            check_shared_file(p, rec)
+        except IntegrityError as e:
+            raise ModelFileError(str(e)) from None
     try:
+        if p.suffix.lower() == ".xml":
+            return ov.Core().read_model(str(p), str(weights_path(p)))
         return ov.Core().read_model(str(p))
     except Exception as e:  # RuntimeError from the IR/ONNX frontends
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
