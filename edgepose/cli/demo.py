@@ -31,7 +31,7 @@ import typer
 from . import _timing
 from ._common import console, err_console, friendly_errors, import_errors, print_json
 from ._timing import RunStats, timing_rows, timing_table
-from .run import backend_format, json_stdout
+from .run import backend_format, json_stdout, session_threads
 
 DEMO_SEED = 7  # the shipped weights trained on generator seed 0: this video is held out
 REAL_MODEL = "dsta_mnv2_coco"  # the shipped weights distilled on real footage
@@ -223,6 +223,7 @@ def run_demo(
     detector: str | None = None,
     say=lambda m: None,
     weights: str | None = None,
+    concurrent_detection: bool | None = None,
 ) -> dict:
     """The demo (see the module docstring); returns the summary it also writes to ``OUT/summary.json``."""
     from ..core.atomic import atomic_file
@@ -249,6 +250,8 @@ def run_demo(
     check = res.bundles[0].check
     verified = None if check is None else check.passed
     times["export + verify"] = time.perf_counter() - t
+    concurrent, threads = session_threads(out / "bundle", None, concurrent_detection, 1)
+    lean = {"threads": threads} if threads else {}
 
     t = time.perf_counter()
     truth = None
@@ -256,26 +259,26 @@ def run_demo(
     if source == "vtest":
         images, fps, first = held_out_clip(frames)
         src = IterableSource(images, fps=fps, name="vtest.avi (held-out tail)")
-        det = make_detector(detector or "auto")
+        det = make_detector(detector or "auto", **lean)
         det_name = detector or f"auto ({type(det).__name__})"
         src_name = f"vtest.avi frames {first}-{first + len(images) - 1} (held out of the weights' training)"
     elif source == "synthetic":
         images, truth, fps = synthetic_clip(frames)
         src = IterableSource(images, fps=fps, name=f"synthetic video (seed {DEMO_SEED})")
-        det = make_detector(detector) if detector else GivenBoxes(gt_boxes(truth))
+        det = make_detector(detector, **lean) if detector else GivenBoxes(gt_boxes(truth))
         det_name = detector or "ground-truth boxes"
         src_name = (
             f"synthetic {DEMO_PRESET} video, {frames} frames {DEMO_SIZE[0]}x{DEMO_SIZE[1]}, seed {DEMO_SEED}"
         )
     else:
         src = open_source(source)
-        det = make_detector(detector or "auto")
+        det = make_detector(detector or "auto", **lean)
         det_name = detector or f"auto ({type(det).__name__})"
         src_name = source
     times["make video"] = time.perf_counter() - t
 
-    est = PoseEstimator(load(out / "bundle", device=device))
-    pipe = VideoPipeline(est, detector=det, mode="offline")
+    est = PoseEstimator(load(out / "bundle", device=device, **lean))
+    pipe = VideoPipeline(est, detector=det, mode="offline", concurrent_detection=concurrent)
     pipe.timer = _timing.TotalsTimer()
     results, kept = [], []
     t = time.perf_counter()
@@ -377,6 +380,12 @@ def register(app: typer.Typer) -> None:
             "--weights",
             help="'pretrained' (the shipped weights; the default where the model has them) or a checkpoint.",
         ),
+        concurrent_detection: bool = typer.Option(
+            None,
+            "--concurrent-detection/--serial-detection",
+            help="Run the detector on a thread of its own, ahead of the pose stages (default: on with "
+            "2+ CPUs). Same poses either way.",
+        ),
         quick: bool = typer.Option(False, "--quick", help="A 16-frame smoke run."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ):
@@ -392,7 +401,18 @@ def register(app: typer.Typer) -> None:
                 from .evaluate import check_paths
 
                 check_paths(weights=weights)
-            s = run_demo(out, model, 16 if quick else frames, source, backend, device, detector, say, weights)
+            s = run_demo(
+                out,
+                model,
+                16 if quick else frames,
+                source,
+                backend,
+                device,
+                detector,
+                say,
+                weights,
+                concurrent_detection,
+            )
         timer, stats = s.pop("_timer"), s.pop("_stats")
         if as_json:
             print_json(s)

@@ -93,6 +93,28 @@ def open_estimator(path: Path, fmt: str | None, device: str, threads: int | None
     return PoseEstimator(load(path, device=device, format=fmt, **opts))
 
 
+def session_threads(
+    path: Path, threads: int | None, concurrent: bool | None, detect_every: int
+) -> tuple[bool, int | None]:
+    """(detect concurrently, intra-op threads of the pose and detector sessions) for ``run``/``demo``.
+
+    ``--threads`` wins; otherwise one thread each while detection runs beside the pose stages (the
+    measured best on two cores), else the runtime's default. A whole-frame bundle has no detector."""
+    from ..sdk.estimator import _peek_input_kind
+    from ..sdk.pipeline import CONCURRENT_SESSION_THREADS, default_concurrent_detection
+
+    if concurrent and detect_every > 1:
+        raise ValueError(
+            "--concurrent-detection needs --detect-every 1: between detections the detector follows the "
+            "poses of the frame before, so it cannot run ahead"
+        )
+    if _peek_input_kind(path) == "frame":
+        return False, threads
+    if concurrent is None:
+        concurrent = default_concurrent_detection(detect_every)
+    return concurrent, threads or (CONCURRENT_SESSION_THREADS if concurrent else None)
+
+
 def check_display() -> None:
     """--show needs a GUI-enabled OpenCV and a display; say which is missing."""
     import cv2
@@ -159,7 +181,19 @@ def register(app: typer.Typer) -> None:
         max_frames: int = typer.Option(None, "--max-frames", help="Stop after N frames."),
         no_smooth: bool = typer.Option(False, "--no-smooth", help="Turn off One-Euro keypoint smoothing."),
         show: bool = typer.Option(False, "--show", help="Show the annotated frames in a window (q quits)."),
-        threads: int = typer.Option(None, "--threads", min=1, help="Runtime threads (>= 1)."),
+        threads: int = typer.Option(
+            None,
+            "--threads",
+            min=1,
+            help="Intra-op threads of each runtime session, pose and detector (>= 1; default: 1 each "
+            "with concurrent detection, else the runtime's own).",
+        ),
+        concurrent_detection: bool = typer.Option(
+            None,
+            "--concurrent-detection/--serial-detection",
+            help="Run the detector on a thread of its own, ahead of the pose stages (default: on with "
+            "2+ CPUs and --detect-every 1). Same poses either way.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the end-of-run summary as JSON."),
         summary_json: bool = typer.Option(False, "--summary-json", hidden=True, help="Old name of --json."),
     ):
@@ -185,11 +219,17 @@ def register(app: typer.Typer) -> None:
             try:
                 fmt = backend_format(backend)
                 path, how = resolve_bundle(bundle, model, weights, frames, fmt, say)
-                est = open_estimator(path, fmt, device, threads)
+                concurrent, n_threads = session_threads(path, threads, concurrent_detection, detect_every)
+                est = open_estimator(path, fmt, device, n_threads)
                 # a whole-frame bundle finds the people itself: no detector is made
-                det = make_detector(detector) if est.needs_detector else None
+                det = make_detector(detector, threads=n_threads) if est.needs_detector else None
                 pipe = VideoPipeline(
-                    est, detector=det, mode=mode, detect_every=detect_every, smoothing=not no_smooth
+                    est,
+                    detector=det,
+                    mode=mode,
+                    detect_every=detect_every,
+                    smoothing=not no_smooth,
+                    concurrent_detection=concurrent,
                 )
             except BaseException:
                 src.close()
@@ -216,6 +256,8 @@ def register(app: typer.Typer) -> None:
             "precision": est.manifest.precision,
             "sessions": sessions,
             "mode": pipe.mode,
+            "concurrent_detection": pipe.concurrent_detection,
+            "threads": n_threads,
             "frames": stats.frames,
             "seconds": round(stats.wall_s, 3),
             "fps": round(stats.fps, 2),
@@ -231,7 +273,8 @@ def register(app: typer.Typer) -> None:
         if summary_json:
             print_json(summary)
             return
-        console.print(f"[dim]{how}; sessions {sessions}; mode {pipe.mode}[/]")
+        detection = "concurrent" if pipe.concurrent_detection else "serial"
+        console.print(f"[dim]{how}; sessions {sessions}; mode {pipe.mode}; detection {detection}[/]")
         console.print(timing_table(pipe.timer, stats))
         if summary.get("skipped_frames"):
             gaps = summary["gaps"]

@@ -217,7 +217,7 @@ class OnnxDetector:
 
     Only ``person_class`` (COCO: 0) is kept; ``None`` keeps every class.
     The session comes from ``edgepose.runtimes.open_session`` (any backend/device it
-    supports) unless one is passed.
+    supports, ``threads`` intra-op threads) unless one is passed.
     """
 
     def __init__(
@@ -231,13 +231,14 @@ class OnnxDetector:
         device: str = "auto",
         session=None,
         pad_value: int = 114,
+        threads: int | None = None,
     ):
         if session is None:
             if path is None:
                 raise ValueError("OnnxDetector needs a model path or an open session")
             from ..runtimes import open_session
 
-            session = open_session(path, device=device)
+            session = open_session(path, device=device, **({"threads": threads} if threads else {}))
         self.session = session
         if len(session.inputs) != 1:
             raise ValueError(
@@ -483,7 +484,8 @@ def _auto(arg: str | None = None, **kw):
         warnings.warn(
             f"falling back to the HOG person detector (slow, misses small people): {e}", stacklevel=3
         )
-        return HogDetector()
+        kw.pop("threads", None)  # OpenCV's own pool runs HOG
+        return HogDetector(**kw)
 
 
 def _external_kinds() -> dict[str, DetectorKind]:
@@ -517,8 +519,16 @@ def detector_help() -> str:
     return " | ".join(f"{k}:{v.arg}" if v.arg else k for k, v in DETECTORS.items())
 
 
-def make_detector(spec="auto", **kw) -> Callable[..., Detections]:
-    """A detector from ``KIND[:ARG]`` of ``DETECTORS``, a path to an ``.onnx`` file, or a ready callable."""
+# kinds that run a runtime session, whose intra-op threads ``make_detector(threads=)`` sets
+_SESSION_KINDS = frozenset(k for k in DETECTORS if k not in ("hog", "boxes"))
+
+
+def make_detector(spec="auto", threads: int | None = None, **kw) -> Callable[..., Detections]:
+    """A detector from ``KIND[:ARG]`` of ``DETECTORS``, a path to an ``.onnx`` file, or a ready callable.
+
+    ``threads``: intra-op threads of the detector's runtime session (None: the runtime's default); the
+    kinds without one (``hog``, ``boxes``) and ready callables ignore it. ``auto`` falling back to HOG
+    ignores it too."""
     if callable(spec) and not isinstance(spec, (str, os.PathLike)):
         return spec
     s = str(spec)
@@ -527,4 +537,6 @@ def make_detector(spec="auto", **kw) -> Callable[..., Detections]:
         kind, arg = "onnx", s
     if kind not in DETECTORS:
         raise ValueError(f"unknown detector {s!r}: use {detector_help()}")
+    if threads and kind in _SESSION_KINDS:
+        kw["threads"] = int(threads)
     return DETECTORS[kind].make(arg or None, **kw)

@@ -17,20 +17,34 @@ smoothing -> sinks. No person detector is made for them, whatever ``detector`` s
 Push style: ``process(frame)`` returns the results that became ready (zero
 or one frame), ``flush()`` the rest. Pull style: ``run(source, ...)`` yields
 results and writes the sinks.
+
+Concurrent detection (``concurrent_detection``, pull style only): a thread reads the source and runs
+the detector up to ``detect_ahead`` frames ahead of the pose stages, through a bounded queue, so on two
+cores the detector's time hides behind the pose stages'. ONNX Runtime, OpenVINO and OpenCV release the
+GIL while they compute, so a thread is enough. Frames stay in order, the poses are the same as serial
+(the detector sees the same frames; nothing it reads depends on the poses), a failure in the thread is
+raised in the caller with its own traceback, and the thread is joined when the run ends, fails or is
+interrupted. ``detect_every > 1`` cannot run ahead (``ReusePoses`` follows the poses of the frame
+before), so it stays serial.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import queue
+import threading
+import time
+import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .detectors import ReusePoses, make_detector
 from .drawing import draw_overlay, draw_poses, timing_lines
-from .estimator import FrameInput, PoseEstimator
+from .estimator import FrameInput, PoseEstimator, _peek_input_kind
 from .ring_buffer import StreamBuffer, TrackBuffers, delay_for
 from .sinks import JsonlSink, VideoSink
 from .smoothing import PoseSmoother
@@ -61,6 +75,86 @@ class _Pending:
     letterbox: np.ndarray | None = None  # whole-frame models: the frame -> model-input affine
 
 
+# intra-op threads per runtime session while detection runs beside the pose stages: on two cores one
+# each beat the runtimes' default of one per core (benchmarks/results/concurrent_loop.md)
+CONCURRENT_SESSION_THREADS = 1
+
+
+def default_concurrent_detection(detect_every: int = 1) -> bool:
+    """Whether ``VideoPipeline`` detects on a thread of its own by default: where the detector can run
+    ahead (every frame) and there are two or more CPUs for the two stages."""
+    return detect_every == 1 and (os.cpu_count() or 1) >= 2
+
+
+_END = object()  # the detector thread's last item
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
+class _DetectAhead:
+    """Reads ``frames`` and runs ``detect`` on a thread of its own, at most ``depth`` frames ahead.
+
+    Iterating yields ``(frame, detections, detect_ms)`` in source order; an exception of the thread is
+    raised here, with the traceback it had there. ``close()`` stops the thread and joins it (it also
+    closes an unfinished iteration), so no thread outlives the run that made it.
+    """
+
+    def __init__(self, frames: Iterable[Frame], detect: Callable[[Frame], Detections], depth: int = 2):
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
+        self._stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._work, args=(frames, detect), name="edgepose-detect", daemon=True
+        )
+        self.thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():  # a bounded wait, so close() is never stuck behind a full queue
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def _work(self, frames: Iterable[Frame], detect: Callable[[Frame], Detections]) -> None:
+        try:
+            for frame in frames:
+                if self._stop.is_set():
+                    return
+                t0 = time.perf_counter()
+                det = detect(frame)
+                if not self._put((frame, det, (time.perf_counter() - t0) * 1e3)):
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread, raised there
+            self._put(_Failed(e))
+        finally:
+            self._put(_END)
+
+    def __iter__(self) -> Iterator[tuple[Frame, Detections, float]]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread and wait for it (the detector call in progress finishes first)."""
+        self._stop.set()
+        while True:  # free a put the thread may be waiting in
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self.thread.join(timeout)
+        if self.thread.is_alive():  # a source stuck in a read (a stalled stream): it ends with that read
+            warnings.warn(f"the detector thread did not stop within {timeout:g} s", stacklevel=2)
+
+
 class VideoPipeline:
     """Tracks people through a video and estimates their poses with a bundle.
 
@@ -72,7 +166,14 @@ class VideoPipeline:
     ``detect_every``: run the detector every N frames and follow the previous
     poses in between. ``mode``: ``offline``, ``online`` or ``auto`` (online for
     live sources). ``smoothing``: True (default One-Euro), False, or a
-    ``PoseSmoother``.
+    ``PoseSmoother``. ``concurrent_detection``: in ``run()``, detect on a thread of its own up to
+    ``detect_ahead`` frames ahead of the pose stages (module docstring; ``timer``'s ``detect`` is then
+    the time the loop waited for detections, ``detector_timer``'s the detector's own); default on when
+    there is a detector to run ahead (top-down, ``detect_every == 1``) and the machine has two or more CPUs
+    (benchmarks/results/concurrent_loop.md measured it). With it on, the sessions this pipeline opens
+    (an estimator or detector given by name or path) get one intra-op thread each: two stages with a
+    pool of one thread per core each fight over the cores (measured there too); sessions passed in
+    open keep their own settings.
     """
 
     def __init__(
@@ -85,10 +186,22 @@ class VideoPipeline:
         smoothing: bool | PoseSmoother = True,
         min_box_score: float = 0.0,
         device: str = "auto",
+        concurrent_detection: bool | None = None,
+        detect_ahead: int = 2,
     ):
-        self.estimator = (
-            estimator if isinstance(estimator, PoseEstimator) else PoseEstimator(estimator, device)
-        )
+        if concurrent_detection is None:
+            concurrent_detection = default_concurrent_detection(detect_every)
+        elif concurrent_detection and detect_every > 1:
+            raise ValueError(
+                "concurrent_detection needs detect_every=1: with detect_every > 1 the detector follows "
+                "the poses of the frame before, so it cannot run ahead of them"
+            )
+        # sessions this pipeline opens get one intra-op thread when two stages share the cores
+        lean = {"threads": CONCURRENT_SESSION_THREADS} if concurrent_detection else {}
+        if not isinstance(estimator, PoseEstimator):
+            top_down = _peek_input_kind(estimator) != "frame"
+            estimator = PoseEstimator(estimator, device, **(lean if top_down else {}))
+        self.estimator = estimator
         self.whole_frame = bool(getattr(self.estimator, "is_whole_frame", False))
         self.detector: Callable[..., Detections] | None = None
         if not self.whole_frame:
@@ -97,7 +210,7 @@ class VideoPipeline:
                     f"{self.estimator.name} is a top-down model (it takes person crops): it needs a person "
                     "detector; pass detector='auto' (or a KIND of edgepose.sdk.DETECTORS, or a callable)"
                 )
-            det = make_detector(detector)
+            det = make_detector(detector, **lean)
             self.detector = ReusePoses(det, detect_every) if detect_every > 1 else det
         self.tracker = tracker or Tracker(sigmas=self.estimator.layout.sigmas)
         if mode not in ("auto", "online", "offline"):
@@ -106,7 +219,13 @@ class VideoPipeline:
         self.smoother = (PoseSmoother() if smoothing else None) if isinstance(smoothing, bool) else smoothing
         self.min_box_score = float(min_box_score)
         self.timer = StageTimer()
+        self.detector_timer = StageTimer()  # concurrent detection: the detector thread's own time
         self.fps = FpsMeter()
+        can_run_ahead = self.detector is not None and not isinstance(self.detector, ReusePoses)
+        self.concurrent_detection = bool(concurrent_detection and can_run_ahead)
+        self.detect_ahead = int(detect_ahead)
+        if self.detect_ahead < 1:
+            raise ValueError(f"detect_ahead must be >= 1, got {detect_ahead}")
         self.reset("offline" if mode == "auto" else mode)
 
     # -- state -----------------------------------------------------------------------------------
@@ -132,15 +251,24 @@ class VideoPipeline:
         """Take one frame; return the frame results now complete (offline: the frame ``delay`` back)."""
         if self.whole_frame:
             return self._process_whole_frame(frame)
+        with self.timer("detect"):
+            det = self._detect(frame)
+        return self._process_detected(frame, det)
+
+    def _detect(self, frame: Frame) -> Detections:
+        """The detector on one frame, boxes under ``min_box_score`` dropped (may run on its own thread)."""
+        det = self.detector(frame.image, frame.index)
+        if self.min_box_score > 0 and len(det):
+            keep = det.scores >= self.min_box_score
+            det = Detections(
+                det.boxes[keep], det.scores[keep], None if det.keypoints is None else det.keypoints[keep]
+            )
+        return det
+
+    def _process_detected(self, frame: Frame, det: Detections) -> list[FrameResult]:
+        """``process`` after the detector: track, crop, run the stages, emit what is complete."""
         t_total = self.timer
         img = frame.image
-        with t_total("detect"):
-            det = self.detector(img, frame.index)
-            if self.min_box_score > 0 and len(det):
-                keep = det.scores >= self.min_box_score
-                det = Detections(
-                    det.boxes[keep], det.scores[keep], None if det.keypoints is None else det.keypoints[keep]
-                )
         with t_total("track"):
             self.tracker.update(det.boxes, det.scores, det.keypoints, frame=frame.index)
             matched = [t for t in self.tracker.tracks if t.det_index >= 0]
@@ -149,9 +277,10 @@ class VideoPipeline:
         people: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
         if self.estimator.is_temporal:
             if matched:
-                with t_total("frame stage"):
+                with t_total("crops"):
                     boxes = np.stack([det.boxes[t.det_index] for t in matched])
-                    crops = self.estimator.prepare(img, boxes)
+                    crops = self.estimator.prepare(img, boxes, reuse=True)
+                with t_total("frame stage"):
                     feats = self.estimator.run_frame(crops)
                 for i, t in enumerate(matched):
                     self.buffers.push(t.id, frame.index, {k: v[i] for k, v in feats.items()})
@@ -231,8 +360,9 @@ class VideoPipeline:
                     outputs = est.run_temporal(windows)
                 mats = np.stack([pending.people[i][1] for i in ids])
             else:
+                with self.timer("crops"):
+                    crops = est.prepare(frame.image, boxes, reuse=True)
                 with self.timer("model"):
-                    crops = est.prepare(frame.image, boxes)
                     outputs = est.run_crops(crops)
                 mats = crops.matrices
             with self.timer("decode"):
@@ -304,15 +434,32 @@ class VideoPipeline:
             overlay = bool(src.live)
         video = VideoSink(video_out, fps=src.fps) if video_out else None
         jsonl = JsonlSink(jsonl_out) if jsonl_out else None
+        frames = src if max_frames is None else itertools.islice(src, max_frames)
+        ahead = _DetectAhead(frames, self._detect, self.detect_ahead) if self.concurrent_detection else None
         try:
-            for count, frame in enumerate(src, 1):
-                for res in self.process(frame):
-                    yield self._sink(res, video, jsonl, draw, overlay)
-                if max_frames is not None and count >= max_frames:
-                    break
+            if ahead is None:
+                for frame in frames:
+                    for res in self.process(frame):
+                        yield self._sink(res, video, jsonl, draw, overlay)
+            else:
+                items = iter(ahead)
+                while True:
+                    t0 = time.perf_counter()
+                    item = next(items, None)
+                    if item is None:
+                        break
+                    frame, det, ms = item
+                    # the loop's "detect" is what it waited for; the detector's own time, spent beside the
+                    # pose stages, is detector_timer's
+                    self.timer.add("detect", (time.perf_counter() - t0) * 1e3)
+                    self.detector_timer.add("detect", ms)
+                    for res in self._process_detected(frame, det):
+                        yield self._sink(res, video, jsonl, draw, overlay)
             for res in self.flush():
                 yield self._sink(res, video, jsonl, draw, overlay)
         finally:
+            if ahead is not None:
+                ahead.close()  # before the source closes: the thread may be reading it
             src.close()
             if video is not None:
                 video.close()
