@@ -226,6 +226,7 @@ def register(app: typer.Typer) -> None:
 
         Data-parallel on several GPUs or processes: ``torchrun --nproc_per_node N -m edgepose.cli train ...``
         (--batch-size is then the global batch; rank 0 writes the checkpoints and the log)."""
+        from ..families import families, get_family
         from ..training import datasets as D
         from ..training import distributed
         from ..training.recipes import get_recipe, layer_decay, recipe_for, trained_part
@@ -284,10 +285,9 @@ def register(app: typer.Typer) -> None:
                 )
             options = dict(recipe.task_options)
             if teacher:
-                if spec.family != "distilpose":
-                    raise ValueError(
-                        f"--teacher applies to DistilPose students; {model_name} is {spec.family}"
-                    )
+                if not get_family(spec).accepts_teacher:
+                    takers = " and ".join(f.title for f in families().values() if f.accepts_teacher)
+                    raise ValueError(f"--teacher applies to {takers} students; {model_name} is {spec.family}")
                 from ..training.teacher import build_teacher
 
                 options["teacher"], desc = build_teacher(teacher, spec)

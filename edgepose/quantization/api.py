@@ -48,6 +48,7 @@ from ..core.manifest import read_manifest, write_manifest
 from ..export import source as source_mod
 from ..export.exporter import INT8_REPORT, TEMP_PREFIXES, BundleResult, check_out, export
 from ..export.formats import ExportError, resolve_formats
+from ..families import get_family
 from ..zoo.checkpoints import read_checkpoint, save_checkpoint
 from ..zoo.pretrained import model_spec
 from . import evaluate as ev
@@ -281,12 +282,8 @@ def fine_tune(req: QuantizeRequest, prep: Prepared, cal: Calibrated) -> Calibrat
     t = time.perf_counter()
     spec, q = prep.spec, req.qat
     recipe = recipe_for(spec, synthetic=True)
-    heat = build_task(
-        spec,
-        prep.src.model,
-        **({"gt_teacher": True} if spec.family == "distilpose" else {}),
-        **recipe.task_options,
-    ).heatmap_size()
+    options = {**get_family(spec).qat_data_options, **recipe.task_options}
+    heat = build_task(spec, prep.src.model, **options).heatmap_size()
     train_set = cal.data_src.dataset(
         "train", train=True, heatmap_size=heat, **recipe.dataset_options(spec.layout)
     )
@@ -599,7 +596,7 @@ def quantize(
     ``data``: a dataset directory (PoseTrack and/or COCO form; train split calibrates and
     trains, val split evaluates) or ``"synthetic"``. ``calib``: calibration samples.
     ``method``: ``ptq`` or ``qat`` (``epochs`` of fine-tuning, at most ``qat_steps`` steps).
-    ``float_scopes``: candidate names from ``scopes.FLOAT_SCOPES`` to keep in float (default:
+    ``float_scopes``: candidate names from the family's ``float_scopes`` to keep in float (default:
     the family's measured choice). ``eval_limit``: persons evaluated (whole videos).
     ``options``: quantiser knobs (``calibration_method``, ``per_channel``, ``onnx_format``,
     ``coreml_mode`` ``w8``/``w8a8``, ``transformer``). ``onnx_exporter``: as ``export`` (QAT graphs

@@ -19,10 +19,11 @@ After training, ``convert_pt2e(fold_quantize=False)`` gives each stage's QDQ gra
 still separate: PT2E simulates the fold and only folds at convert) are loaded back into a
 copy of the zoo model for the formats quantised from weights (TFLite, Core ML).
 
-Losses the stage outputs cannot give are mapped: DistilPose's confidence loss reads the
-clamped ``scores`` (its raw score is not a stage output; the clamp's zero gradient outside
-[0, 1] only matters far from the targets, which lie in [0, 1]); token distillation needs a
-teacher and is not used here (the task's ground-truth-heatmap mode).
+Losses the stage outputs cannot give are mapped by the family object's ``qat_outputs``, and its
+``qat_options`` adjust the task: DistilPose's confidence loss reads the clamped ``scores`` (its
+raw score is not a stage output; the clamp's zero gradient outside [0, 1] only matters far from
+the targets, which lie in [0, 1]); token distillation needs a teacher and is not used here, and
+DistilPose fine-tunes on its regression loss only (``edgepose.families.distilpose`` says why).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from torch.utils.data import DataLoader
 
 from ..data.topdown import AugmentConfig
 from ..export.stages import EXPORT_BATCH_DYNAMIC, named_module
+from ..families import get_family
 from ..training.recipes import recipe_for
 from ..training.tasks import build_task
 from ..training.trainer import resolve_device, seed_everything
@@ -55,20 +57,6 @@ def fine_tune_augmentation():
     benchmark's short-run setting; QAT adapts to quantisation, it does not learn new invariances."""
 
     return AugmentConfig(scale_factor=0.25, rotation_factor=30.0, rotation_prob=0.4, half_body_prob=0.1)
-
-
-def _training_outputs(family: str, outs: dict[str, dict]) -> dict:
-    """The dict a family's task.loss reads, from the stages' outputs."""
-    last = list(outs.values())[-1]
-    if family == "sharpose":
-        return {
-            "heatmaps": last["heatmaps"],
-            "coarse_heatmaps": outs["coarse"]["heatmaps"],
-            "quality": outs["coarse"]["quality"],
-        }
-    if family == "distilpose":
-        return {**last, "score_raw": last["scores"]}
-    return dict(last)
 
 
 @dataclass
@@ -197,14 +185,8 @@ def finetune(
     dev = resolve_device(device)
     notes = []
     recipe = recipe_for(spec, synthetic=True)
-    options = dict(recipe.task_options)
-    if spec.family == "distilpose":
-        # the regression loss only: the simulated-heatmap and confidence losses would first train
-        # heads a regression-only model never trained, dragging its shared tokens (one QAT epoch of
-        # the shipped DistilPose-S: -10.3 COCO AP with them, -4.0 without; PTQ loses nothing, so
-        # prefer PTQ for it: benchmarks/results/int8_report.md)
-        options["gt_teacher"] = False
-    task = build_task(spec, model, **options)
+    family = get_family(spec)
+    task = build_task(spec, model, **{**recipe.task_options, **family.qat_options})
     if task_state:
         task.load_state_dict(task_state)
         notes.append("task's training-only parameters (e.g. RLE flow) restored from the checkpoint")
@@ -258,7 +240,7 @@ def finetune(
                 grp["lr"] = base_lr * _lr(step, total, warmup)
             x = batch["frames"] if "frames" in batch else batch["image"]
             _, outs = run_pipeline(plan, run, x)
-            loss, parts = task.loss(_training_outputs(spec.family, outs), batch)
+            loss, parts = task.loss(family.qat_outputs(outs), batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"QAT loss became {loss.item()} at step {step}; lower --lr")
             opt.zero_grad(set_to_none=True)

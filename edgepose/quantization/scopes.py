@@ -6,8 +6,9 @@ LayerNorm, Softmax, GELU and the decoding arithmetic (sigmoid, softplus, top-k, 
 TAR mask threshold) are never quantised by these op choices. On top of that, each
 model family keeps some *modules* in float: the ones int8 hurts, found by measuring
 (``benchmarks/int8_report.py --measure-scopes`` quantises every candidate on its own
-with the others in float, and records the keypoint error and metric drop; the table's
-``chosen`` and ``measured`` come from that run, ``benchmarks/results/int8_scopes.md``).
+with the others in float, and records the keypoint error and metric drop; each family's
+``ScopeChoice`` (``float_scopes`` on its object in ``edgepose.families``) takes ``chosen`` and
+``measured`` from that run, ``benchmarks/results/int8_scopes.md``).
 
 A scope is a module path relative to the model (``head_coord``, ``blocks.*.attn``;
 ``fnmatch`` patterns, ``*`` crossing dots) and covers that module's whole subtree, or
@@ -26,6 +27,8 @@ from __future__ import annotations
 import ast
 import fnmatch
 from dataclasses import dataclass, field
+
+from ..families import families, get_family
 
 
 @dataclass(frozen=True)
@@ -69,69 +72,26 @@ class ScopeChoice:
         return tuple(s for n in names for s in self.candidates[n])
 
 
-def _s(pattern: str, why: str = "", direct: bool = False, stages: tuple[str, ...] = ()) -> Scope:
-    return Scope(pattern, direct, why, stages)
-
-
 def for_stage(scopes: tuple[Scope, ...], stage: str) -> tuple[Scope, ...]:
     return tuple(s for s in scopes if s.applies_to(stage))
 
 
-# Candidates per family. ``chosen`` and ``measured`` are filled from
-# benchmarks/results/int8_scopes.md (ONNX Runtime PTQ of the trained synthetic-benchmark
-# models; "drop" is the format metric's fp32 - int8 with only that candidate quantised).
-FLOAT_SCOPES: dict[str, ScopeChoice] = {
-    "dsta": ScopeChoice(
-        candidates={
-            "heads": (_s("head_coord", "coordinate regression head"), _s("head_sigma", "sigma/score head")),
-            "fuse": (_s("fuse", "1x1 conv mixing temporal and spatial tokens per joint"),),
-            "joint_decoder": (_s("jfd", "joint feature decoder: feature map -> 32-d token per joint"),),
-            "attention_scores": (
-                _s("spatial_blocks.*.attn", "q@k^T and attn@v", direct=True),
-                _s("temporal_blocks.*.attn", "q@k^T and attn@v", direct=True),
-            ),
-        },
-        chosen=("heads", "fuse", "joint_decoder", "attention_scores"),
-    ),
-    "distilpose": ScopeChoice(
-        candidates={
-            "head": (_s("head", "LayerNorm+Linear -> coords, score, sigma"),),
-            "patch_embed": (_s("tde.patch_embed", "4x3 patch embedding of the stem features"),),
-            "attention_scores": (_s("tde.blocks.*.attn", "q@k^T and attn@v", direct=True),),
-        },
-        chosen=("head",),
-    ),
-    "sharpose": ScopeChoice(
-        candidates={
-            "head": (_s("head", "token -> heatmap decoder (both passes)"),),
-            "quality": (_s("quality_predictor", "predicted OKS: gates the fine pass"),),
-            "relevance": (_s("blocks.*.attn", "attention probabilities rank the patches", direct=True),),
-            "reuse": (_s("reuse_block", "MLP seeding the refined patches"),),
-        },
-        chosen=("head", "quality", "relevance"),
-    ),
-    "tar_vitpose": ScopeChoice(
-        candidates={
-            "mask_head": (
-                _s(
-                    "heatmap_head",
-                    "frame-stage decoder whose heatmaps feed the 0.2 mask threshold",
-                    stages=("frame",),
-                ),
-            ),
-            "decoder": (
-                _s("heatmap_head", "temporal-stage decoder giving the final heatmaps", stages=("temporal",)),
-            ),
-            "jta_cross": (_s("masked_attention_layers", "masked feature-to-joint attention"),),
-            "gra": (_s("cross_attention", "restore: current tokens attend to the joint queries"),),
-        },
-        chosen=("decoder",),
-    ),
-}
+# Each family's candidates live on its family object (``edgepose.families.<family>``, field
+# ``float_scopes``). ``chosen`` and ``measured`` are filled from benchmarks/results/int8_scopes.md
+# (ONNX Runtime PTQ of the trained synthetic-benchmark models; "drop" is the format metric's
+# fp32 - int8 with only that candidate quantised).
+NO_SCOPES = ScopeChoice(candidates={}, chosen=())
 
 
 def choice_for(family: str) -> ScopeChoice:
-    return FLOAT_SCOPES.get(family, ScopeChoice(candidates={}, chosen=()))
+    """The family's float-scope choice (an unknown family raises; one without scopes gets none)."""
+    return get_family(family).float_scopes or NO_SCOPES
+
+
+def __getattr__(name: str):
+    if name == "FLOAT_SCOPES":  # the old per-family table, now derived from the family objects
+        return {n: f.float_scopes for n, f in families().items() if f.float_scopes is not None}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..families import families, get_family
 from .trainer import TrainConfig
 
 
@@ -276,13 +277,6 @@ RECIPES: dict[str, Recipe] = {
         _synthetic(_PAVE, lr=2e-4, batch_size=8),
     )
 }
-DEFAULT_RECIPE = {
-    "dsta": "dsta",
-    "distilpose": "distilpose",
-    "sharpose": "sharpose",
-    "tar_vitpose": "tar_vitpose",
-    "pavenet": "pave",
-}
 
 
 def trained_part(model, spec, recipe: Recipe):
@@ -310,33 +304,25 @@ def get_recipe(name: str) -> Recipe:
 
 
 def recipe_for(spec, synthetic: bool = False) -> Recipe:
-    """The family's paper recipe, or its synthetic variant."""
-    if spec.family not in DEFAULT_RECIPE:
-        raise KeyError(f"no recipe for family {spec.family!r}; pass --recipe (known: {', '.join(RECIPES)})")
-    name = DEFAULT_RECIPE[spec.family]
+    """The paper recipe ``spec``'s family object names, or its synthetic variant."""
+    name = get_family(spec).recipe
     return get_recipe(f"{name}_synthetic" if synthetic else name)
 
 
 # Layer-wise lr decay (ViTPose/SHaRPose's LayerDecayOptimizerConstructor): embeddings are layer 0,
 # block i is layer i + 1, everything after the blocks is the last layer (num_blocks + 1);
-# lr scale = rate ** (num_blocks + 1 - layer).
-LAYER_RULES: dict[str, tuple[str, str]] = {
-    # family: (block-index pattern, embedding pattern)
-    "tar_vitpose": (r"^backbone\.layers\.(\d+)\.", r"^backbone\.(patch_embed|pos_embed)"),
-    "sharpose": (r"^blocks\.(\d+)\.", r"^(patch_embed|pos_embed_|keypoint_tokens|quality_token)"),
-}
-
-
+# lr scale = rate ** (num_blocks + 1 - layer). Which parameters are blocks and embeddings is the
+# family object's ``layer_rule``.
 def layer_decay(model, family: str, rate: float) -> Callable[[str], float]:
     """``name -> lr scale`` for the trainer; names prefixed ``task.`` (training-only) get 1."""
-    if family not in LAYER_RULES:
-        raise KeyError(
-            f"layer-wise lr decay has no layer rule for family {family!r}; known: {sorted(LAYER_RULES)}"
-        )
-    block, embed = (re.compile(p) for p in LAYER_RULES[family])
+    rule = get_family(family).layer_rule
+    if rule is None:
+        known = sorted(n for n, f in families().items() if f.layer_rule is not None)
+        raise KeyError(f"layer-wise lr decay has no layer rule for family {family!r}; known: {known}")
+    block, embed = (re.compile(p) for p in rule)
     blocks = {int(m.group(1)) for n, _ in model.named_parameters() if (m := block.match(n))}
     if not blocks:
-        raise ValueError(f"no transformer blocks matched {LAYER_RULES[family][0]!r} in the {family} model")
+        raise ValueError(f"no transformer blocks matched {rule[0]!r} in the {family} model")
     top = max(blocks) + 2  # embeddings 0, blocks 1..n, the rest n + 1
 
     def scale(name: str) -> float:

@@ -19,7 +19,8 @@ pavenet        :class:`SetPredictionTask`    Hungarian matching, then focal + RL
                                              poses and every pose- and joint-decoder level
 =============  ============================  ==================================================
 
-Families not in the table fall back on their codec (regression -> RLE, heatmap -> MSE).
+Each family's object (``edgepose.families``) names its task; one that names none falls back on
+its codec (regression -> RLE, heatmap -> MSE).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 from ..core.keypoints import get_layout
+from ..families import get_family
 from . import losses as L
 from .teacher import Teacher, TokenProjection
 
@@ -312,17 +314,12 @@ class DistilPoseTask(PoseTask):
         return loss, {k: v.detach() for k, v in parts.items()}
 
 
-TASKS: dict[str, type[PoseTask]] = {
-    "dsta": RLERegressionTask,
-    "tar_vitpose": HeatmapTask,
-    "sharpose": SHaRPoseTask,
-    "distilpose": DistilPoseTask,
-}
 CODEC_TASKS: dict[str, type[PoseTask]] = {"regression": RLERegressionTask, "heatmap": HeatmapTask}
 
 
 def task_class(spec) -> type[PoseTask]:
-    return TASKS.get(spec.family) or CODEC_TASKS[spec.codec]
+    """The task ``spec``'s family object names, else its codec's."""
+    return get_family(spec).task or CODEC_TASKS[spec.codec]
 
 
 def build_task(spec, model, **options: Any) -> PoseTask:
@@ -332,9 +329,3 @@ def build_task(spec, model, **options: Any) -> PoseTask:
         return cls(spec, model, **options)
     except TypeError as e:
         raise TypeError(f"{cls.__name__} ({spec.family}) does not take these options: {e}") from None
-
-
-# Whole-frame models (PAVE-Net): set prediction over frame windows; defined in its own module.
-from .pave_task import SetPredictionTask  # noqa: E402
-
-TASKS["pavenet"] = SetPredictionTask

@@ -6,11 +6,11 @@ gives, for the student's crop:
 * ``heatmaps`` (B, J, h, w) in the *student's* joint order (joints the teacher's layout lacks
   are zero and masked out by ``joint_mask``): always; the Simulated-Heatmap and confidence
   losses need only these;
-* ``kpt_tokens`` (B, J, D_t) and ``vis_tokens`` (B, P_t, D_t) on a (gh, gw) grid: when a reader
-  for its family knows where they live. SHaRPose: the fine pass's final keypoint tokens and the
-  coarse pass's final patch tokens (a regular 8x6 grid; the fine pass's mixed-resolution tokens
-  are not a grid). TAR-ViTPose: the joint queries after JTA (read at GRA's input) and the
-  current frame's encoder token map.
+* ``kpt_tokens`` (B, J, D_t) and ``vis_tokens`` (B, P_t, D_t) on a (gh, gw) grid: when its
+  family's object has a ``teacher_reader`` knowing where they live (``edgepose.families``).
+  SHaRPose: the fine pass's final keypoint tokens and the coarse pass's final patch tokens (a
+  regular 8x6 grid; the fine pass's mixed-resolution tokens are not a grid). TAR-ViTPose: the
+  joint queries after JTA (read at GRA's input) and the current frame's encoder token map.
 
 The official DistilPose teacher (TokenPose with an HRNet-W48) has tokens of the student's size;
 ours rarely do (SHaRPose-S: 384-d, 48 patches; DistilPose-S: 192-d, 256 patches), so the task
@@ -24,7 +24,6 @@ distillation is skipped and the reason is logged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.keypoints import get_layout
+from ..families import families, get_family
 
 log = logging.getLogger("edgepose.training")
 
@@ -49,7 +49,7 @@ class TokenInfo:
     grid: tuple[int, int]  # the visual tokens' (rows, cols), row-major
 
 
-class _Capture:
+class Capture:
     """Collects a module's outputs (or one positional input) during one forward."""
 
     def __init__(self, module: nn.Module, arg: int | None = None):
@@ -59,14 +59,14 @@ class _Capture:
         else:
             self.handle = module.register_forward_pre_hook(lambda m, i: self.values.append(i[arg]))
 
-    def __enter__(self) -> _Capture:
+    def __enter__(self) -> Capture:
         return self
 
     def __exit__(self, *exc) -> None:
         self.handle.remove()
 
 
-def _window(model, image: torch.Tensor, frames: torch.Tensor | None) -> torch.Tensor:
+def teacher_clip(model, image: torch.Tensor, frames: torch.Tensor | None) -> torch.Tensor:
     """The teacher's input clip: the student's frames when the windows agree, else the image
     repeated over the teacher's window (a static clip)."""
     t = model.num_frames
@@ -75,33 +75,9 @@ def _window(model, image: torch.Tensor, frames: torch.Tensor | None) -> torch.Te
     return image[:, None].expand(-1, t, -1, -1, -1)
 
 
-def _read_sharpose(model, image, frames):
-    j = model.num_joints
-    with _Capture(model.norm) as cap:  # called by the coarse pass, then the fine pass
-        out = model(image)
-    coarse, fine = cap.values[0], cap.values[-1]
-    return out["heatmaps"], fine[:, :j], coarse[:, 1 + j :]
-
-
-def _read_tar(model, image, frames):
-    clip = _window(model, image, frames)
-    b, t = clip.shape[:2]
-    with _Capture(model.cross_attention, arg=1) as queries, _Capture(model.backbone) as maps:
-        out = model(clip)  # GRA's context = the joint queries; the encoder runs once over all frames
-    features = maps.values[0].reshape(b, t, *maps.values[0].shape[1:])[:, t // 2]  # current frame
-    return out["heatmaps"], queries.values[-1], features.flatten(2).transpose(1, 2)
-
-
 def _read_heatmaps_only(model, image, frames):
-    x = _window(model, image, frames) if model.num_frames > 1 else image
+    x = teacher_clip(model, image, frames) if model.num_frames > 1 else image
     return model(x)["heatmaps"], None, None
-
-
-# family -> (reader(model, image, frames) -> (heatmaps, kpt tokens, vis tokens), token info(model))
-TEACHER_READERS: dict[str, tuple[Callable, Callable | None]] = {
-    "sharpose": (_read_sharpose, lambda m: TokenInfo(m.dim, tuple(m.coarse_grid))),
-    "tar_vitpose": (_read_tar, lambda m: TokenInfo(m.embed_dim, tuple(m.grid))),
-}
 
 
 class Teacher:
@@ -140,13 +116,16 @@ class Teacher:
         self.missing_joints = [
             n for n, m in zip(student_layout.names, mask) if not m and n not in student_layout.empty
         ]
-        reader, info = TEACHER_READERS.get(self.family, (_read_heatmaps_only, None))
-        self._reader = reader
-        self.tokens: TokenInfo | None = info(self.model) if info is not None else None
+        reader = get_family(spec).teacher_reader
+        self._reader = reader.read if reader is not None else _read_heatmaps_only
+        self.tokens: TokenInfo | None = reader.tokens(self.model) if reader is not None else None
         self.no_token_reason = (
             None
-            if info is not None
-            else (f"teacher family {self.family!r} has no token reader (known: {sorted(TEACHER_READERS)})")
+            if reader is not None
+            else (
+                f"teacher family {self.family!r} has no token reader (known: "
+                f"{sorted(n for n, f in families().items() if f.teacher_reader is not None)})"
+            )
         )
 
     def _device(self, device: torch.device) -> None:

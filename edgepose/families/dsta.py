@@ -1,0 +1,29 @@
+"""DSTA: RLE regression over a frame window (no layer decay, no token reader as a teacher)."""
+
+from ..quantization.scopes import Scope, ScopeChoice
+from ..training.tasks import RLERegressionTask
+from .base import Family
+
+FAMILY = Family(
+    name="dsta",
+    title="DSTA",
+    recipe="dsta",
+    task=RLERegressionTask,
+    float_scopes=ScopeChoice(
+        candidates={
+            "heads": (
+                Scope("head_coord", why="coordinate regression head"),
+                Scope("head_sigma", why="sigma/score head"),
+            ),
+            "fuse": (Scope("fuse", why="1x1 conv mixing temporal and spatial tokens per joint"),),
+            "joint_decoder": (
+                Scope("jfd", why="joint feature decoder: feature map -> 32-d token per joint"),
+            ),
+            "attention_scores": (
+                Scope("spatial_blocks.*.attn", direct=True, why="q@k^T and attn@v"),
+                Scope("temporal_blocks.*.attn", direct=True, why="q@k^T and attn@v"),
+            ),
+        },
+        chosen=("heads", "fuse", "joint_decoder", "attention_scores"),
+    ),
+)
