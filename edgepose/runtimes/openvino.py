@@ -113,10 +113,13 @@ def check_file(path: str | os.PathLike, deep: bool = False) -> None:
 def shared_weights(xml_path: str | os.PathLike) -> dict | None:
     """{"file", "sha256", "size"} of the shared weights an IR points into (from its rt_info), or None."""
     p = Path(xml_path)
+    pattern = re.compile("<" + re.escape(SHARED_KEY) + r' value="([^"]*)"')
     with open(p, "rb") as f:
         f.seek(max(0, p.stat().st_size - _TAIL_BYTES))
-        tail = f.read().decode("utf-8", errors="replace")
-    m = re.search("<" + re.escape(SHARED_KEY) + r' value="([^"]*)"', tail)
+        m = pattern.search(f.read().decode("utf-8", errors="replace"))
+        if m is None and not p.with_suffix(".bin").is_file():  # a long rt_info after ours (NNCF's)
+            f.seek(0)
+            m = pattern.search(f.read().decode("utf-8", errors="replace"))
     if m is None:
         return None
     try:
