@@ -3,6 +3,7 @@
 
     python benchmarks/real_world.py                                   # shipped weights of every zoo model
     python benchmarks/real_world.py --model dsta_mnv2_coco=runs/dsta-real/last.pt --labels runs/real-labels
+    python benchmarks/real_world.py --bundle "dsta_mnv2_coco int8 (onnx)=runs/int8-real/onnx"
 
 Needs a label directory from `edgepose label --preset real --out runs/real-labels` (its val split is
 the held-out footage). Writes benchmarks/results/real_world.{md,json,png}. The measuring code and its
@@ -11,6 +12,7 @@ rules are edgepose/bench/real_world.py.
 
 import argparse
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -39,6 +41,12 @@ def main(argv=None) -> int:
         "--labels", default="runs/real-labels", help="label directory (edgepose label --preset real)"
     )
     p.add_argument("--model", action="append", help="NAME=WEIGHTS (a checkpoint or 'pretrained'); repeatable")
+    p.add_argument(
+        "--bundle",
+        action="append",
+        default=[],
+        help="LABEL=DIR: an exported bundle scored as it is (e.g. an int8 one from edgepose quantize); repeatable",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument(
         "--max-frames", type=int, default=None, help="score at most N held-out frames (spread evenly)"
@@ -54,6 +62,11 @@ def main(argv=None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)
     say = lambda m: console.print(f"[dim]{m}[/]")
     models = bundles(args.model, say)
+    for spec in args.bundle:
+        label, sep, path = spec.partition("=")
+        if not sep or not Path(path, "manifest.json").is_file():
+            p.error(f"--bundle {spec!r}: give LABEL=DIR with DIR an exported bundle (manifest.json inside)")
+        models[label] = Path(path)
     tables = [run(args.labels, models, threads=args.threads, max_frames=args.max_frames, progress=say)]
     if args.loop_frames:
         shipped = next((b for n, b in models.items() if n.endswith("(shipped)")), next(iter(models.values())))

@@ -194,6 +194,20 @@ def test_cli_train_and_eval_on_synthetic_posetrack(tmp_path):
         assert col in res.stdout
 
 
+def test_cli_stop_after_epoch_validates_at_the_stop_and_resumes_on(tmp_path):
+    """--epochs 3 --stop-after-epoch 1: one epoch, validated (it is the run's last), resumable to 3."""
+    out = tmp_path / "run"
+    base = ["train", "dsta_mnv2_tiny", "--data", "synthetic", "--out", str(out), "--epochs", "3"]
+    small = ["--synthetic-videos", "2", "--synthetic-frames", "5", "--batch-size", "4", "--no-progress"]
+    res = CliRunner().invoke(app, [*base, *small, "--val-every", "5", "--stop-after-epoch", "1"])
+    assert res.exit_code == 0, res.output
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1] and "val_mAP" in history[0]
+    res = CliRunner().invoke(app, [*base, *small, "--val-every", "5"])
+    assert res.exit_code == 0, res.output
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
+
+
 def test_cli_distilpose_with_teacher_on_coco_form(synth, tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"

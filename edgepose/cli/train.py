@@ -219,6 +219,13 @@ def register(app: typer.Typer) -> None:
             help="Comma list of parameter-name prefixes to keep as loaded (no gradient, "
             "BatchNorm in eval mode), e.g. trunk.conv1,trunk.layer to train on a MoveNet trunk.",
         ),
+        stop_after_epoch: int = typer.Option(
+            0,
+            "--stop-after-epoch",
+            min=0,
+            help="Stop (resumably) after N epochs of the --epochs schedule: a fine-tune that keeps "
+            "the warm-up and first plateau of a longer schedule. 0: all epochs.",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
         as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ):
@@ -326,6 +333,7 @@ def register(app: typer.Typer) -> None:
                 num_workers=workers,
                 val_metric=primary_metric(train_split.format, spec.layout) if val_set is not None else "",
                 freeze=tuple(f.strip() for f in (freeze or "").split(",") if f.strip()),
+                stop_after_epoch=stop_after_epoch,
             )
             config.amp, config.amp_dtype, config.channels_last = amp, amp_dtype, channels_last
             config.compile = compile_model
@@ -333,7 +341,9 @@ def register(app: typer.Typer) -> None:
 
             def validate(m):
                 epoch = trainer.state.epoch + 1
-                if val_set is None or (epoch % val_every and epoch != config.epochs):
+                if val_set is None or (
+                    epoch % val_every and epoch not in (config.epochs, config.stop_after_epoch)
+                ):
                     return {}
                 dev = next(m.parameters()).device
                 return evaluate(
