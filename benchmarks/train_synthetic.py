@@ -629,6 +629,7 @@ def train_run(
 def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -> dict:
     import torch
 
+    from edgepose.families import get_family
     from edgepose.training import datasets as D
     from edgepose.training.recipes import get_recipe, layer_decay, recipe_for, trained_part
     from edgepose.training.tasks import build_task
@@ -652,7 +653,7 @@ def _train(run: Run, args, data_dir: Path, work: Path, cache: FrameCache, log) -
     recipe = get_recipe(run.recipe) if run.recipe else recipe_for(spec, synthetic=True)
     model, spec = trained_part(model, spec, recipe)
     options = dict(recipe.task_options)
-    if spec.family == "distilpose":
+    if get_family(spec).accepts_teacher:  # a student: a teacher of this run, or ground-truth heatmaps
         if run.teacher:
             t_model = load_run_model(work, run.teacher)
             options["teacher"] = Teacher(t_model, spec_for(t_model), spec)

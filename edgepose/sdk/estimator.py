@@ -272,10 +272,16 @@ class PoseEstimator:
     def __call__(self, image: np.ndarray, *args, **kwargs) -> Results:  # pragma: no cover - subclasses
         raise NotImplementedError
 
+    def on_still(self, image: np.ndarray) -> Results:
+        """The people in one photo, found as a photo deserves (``edgepose.sdk.stills``: top-down
+        models pool the fetched detectors when ``detector`` is ``auto`` and let the pose model settle
+        split and empty boxes); whole-frame models answer as they do for a frame."""
+        return self(image)
+
     def predict(self, source) -> list[Results]:
         """``Results`` for each image of ``source``: an image file, a folder of images, a BGR array, or a
-        list of files and arrays. People are found by the detector (top-down, see ``detector``) or by
-        the model itself (whole-frame)."""
+        list of files and arrays. People are found by the detector (top-down, see ``detector`` and
+        :meth:`on_still`) or by the model itself (whole-frame)."""
         if isinstance(source, (str, os.PathLike)):
             path = os.fspath(source)
             items = image_files(path) if os.path.isdir(path) else [path]
@@ -286,9 +292,9 @@ class PoseEstimator:
         out = []
         for item in items:
             if isinstance(item, np.ndarray):
-                out.append(self(item))
+                out.append(self.on_still(item))
             else:
-                res = self(read_image(item))
+                res = self.on_still(read_image(item))
                 res.path = os.fspath(item)
                 out.append(res)
         return out
@@ -325,6 +331,7 @@ class TopDownEstimator(PoseEstimator):
         )
         self.detector_spec = detector
         self._detector = None
+        self._still_detector = None  # detector "auto" on a photo: every fetched detector pooled
         self._buffers: dict[str, np.ndarray] = {}  # prepare()'s crops, kept across frames
         self._tables: dict[bool, np.ndarray] = {}  # prepare()'s normalising tables, by colour swap
         self.fine_patches = None
@@ -343,7 +350,16 @@ class TopDownEstimator(PoseEstimator):
 
     @detector.setter
     def detector(self, value) -> None:
-        self.detector_spec, self._detector = value, None
+        self.detector_spec, self._detector, self._still_detector = value, None, None
+
+    def on_still(self, image: np.ndarray) -> Results:
+        from .stills import poses_on_still, still_detector
+
+        if isinstance(self.detector_spec, str) and self.detector_spec == "auto":
+            if self._still_detector is None:
+                self._still_detector = still_detector("auto")
+            return poses_on_still(self, image, self._still_detector)
+        return poses_on_still(self, image)
 
     # -- pre-processing --------------------------------------------------------------------------
     def prepare(

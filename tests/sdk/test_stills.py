@@ -133,11 +133,8 @@ def test_every_clearly_visible_person_on_the_fetched_photos_is_found_once(photo,
     for need in (photo, "nanodet.onnx", "centernet.onnx"):
         if asset_path(need) is None:
             pytest.skip(missing_reason(need))
-    from edgepose.sdk.results import read_image
-    from edgepose.sdk.stills import still_detector
-
     count, points = PHOTOS[photo]
-    res = poses_on_still(shipped_estimator, read_image(asset_path(photo)), still_detector("auto"))
+    (res,) = shipped_estimator.predict(asset_path(photo))  # detector "auto": stills pool them
     assert len(res) == count, [p.box.round().tolist() for p in res]
     for x, y in points:  # each person holds exactly one box
         inside = [p for p in res if p.box[0] <= x <= p.box[2] and p.box[1] <= y <= p.box[3]]
