@@ -30,6 +30,7 @@ from .. import __version__
 from ..core.atomic import atomic_dir, clean_temp_dirs, make_temp_dir
 from ..core.formats import DEFAULT_FORMAT
 from ..core.manifest import MANIFEST_NAME, KeypointInfo, Manifest, StageEntry, Verification, write_manifest
+from ..families import find_family
 from ..runtimes.bundle import IMAGE_INPUTS, bundle_root_formats, is_bundle
 from ..zoo import get_spec
 from . import source as source_mod
@@ -185,6 +186,20 @@ def _versions(fmt: Format) -> dict[str, str]:
     return out
 
 
+def _family_extras(family: str, config: dict, artifacts: dict[str, Artifact]) -> dict[str, Any]:
+    """What the family's runtime needs beyond the stages: config entries it reads (SHaRPose's
+    quality gate) and how to make the inputs no stage outputs (its ``patch_index``)."""
+    fam = find_family(family)
+    if fam is None:
+        return {}
+    extra = {k: config[k] for k in fam.manifest_config if k in config}
+    inputs = {t.name for a in artifacts.values() for t in a.inputs}
+    derived = {n: d.manifest for n, d in fam.derived_inputs.items() if n in inputs}
+    if derived:
+        extra["derived_inputs"] = derived
+    return extra
+
+
 def _manifest(
     src,
     spec,
@@ -214,18 +229,7 @@ def _manifest(
     static = {s: a.batch for s, a in artifacts.items() if a.batch != batch}
     if static:
         extra["stage_batch"] = static  # stages whose converter had to fix the batch (see notes)
-    if "quality_threshold" in src.config:  # SHaRPose: the runtime gates the fine stage on coarse quality
-        extra["quality_threshold"] = src.config["quality_threshold"]
-    if any("patch_index" in [t.name for t in a.inputs] for a in artifacts.values()):
-        extra["derived_inputs"] = {
-            "patch_index": {
-                "op": "topk",
-                "of": "relevance",
-                "axis": 1,
-                "note": "indices of the k most relevant patches (k = the "
-                "input's last dim), from the coarse stage",
-            }
-        }
+    extra.update(_family_extras(spec.family, src.config, artifacts))
     return Manifest(
         model=src.name,
         family=spec.family,
@@ -392,7 +396,7 @@ def share_weights(job: ExportJob, target: FormatTarget, conv: Converted) -> dict
         if common and target.fmt.name in NO_SHARING:
             conv.notes.append(
                 f"stages {', '.join(conv.artifacts)} hold {common / 2**20:.1f} MB of the same weights; "
-                f"{target.fmt.name} stores them once per stage: {NO_SHARING[target.fmt.name]}"
+                f"{target.fmt.name} stores a copy in each stage's file: {NO_SHARING[target.fmt.name]}"
             )
         return None
     header = {
