@@ -153,3 +153,19 @@ def test_params_and_flops_match_the_paper(name):
     for key, paper in spec.paper.gflops.items():  # the papers counted with mmcv's convention
         ours = cost.steady_state_gflops_mmcv if key == "total" else cost.stages[key].gflops_mmcv
         assert ours == pytest.approx(paper, rel=0.15), key
+
+
+@pytest.mark.parametrize("name", list_models(include_variants=True))
+def test_spec_agrees_with_its_built_model(name):
+    """A spec's stages, codec, input size, window and layout are what its builder builds (read from
+    the class, not restated)."""
+    from edgepose.core.keypoints import get_layout
+
+    spec = get_spec(name)
+    model = create_model(name)
+    assert spec.stages == model.stage_names
+    assert spec.codec == model.codec and spec.input_kind == model.input_kind
+    assert spec.input_size == model.input_size
+    assert spec.frame_offsets == model.frame_offsets
+    assert spec.layout == getattr(model, "layout", spec.layout)
+    assert len(get_layout(spec.layout)) == model.num_joints

@@ -53,6 +53,11 @@ class PoseModel(nn.Module):
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.frame_offsets = tuple(int(o) for o in frame_offsets)
 
+    @classmethod
+    def frame_offsets_for(cls, frames: int) -> tuple[int, ...]:
+        """The window a build with ``frames`` reads; one place for the model and its ModelSpec."""
+        return (0,)
+
     @property
     def stage_names(self) -> tuple[str, ...]:
         return tuple(self.STAGES)

@@ -376,9 +376,6 @@ SPECS = (
         builder=DistilPoseS,
         config=_FULL_CONFIG,
         layout="coco17",
-        input_size=(256, 192),
-        stages=("model",),
-        codec="regression",
         summary=(
             "DistilPose-S: stemnet + 12-layer Token-distilling Encoder regressing coords, "
             "sigmas and confidence (COCO-17)"
@@ -403,9 +400,6 @@ SPECS = (
         builder=DistilPoseS,
         config=_TINY_CONFIG,
         layout="coco17",
-        input_size=(64, 48),
-        stages=("model",),
-        codec="regression",
         summary="DistilPose-S code at test size (64x48 input, 2 layers of dim 32)",
         variant_of="distilpose_s",
     ),

@@ -179,6 +179,10 @@ class DSTA(PoseModel):
         "temporal": (("tokens",), ("coords", "sigma", "scores")),
     }
 
+    @classmethod
+    def frame_offsets_for(cls, frames: int) -> tuple[int, ...]:
+        return FRAME_OFFSETS[frames]
+
     def __init__(
         self,
         input_size: tuple[int, int] = (256, 192),
@@ -216,7 +220,7 @@ class DSTA(PoseModel):
                 "has no official counterpart"
             )
         lay = get_layout(layout)
-        super().__init__(len(lay), input_size, FRAME_OFFSETS[frames])
+        super().__init__(len(lay), input_size, self.frame_offsets_for(frames))
         self.compat, self.jfd_kind, self.dim, self.layout = compat, jfd, dim, layout
         self.current = self.frame_offsets.index(0)
         joints = self.num_joints
@@ -398,10 +402,6 @@ class DSTA(PoseModel):
         return converted, ignored
 
 
-def build_dsta(**config) -> DSTA:
-    return DSTA(**config)
-
-
 _FULL = dict(
     input_size=(256, 192),
     frames=3,
@@ -466,28 +466,16 @@ _PAPER_R50 = PaperNumbers(
 )
 
 
-def _spec(name: str, config: dict, input_size: tuple[int, int], layout: str = LAYOUT.name, **kw) -> ModelSpec:
-    """A DSTA spec: what every build shares (regression codec, frame and temporal stages, 3 frames)."""
-    return ModelSpec(
-        name=name,
-        family="dsta",
-        builder=build_dsta,
-        config=config,
-        layout=layout,
-        input_size=input_size,
-        stages=tuple(DSTA.STAGES),
-        codec="regression",
-        frame_offsets=FRAME_OFFSETS[3],
-        **kw,
-    )
+def _spec(name: str, config: dict, **kw) -> ModelSpec:
+    """A DSTA spec; stages, codec, input size, layout and window are the class's for ``config``."""
+    return ModelSpec(name=name, family="dsta", builder=DSTA, config=config, **kw)
 
 
 SPECS = (
-    _spec("dsta_mnv2", _FULL, (256, 192), paper=_PAPER, summary=_SUMMARY),
+    _spec("dsta_mnv2", _FULL, paper=_PAPER, summary=_SUMMARY),
     _spec(
         "dsta_mnv2_tiny",
         _TINY,
-        (64, 48),
         paper=PaperNumbers(note="Test variant: the same code at width 0.25, 16-dim tokens, depth 1, 64x48"),
         summary="Small DSTA for tests: " + _SUMMARY,
         variant_of="dsta_mnv2",
@@ -495,8 +483,6 @@ SPECS = (
     _spec(
         "dsta_mnv2_coco",
         {**_FULL, **_COCO},
-        (256, 192),
-        layout="coco17",
         paper=_PAPER,
         summary="COCO-17 build of dsta_mnv2 (same network, COCO joint names, TF padding for a MoveNet "
         "trunk start): " + _SUMMARY,
@@ -504,8 +490,6 @@ SPECS = (
     _spec(
         "dsta_mnv2_coco_tiny",
         {**_TINY, **_COCO},
-        (64, 48),
-        layout="coco17",
         paper=PaperNumbers(note="Test variant of dsta_mnv2_coco: width 0.25, 16-dim tokens, depth 1, 64x48"),
         summary="Small COCO-17 DSTA for tests: " + _SUMMARY,
         variant_of="dsta_mnv2_coco",
@@ -513,7 +497,6 @@ SPECS = (
     _spec(
         "dsta_r50",
         _R50,
-        (256, 192),
         paper=_PAPER_R50,
         summary="DSTA with the official ResNet-50 trunk (torchvision key layout under the official preact.): "
         + _SUMMARY,
@@ -521,7 +504,6 @@ SPECS = (
     _spec(
         "dsta_r50_tiny",
         _R50_TINY,
-        (64, 48),
         paper=PaperNumbers(
             note="Test variant of dsta_r50: 1 block per stage at width 8, 16-dim tokens, 64x48"
         ),

@@ -388,6 +388,10 @@ class PAVENet(PoseModel):
         "temporal": (("memory_window",), ("poses", "scores")),
     }
 
+    @classmethod
+    def frame_offsets_for(cls, frames: int) -> tuple[int, ...]:
+        return FRAME_OFFSETS[frames]
+
     def __init__(
         self,
         input_size: tuple[int, int] = (750, 1333),
@@ -420,7 +424,7 @@ class PAVENet(PoseModel):
         if trunk not in TRUNKS:
             raise ValueError(f"trunk must be one of {TRUNKS}, got {trunk!r}")
         lay = get_layout(layout)
-        super().__init__(len(lay), input_size, FRAME_OFFSETS[frames])
+        super().__init__(len(lay), input_size, self.frame_offsets_for(frames))
         self.layout, self.trunk_kind, self.dim = layout, trunk, dim
         self.current = self.frame_offsets.index(0)
         joints = self.num_joints
@@ -669,10 +673,6 @@ class PAVENet(PoseModel):
         return kept, ignored
 
 
-def build_pavenet(**config) -> PAVENet:
-    return PAVENet(**config)
-
-
 _R50 = dict(  # noqa: C408 - a config reads best as keywords
     input_size=(750, 1333),
     frames=3,
@@ -749,20 +749,8 @@ _SUMMARY = (
 
 
 def _spec(name: str, config: dict, **kw) -> ModelSpec:
-    """A PAVE-Net spec: what every build shares (a whole-frame model, the official layout, 3 frames)."""
-    return ModelSpec(
-        name=name,
-        family="pavenet",
-        builder=build_pavenet,
-        config=config,
-        layout=OFFICIAL_LAYOUT,
-        input_size=config["input_size"],
-        stages=tuple(PAVENet.STAGES),
-        codec="regression",
-        frame_offsets=FRAME_OFFSETS[3],
-        input_kind="frame",
-        **kw,
-    )
+    """A PAVE-Net spec; stages, codec, input kind, size, layout and window are the class's for ``config``."""
+    return ModelSpec(name=name, family="pavenet", builder=PAVENet, config=config, **kw)
 
 
 SPECS = (

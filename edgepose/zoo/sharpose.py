@@ -531,10 +531,6 @@ def _shape_listed(our_key: str, shapes: list[str]) -> bool:
     return any(s.startswith(f"{official}:") for s in shapes)
 
 
-def build_sharpose(**config) -> SHaRPose:
-    return SHaRPose(**config)
-
-
 _S = {
     "num_joints": 17,
     "input_size": (256, 192),
@@ -588,12 +584,9 @@ SPECS = (
     ModelSpec(
         name="sharpose_s",
         family="sharpose",
-        builder=build_sharpose,
+        builder=SHaRPose,
         config=_S,
         layout="coco17",
-        input_size=(256, 192),
-        stages=("coarse", "fine"),
-        codec="heatmap",
         paper=_PAPER,
         summary="SHaRPose-S: a ViT-S coarse pass at 128x96 ranks patches; a fine pass refines the top half "
         "at 256x192.",
@@ -601,12 +594,9 @@ SPECS = (
     ModelSpec(
         name="sharpose_s_tiny",
         family="sharpose",
-        builder=build_sharpose,
+        builder=SHaRPose,
         config=_TINY,
         layout="coco17",
-        input_size=(64, 48),
-        stages=("coarse", "fine"),
-        codec="heatmap",
         summary="Test-sized SHaRPose (dim 32, depth 4, 64x48, N = 12 coarse patches, k = 6).",
         variant_of="sharpose_s",
     ),

@@ -116,6 +116,11 @@ class TARViTPose(PoseModel):
     }
     codec = "heatmap"
 
+    @classmethod
+    def frame_offsets_for(cls, frames: int) -> tuple[int, ...]:
+        """A window centred on the current frame (``frames`` odd)."""
+        return tuple(range(-(frames // 2), frames // 2 + 1))
+
     def __init__(
         self,
         num_joints: int = 17,
@@ -140,8 +145,7 @@ class TARViTPose(PoseModel):
             raise ValueError(f"frames must be odd (a window centred on the current frame), got {frames}")
         if compat not in COMPAT_MODES:
             raise ValueError(f"compat must be one of {COMPAT_MODES}, got {compat!r}")
-        half = frames // 2
-        super().__init__(num_joints, input_size, tuple(range(-half, half + 1)))
+        super().__init__(num_joints, input_size, self.frame_offsets_for(frames))
         self.compat = compat
         self.mask_threshold = float(mask_threshold)
         self.use_mask = bool(use_mask)
@@ -322,10 +326,6 @@ def convert_official_state(model: TARViTPose, state: dict[str, torch.Tensor]):
     return converted, sorted(ignored)
 
 
-def build_tar_vitpose(**config) -> TARViTPose:
-    return TARViTPose(**config)
-
-
 _FULL = dict(
     num_joints=17,
     input_size=(256, 192),
@@ -373,18 +373,14 @@ _PAPER = PaperNumbers(
 
 _COMMON = dict(
     family="tar_vitpose",
-    builder=build_tar_vitpose,
-    layout="posetrack17",
-    stages=("frame", "temporal"),
-    codec="heatmap",
+    builder=TARViTPose,
+    layout="posetrack17",  # the network has no layout of its own: the spec names it
 )
 
 SPECS = (
     ModelSpec(
         name="tar_vitpose_s",
         config=_FULL,
-        input_size=(256, 192),
-        frame_offsets=(-1, 0, 1),
         paper=_PAPER,
         summary="TAR-ViTPose ViT-S: ViTPose-S per frame + joint-centric temporal aggregation and "
         "global restoring attention over a 3-frame window (frames=5 for -2..2); 64x48 heatmaps.",
@@ -393,8 +389,6 @@ SPECS = (
     ModelSpec(
         name="tar_vitpose_s_tiny",
         config=_TINY,
-        input_size=(64, 48),
-        frame_offsets=(-1, 0, 1),
         summary="Test-size TAR-ViTPose (same code, tiny dims, 64x48 input).",
         variant_of="tar_vitpose_s",
         **_COMMON,
@@ -404,8 +398,6 @@ SPECS = (
     ModelSpec(
         name="tar_vitpose_s_coco",
         config=_FULL,
-        input_size=(256, 192),
-        frame_offsets=(-1, 0, 1),
         paper=_PAPER,
         summary="COCO-17 build of tar_vitpose_s (same network, COCO joint names), for weights from COCO "
         "ViTPose or COCO-17 teachers.",
@@ -414,8 +406,6 @@ SPECS = (
     ModelSpec(
         name="tar_vitpose_s_coco_tiny",
         config=_TINY,
-        input_size=(64, 48),
-        frame_offsets=(-1, 0, 1),
         summary="Test-size COCO-17 TAR-ViTPose (same code, tiny dims, 64x48 input).",
         variant_of="tar_vitpose_s_coco",
         **{**_COMMON, "layout": "coco17"},
