@@ -14,9 +14,10 @@ net of the same shapes. Nothing in the zoo says what that ceiling is, so it is m
 FLOPs are MACs (the project's unit, ``edgepose.zoo.costs``), counted on the ONNX graph itself
 (``onnx_macs``: Conv, ConvTranspose, MatMul, Gemm, GridSample) so that external detectors count
 the same way as our own stages; the test checks it against the torch counter of ``costs``.
-Timing: warm-up, then interleaved rounds over every session (a loaded shared machine drifts; in
-one round every variant sees the same load), each round the median of ``reps`` calls, the result
-the median over rounds.
+Timing: warm-up, then interleaved rounds over every session in random order, each round the
+median of ``reps`` calls, the result the median over rounds. The machine is shared and its load
+changes within a round, so each stage's ceiling runs right after it and the % of ceiling is the
+median of those back-to-back ratios (``time_interleaved``).
 """
 
 from __future__ import annotations
@@ -651,31 +652,38 @@ def build_table(
 
 
 def plot(table: Table, path: Path) -> None:
-    """Bars: each stage's fp32 GFLOP/s per runtime at the most threads; lines: the fp32 ceilings."""
-    th = max(table.extra.get("threads") or [1])
-    fig, axes = new_figure(11, 4.6)
+    """Bars: each stage's fp32 GFLOP/s; lines: the ceilings (dashed fp32, dotted int8); one panel per
+    runtime and thread count (on a loaded machine the 1-thread panels are the steadier)."""
+    threads = table.extra.get("threads") or [1]
+    runtimes = [rt for rt in RUNTIMES if any(_col(rt, "fp32", th) in table.columns for th in threads)]
+    fig, _ = new_figure(5.5 * len(runtimes), 3.6 * len(threads) + 1.0)
     fig.clf()
-    runtimes = [rt for rt in RUNTIMES if _col(rt, "fp32", th) in table.columns]
     colors = {"dense": "tab:blue", "mbv2": "tab:green", "vit": "tab:red"}
     rows = [r for r in table.rows if not str(r[0]).startswith("ceiling")]
     ceilings = [r for r in table.rows if str(r[0]).startswith("ceiling")]
-    for j, rt in enumerate(runtimes):
-        ax = fig.add_subplot(1, len(runtimes), j + 1)
-        col = table.columns.index(_col(rt, "fp32", th))
-        vals = [r[col] or 0.0 for r in rows]
-        ax.bar(range(len(rows)), vals, color=[colors.get(r[1], "grey") for r in rows])
-        for r in ceilings:
-            if r[col]:
-                ax.axhline(
-                    r[col], color=colors[r[1]], ls="--", lw=1.2, label=f"{r[1]} ceiling fp32 {r[col]:.1f}"
-                )
+    for a, th in enumerate(threads):
+        for b, rt in enumerate(runtimes):
+            ax = fig.add_subplot(len(threads), len(runtimes), a * len(runtimes) + b + 1)
+            col = table.columns.index(_col(rt, "fp32", th))
             i8 = table.columns.index(_col(rt, "int8", th)) if _col(rt, "int8", th) in table.columns else None
-            if i8 is not None and r[i8]:
-                ax.axhline(
-                    r[i8], color=colors[r[1]], ls=":", lw=1.0, label=f"{r[1]} ceiling int8 {r[i8]:.1f}"
-                )
-        ax.set_xticks(range(len(rows)), [str(r[0]) for r in rows], rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel("GFLOP/s (GMAC/s)")
-        ax.set_title(f"{RUNTIME_NAMES[rt]}, {th} thread(s)", fontsize=9)
-        ax.legend(fontsize=6)
+            ax.bar(
+                range(len(rows)),
+                [r[col] or 0.0 for r in rows],
+                color=[colors.get(r[1], "grey") for r in rows],
+            )
+            for r in ceilings:
+                if r[col]:
+                    ax.axhline(r[col], color=colors[r[1]], ls="--", lw=1.2, label=f"{r[1]} fp32 {r[col]:.1f}")
+                if i8 is not None and r[i8]:
+                    ax.axhline(r[i8], color=colors[r[1]], ls=":", lw=1.0, label=f"{r[1]} int8 {r[i8]:.1f}")
+            last = a == len(threads) - 1
+            ax.set_xticks(
+                range(len(rows)), [str(r[0]) for r in rows] if last else [], rotation=60, ha="right"
+            )
+            ax.tick_params(axis="x", labelsize=7)
+            ax.set_ylabel("GFLOP/s (GMAC/s)")
+            ax.set_title(
+                f"{RUNTIME_NAMES[rt]}, {th} thread(s): stages (bars) vs ceilings (lines)", fontsize=9
+            )
+            ax.legend(fontsize=6, ncol=2)
     save_figure(fig, path)
