@@ -148,8 +148,28 @@ def overhead(
         "before = per-person crop code of dc73422, after = batched crops; alternated within one run, "
         "one intra-op thread, crops identical bit for bit",
     ]
+    table.notes += marginal_notes(table)
     table.seconds = time.perf_counter() - t0
     return table
+
+
+def marginal_notes(table: Table) -> list[str]:
+    """Per variant, what one more person costs outside the model against inside it: the slope from the
+    fewest to the most persons measured (a frame's fixed costs, such as encoding the video, cancel)."""
+    lines = []
+    for variant in dict.fromkeys(r[1] for r in table.rows):
+        rows = sorted((r for r in table.rows if r[1] == variant), key=lambda r: r[0])
+        if len(rows) < 2 or rows[-1][0] == rows[0][0]:
+            continue
+        lo, hi = rows[0], rows[-1]
+        people = hi[0] - lo[0]
+        over = (sum(hi[3:-1]) - sum(lo[3:-1])) / people
+        model = (hi[2] - lo[2]) / people
+        lines.append(
+            f"{variant}: each person from {lo[0]} to {hi[0]} adds {over:.2f} ms outside the model and "
+            f"{model:.1f} ms in it ({100 * over / model:.1f}%)"
+        )
+    return lines
 
 
 def plot(table: Table, path) -> None:

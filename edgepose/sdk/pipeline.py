@@ -75,14 +75,18 @@ class _Pending:
     letterbox: np.ndarray | None = None  # whole-frame models: the frame -> model-input affine
 
 
-# intra-op threads per runtime session while detection runs beside the pose stages: on two cores one
-# each beat the runtimes' default of one per core (benchmarks/results/concurrent_loop.md)
+# intra-op threads per runtime session while detection runs beside the pose stages: on two shared cores
+# one each ran the loop 2.4-3.1x faster than the runtimes' default pools of one thread per core, serial
+# or concurrent (benchmarks/results/concurrent_loop.md)
 CONCURRENT_SESSION_THREADS = 1
 
 
 def default_concurrent_detection(detect_every: int = 1) -> bool:
     """Whether ``VideoPipeline`` detects on a thread of its own by default: where the detector can run
-    ahead (every frame) and there are two or more CPUs for the two stages."""
+    ahead (every frame) and there are two or more CPUs for the two stages. On this project's shared
+    two-core machine, with no core left free by other work, concurrent and serial ran within 3% of each
+    other (benchmarks/results/concurrent_loop.md); with a free core the loop's period becomes the
+    slower stage's instead of their sum."""
     return detect_every == 1 and (os.cpu_count() or 1) >= 2
 
 
@@ -98,8 +102,9 @@ class _DetectAhead:
     """Reads ``frames`` and runs ``detect`` on a thread of its own, at most ``depth`` frames ahead.
 
     Iterating yields ``(frame, detections, detect_ms)`` in source order; an exception of the thread is
-    raised here, with the traceback it had there. ``close()`` stops the thread and joins it (it also
-    closes an unfinished iteration), so no thread outlives the run that made it.
+    raised here, with the traceback it had there. ``close()`` stops the thread and joins it, so no
+    thread outlives the run that made it. On a live source the frames in the queue are the latency this
+    adds: at most ``depth`` frames, plus the one being detected.
     """
 
     def __init__(self, frames: Iterable[Frame], detect: Callable[[Frame], Detections], depth: int = 2):
