@@ -197,5 +197,7 @@ def test_cli_run_same_poses_serial_and_concurrent(tiny_bundle, tmp_path):
         runs[flag] = (json.loads(res.stdout), js.read_text())
     (serial, a), (concurrent, b) = runs.values()
     assert not serial["concurrent_detection"] and concurrent["concurrent_detection"]
+    assert serial["detector_thread_ms_per_frame"] is None and concurrent["detector_thread_ms_per_frame"] >= 0
+    assert concurrent["threads"] == serial["threads"] == 1
     assert a == b and a.count("\n") > 5
     assert not detect_threads()
