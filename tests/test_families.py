@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 import torch
 
-from edgepose.families import Family, families, get_family, last_stage, registry
+from edgepose.families import DerivedInput, Family, families, get_family, last_stage, registry
 from edgepose.quantization.scopes import Scope, ScopeChoice, choice_for, resolve
 from edgepose.training.recipes import RECIPES, layer_decay, recipe_for
 from edgepose.training.tasks import RLERegressionTask, build_task
@@ -51,6 +51,8 @@ FAMILY = Family(
     ),
     qat_outputs=dummy_qat_outputs,
     qat_options={"origin": "qat"},
+    derived_inputs={"dummy_index": DerivedInput(lambda source, k: source["coords"][:, :k], {"op": "dummy"})},
+    manifest_config=("depth",),
 )
 
 
@@ -123,3 +125,33 @@ def test_qat_takes_the_dummy_familys_options_and_outputs(dummy, tmp_path):
 def test_the_dummy_family_is_gone_after_the_test():
     with pytest.raises(KeyError, match="unknown model family 'dummy_pose'"):
         get_family("dummy_pose")
+
+
+def test_export_extras_come_from_the_family_object(dummy):
+    """The exporter's manifest extras (config entries, derived-input recipes) are the family's."""
+    from types import SimpleNamespace
+
+    from edgepose.export.exporter import _family_extras
+
+    def artifacts(*names):
+        return {"s": SimpleNamespace(inputs=[SimpleNamespace(name=n) for n in names])}
+
+    cfg = {"depth": 2, "dim": 16}
+    assert _family_extras("dummy_pose", cfg, artifacts("image", "dummy_index")) == {
+        "depth": 2,
+        "derived_inputs": {"dummy_index": {"op": "dummy"}},
+    }
+    assert _family_extras("dummy_pose", cfg, artifacts("image")) == {"depth": 2}  # no stage takes it
+    assert _family_extras("not_a_family", cfg, artifacts("dummy_index")) == {}
+    sharpose = get_family("sharpose")
+    assert set(sharpose.derived_inputs) == {"patch_index"} and sharpose.manifest_config == (
+        "quality_threshold",
+    )
+
+
+def test_sharpose_patch_index_is_the_same_from_torch_and_numpy():
+    """Calibration and evaluation feed runtime arrays, verification torch tensors: one rule."""
+    make = get_family("sharpose").derived_inputs["patch_index"].make
+    rel = torch.tensor([[0.1, 0.9, 0.5, 0.85, 0.2], [0.3, 0.0, 0.7, 0.6, 0.8]])
+    got = make({"relevance": rel.numpy()}, 3)
+    assert got.dtype.name == "int64" and (got == make({"relevance": rel}, 3).numpy()).all()

@@ -4,7 +4,8 @@ Inputs differ from the export's example (another seed) and are realistic for
 each stage: the first stage gets random images; a later stage gets PyTorch's
 outputs of the stage before it (a temporal stage the frame outputs of a whole
 window stacked on axis 1; SHaRPose's ``fine`` the coarse ``features`` and a
-``patch_index`` of distinct top-k relevance indices). Each stage is compared in
+``patch_index`` of distinct top-k relevance indices, as its family object's
+``derived_inputs`` makes it). Each stage is compared in
 isolation (fed PyTorch's inputs), so an error is pinned to the stage that made
 it. Outputs are compared by max abs error against a bound that scales with the
 output (``formats.Tolerance``); 0/1 masks by the fraction of flipped elements;
@@ -36,6 +37,7 @@ import torch
 from ..core.codecs import CODEC_OUTPUTS, decode
 from ..core.formats import compare_max_abs
 from ..core.manifest import BundleDamagedError, Manifest, Verification, read_manifest
+from ..families import derived_inputs, model_family
 from ..runtimes.bundle import (
     IMAGE_INPUTS,
     bundle_root_formats,
@@ -57,24 +59,20 @@ DYNAMIC_CHECK_BATCH = 3
 # ----------------------------------------------------------------------------- inputs
 
 
-def _derive_patch_index(source: dict[str, torch.Tensor], default: torch.Tensor) -> torch.Tensor:
-    if "relevance" not in source:
-        return default
-    return torch.topk(source["relevance"], default.shape[1], dim=1).indices
-
-
-# inputs a later stage takes that no earlier stage outputs under the same name: how to make them
-DERIVED_INPUTS = {"patch_index": _derive_patch_index}
-
-
 def _run(model, stage: str, feeds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         out = model.stage(stage).eval()(*feeds.values())
     return dict(zip(model.stage_io(stage)[1], out))
 
 
-def pipeline_inputs(model, batch: int, seed: int = VERIFY_SEED) -> tuple[dict, dict]:
-    """Per-stage PyTorch inputs and outputs: {stage: {name: tensor}} for both."""
+def pipeline_inputs(
+    model, batch: int, seed: int = VERIFY_SEED, family: str | None = None
+) -> tuple[dict, dict]:
+    """Per-stage PyTorch inputs and outputs: {stage: {name: tensor}} for both.
+
+    Inputs no earlier stage outputs are made as the model's family says (``Family.derived_inputs``);
+    ``family`` defaults to the one ``create_model`` recorded on the model."""
+    derived = derived_inputs(family or model_family(model))
     names = list(model.stage_names)
     feeds = {names[0]: model.example_inputs(names[0], batch, seed)}
     outs = {names[0]: _run(model, names[0], feeds[names[0]])}
@@ -89,8 +87,8 @@ def pipeline_inputs(model, batch: int, seed: int = VERIFY_SEED) -> tuple[dict, d
         for n in ex:
             if n in source:
                 ex[n] = source[n]
-            elif n in DERIVED_INPUTS:
-                ex[n] = DERIVED_INPUTS[n](source, ex[n])
+            elif n in derived:
+                ex[n] = derived[n].make(source, ex[n].shape[1])
         feeds[stage] = ex
         outs[stage] = _run(model, stage, ex)
     return feeds, outs
@@ -228,7 +226,7 @@ def check_bundle(
             dim0 = entry.inputs[0].shape[0]
             batch = DYNAMIC_CHECK_BATCH if isinstance(dim0, str) else int(dim0)
             if batch not in cache:
-                cache[batch] = pipeline_inputs(model, batch, seed)
+                cache[batch] = pipeline_inputs(model, batch, seed, manifest.family)
             feeds, refs = cache[batch][0][entry.name], cache[batch][1][entry.name]
             problems = _check_io(manifest, entry.name, sess.inputs, sess.outputs)
             arrays = {}

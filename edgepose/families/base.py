@@ -11,7 +11,7 @@ import the training tasks (torch) they name and are loaded on the first lookup.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,20 @@ class TeacherReader:
 
     read: Callable[..., tuple]
     tokens: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class DerivedInput:
+    """A stage input that no earlier stage outputs under its name, made from the earlier outputs.
+
+    Verification, calibration and evaluation all feed a later stage the same way through it.
+    ``make(source, width)`` builds it from the earlier stage's inputs and outputs (numpy arrays or
+    torch tensors; it returns the same kind), ``width`` being the input's size on axis 1.
+    ``manifest`` tells a runtime how, under the bundle's ``extra["derived_inputs"]``.
+    """
+
+    make: Callable[[Mapping[str, Any], int], Any]
+    manifest: dict
 
 
 def last_stage(outs: dict[str, dict]) -> dict:
@@ -51,3 +65,7 @@ class Family:
     qat_options: dict = field(default_factory=dict)  # task options QAT fine-tunes with
     qat_data_options: dict = field(default_factory=dict)  # task options sizing QAT's heatmap targets
     accepts_teacher: bool = False  # whether `edgepose train --teacher` applies
+    derived_inputs: dict[str, DerivedInput] = field(
+        default_factory=dict
+    )  # export: inputs made between stages
+    manifest_config: tuple[str, ...] = ()  # export: config entries a runtime reads, copied to manifest extra

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Family
+from .base import DerivedInput, Family
 
 FAMILY_MODULES: tuple[str, ...] = (
     "edgepose.families.dsta",
@@ -51,3 +51,25 @@ def get_family(spec_or_name) -> Family:
             f"(known: {', '.join(known)})"
         )
     return known[name]
+
+
+def find_family(name: str | None) -> Family | None:
+    """The family named ``name``; None for a model outside the registered families (a test stand-in)."""
+    return _load().get(name) if name else None
+
+
+def model_family(model) -> str | None:
+    """The family of a model built by ``create_model`` (its ``spec_name``); None for other modules."""
+    from ..zoo.registry import get_spec  # lazy: keeps this registry importable without the zoo
+
+    name = getattr(model, "spec_name", None)
+    try:
+        return get_spec(name).family if name else None
+    except KeyError:
+        return None
+
+
+def derived_inputs(family: str | None) -> dict[str, DerivedInput]:
+    """The family's stage inputs made from earlier outputs (none for an unknown family)."""
+    found = find_family(family)
+    return dict(found.derived_inputs) if found else {}

@@ -4,10 +4,13 @@ As a teacher its tokens are the fine pass's final keypoint tokens and the coarse
 tokens (a regular grid; the fine pass's mixed-resolution tokens are not one).
 """
 
+import numpy as np
+import torch
+
 from ..quantization.scopes import Scope, ScopeChoice
 from ..training.tasks import SHaRPoseTask
 from ..training.teacher import Capture, TokenInfo
-from .base import Family, TeacherReader
+from .base import DerivedInput, Family, TeacherReader
 
 
 def read_teacher(model, image, frames):
@@ -25,6 +28,26 @@ def qat_outputs(outs: dict[str, dict]) -> dict:
         "coarse_heatmaps": outs["coarse"]["heatmaps"],
         "quality": outs["coarse"]["quality"],
     }
+
+
+def patch_index(source, k: int):
+    """The fine stage's patches: the k most relevant of the coarse pass, in ``torch.topk``'s order
+    (numpy: a stable sort, so ties go by index) for torch tensors and runtime arrays alike."""
+    rel = source["relevance"]
+    if isinstance(rel, np.ndarray):
+        return np.argsort(-rel, axis=1, kind="stable")[:, :k].astype(np.int64)
+    return torch.topk(rel, k, dim=1).indices
+
+
+PATCH_INDEX = DerivedInput(
+    patch_index,
+    manifest={
+        "op": "topk",
+        "of": "relevance",
+        "axis": 1,
+        "note": "indices of the k most relevant patches (k = the input's last dim), from the coarse stage",
+    },
+)
 
 
 FAMILY = Family(
@@ -46,4 +69,6 @@ FAMILY = Family(
         chosen=("head", "quality", "relevance"),
     ),
     qat_outputs=qat_outputs,
+    derived_inputs={"patch_index": PATCH_INDEX},
+    manifest_config=("quality_threshold",),  # the runtime gates the fine stage on coarse quality
 )

@@ -10,8 +10,9 @@ One composition serves three callers, so they all feed each stage the same way:
 The rules are the stage contract's: the first stage takes the crops (a temporal model's
 window is flattened into the batch, ``(B*T, 3, H, W)``, and its outputs are stacked back
 on axis 1 for the next stage); a later stage of a single-frame model takes, by name, the
-crops and the earlier stage's outputs; ``patch_index`` (SHaRPose) is the top-k of the
-coarse ``relevance``, k being the width of the fine stage's input. SHaRPose's fine stage
+crops and the earlier stage's outputs; an input no stage outputs is made as the family object
+says (``Family.derived_inputs``: SHaRPose's ``patch_index`` is the top-k of the coarse
+``relevance``, k being the width of the fine stage's input). SHaRPose's fine stage
 always runs here, as ``model.forward`` does (the runtime's quality gate is a speed choice,
 not part of the accuracy comparison).
 """
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ..families import derived_inputs, model_family
 
 IMAGE = "image"
 
@@ -36,6 +39,7 @@ class StagePlan:
     derived: tuple[
         tuple[str, int], ...
     ] = ()  # (input name, width) made from earlier outputs (patch_index, k)
+    family: str | None = None  # whose ``derived_inputs`` make them
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -50,40 +54,22 @@ class StagePlan:
     @classmethod
     def from_model(cls, model) -> StagePlan:
         stages = tuple((s, *map(tuple, model.stage_io(s))) for s in model.stage_names)
+        family = model_family(model)
+        known = derived_inputs(family)
         derived = []
         for s, ins, _ in stages[1:]:
             ex = model.example_inputs(s, 1)
-            derived += [(n, int(ex[n].shape[1])) for n in ins if n in DERIVED]
-        return cls(stages, len(model.frame_offsets), tuple(derived))
+            derived += [(n, int(ex[n].shape[1])) for n in ins if n in known]
+        return cls(stages, len(model.frame_offsets), tuple(derived), family)
 
     @classmethod
     def from_manifest(cls, manifest) -> StagePlan:
         stages = tuple((e.name, tuple(e.input_names), tuple(e.output_names)) for e in manifest.stages)
+        known = derived_inputs(manifest.family)
         derived = []
         for e in manifest.stages[1:]:
-            derived += [(t.name, int(t.shape[1])) for t in e.inputs if t.name in DERIVED]
-        return cls(stages, len(manifest.frame_offsets), tuple(derived))
-
-
-def _topk_numpy(x: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest per row, in descending order (torch.topk's order; ties by index)."""
-    order = np.argsort(-np.asarray(x), axis=1, kind="stable")
-    return order[:, :k].astype(np.int64)
-
-
-def _topk_torch(x, k: int):
-    import torch  # lazy: torch
-
-    return torch.topk(x, k, dim=1).indices
-
-
-def _patch_index(source: Mapping[str, Any], k: int):
-    rel = source["relevance"]
-    return _topk_numpy(rel, k) if isinstance(rel, np.ndarray) else _topk_torch(rel, k)
-
-
-# inputs a later stage takes that no earlier stage outputs under that name: how to derive them
-DERIVED: dict[str, Callable[[Mapping[str, Any], int], Any]] = {"patch_index": _patch_index}
+            derived += [(t.name, int(t.shape[1])) for t in e.inputs if t.name in known]
+        return cls(stages, len(manifest.frame_offsets), tuple(derived), manifest.family)
 
 
 def run_pipeline(
@@ -104,6 +90,7 @@ def run_pipeline(
     feeds = {first: {first_in[0]: image}}
     outs = {first: dict(run_stage(first, feeds[first]))}
     widths = dict(plan.derived)
+    makers = derived_inputs(plan.family) if widths else {}
     for (prev, _, _), (stage, ins, _) in zip(plan.stages, plan.stages[1:]):
         if t > 1:
             source = {k: v.reshape(b, t, *v.shape[1:]) for k, v in outs[prev].items()}
@@ -113,8 +100,8 @@ def run_pipeline(
         for n in ins:
             if n in source:
                 f[n] = source[n]
-            elif n in DERIVED:
-                f[n] = DERIVED[n](source, widths[n])
+            elif n in widths:
+                f[n] = makers[n].make(source, widths[n])
             else:
                 raise KeyError(f"stage {stage!r} input {n!r} is neither an earlier output nor derivable")
         feeds[stage] = f
