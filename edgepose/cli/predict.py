@@ -160,19 +160,24 @@ def register(app: typer.Typer) -> None:
             plan = plan_outputs(source, out, images)
             if bundle is not None and (model or weights):
                 raise ValueError("pass --bundle DIR or --model NAME [--weights], not both")
+            from ..sdk.detectors import make_detector
             from ..sdk.stills import still_detector
-            from .run import backend_format, open_estimator, resolve_bundle
+            from .run import backend_format, open_estimator, resolve_bundle, session_threads
 
             fmt = backend_format(backend)
             name = None if bundle is not None else (model or default_model())
             weights = None if bundle is not None else (weights or "pretrained")
             path, how = resolve_bundle(bundle, name, weights, None, fmt, say)
             say(how)
-            est = open_estimator(path, fmt, device, None)
+            # a video runs the loop's way (detection on its own thread, one intra-op thread per session)
+            threads = None if images else session_threads(path, None, None, 1)[1]
+            est = open_estimator(path, fmt, device, threads)
             try:
                 if est.needs_detector:
                     # stills pool every fetched detector (a photo gets one try); video keeps one
-                    est.detector = still_detector(detector) if images else detector
+                    est.detector = (
+                        still_detector(detector) if images else make_detector(detector, threads=threads)
+                    )
                     names = getattr(est.detector, "names", None) or [type(est.detector).__name__]
                     say(f"detector: {detector} ({' + '.join(names)})")
                 else:
