@@ -42,8 +42,6 @@ class SetPredictionTask(PoseTask):
     the loss weights; ``match``: the assigner's cost weights (``MatchWeights`` fields as a dict).
     """
 
-    family = "pavenet"
-
     def __init__(
         self,
         spec,

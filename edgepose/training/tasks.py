@@ -47,8 +47,6 @@ def _inputs(batch: dict) -> torch.Tensor:
 class PoseTask(nn.Module):
     """Shared plumbing. ``notes`` collects one-line facts worth printing (e.g. a skipped loss)."""
 
-    family = ""
-
     def __init__(self, spec, model):
         super().__init__()
         self.spec = spec
@@ -86,8 +84,6 @@ class RLERegressionTask(PoseTask):
     :func:`edgepose.training.losses.rle_loss`); ``prior_mean`` 0 (RLE) or 0.5 (DSTA's code).
     """
 
-    family = "dsta"
-
     def __init__(
         self, spec, model, residual: str = "laplace", compat: str = "paper", prior_mean: float = 0.0
     ):
@@ -121,8 +117,6 @@ class RLERegressionTask(PoseTask):
 class HeatmapTask(PoseTask):
     """TAR-ViTPose (and any heatmap model): MSE against Gaussian targets with joint weights."""
 
-    family = "tar_vitpose"
-
     def heatmap_size(self):
         return self.model_heatmap_size
 
@@ -138,8 +132,6 @@ class SHaRPoseTask(HeatmapTask):
     210 epochs) and ``quality_weight`` (0.03) after, as the paper: the quality predictor
     converges much faster than the heatmaps.
     """
-
-    family = "sharpose"
 
     def __init__(
         self,
@@ -208,8 +200,6 @@ class DistilPoseTask(PoseTask):
     a training-only :class:`~edgepose.training.teacher.TokenProjection` unless
     ``project_tokens=False``, which skips it instead. Every skip is noted with its reason.
     """
-
-    family = "distilpose"
 
     def __init__(
         self,
