@@ -88,6 +88,16 @@ class StageJob:
     def finish(self, artifact: Artifact) -> Artifact:
         return self.hook.after_convert(self, artifact) if self.hook is not None else artifact
 
+    def done(
+        self, info: dict[str, Any], notes: list[str] | tuple[str, ...] = (), int64_as: str = "int64"
+    ) -> Artifact:
+        """The written stage as an Artifact (the format's files, the I/O records), through the hook:
+        every converter's last step, so they all record a stage the same way."""
+        ins, outs = self.tensor_infos(int64_as)
+        return self.finish(
+            Artifact(self.fmt.stage_files(self.stage), ins, outs, self.batch, list(notes), info=info)
+        )
+
     def reference_outputs(self) -> dict[str, torch.Tensor]:
         key = ("outputs", self.model_name, self.stage, self.batch)
         if key not in self.cache:

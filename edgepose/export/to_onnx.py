@@ -149,16 +149,7 @@ def convert(job: StageJob) -> Artifact:
     model.producer_name = "edgepose"
     onnx.save(model, str(dest))
     onnx.checker.check_model(str(dest))
-    ins, outs = job.tensor_infos()
-    artifact = Artifact(
-        job.fmt.stage_files(job.stage),
-        ins,
-        outs,
-        job.batch,
-        list(notes),
-        info={"exporter": exporter, "opset": OPSET},
-    )
-    return job.finish(artifact)
+    return job.done({"exporter": exporter, "opset": OPSET}, notes)
 
 
 def share_weights(out_dir: Path, artifacts: dict[str, Artifact], header: dict) -> dict | None:

@@ -33,16 +33,7 @@ def convert(job: StageJob) -> Artifact:
         for k, v in job.metadata.items():
             model.set_rt_info(v, [RT_INFO_KEY, k])
         ov.save_model(model, str(job.file), compress_to_fp16=job.precision == "fp16")
-    ins, outs = job.tensor_infos()
-    artifact = Artifact(
-        job.fmt.stage_files(job.stage),
-        ins,
-        outs,
-        job.batch,
-        list(notes),
-        info={"exporter": f"onnx ({exporter}) -> openvino {ov.get_version()}"},
-    )
-    return job.finish(artifact)
+    return job.done({"exporter": f"onnx ({exporter}) -> openvino {ov.get_version()}"}, notes)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

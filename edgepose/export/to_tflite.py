@@ -60,15 +60,7 @@ def convert(job: StageJob) -> Artifact:
         if job.precision == "fp16":
             src = _to_fp16(float_path, job.work_dir / f"{job.stage}.b{job.batch}.fp16.tflite")
         write_with_metadata(src, job.file, job.metadata)
-    ins, outs = job.tensor_infos(int64_as="int32")
-    artifact = Artifact(
-        job.fmt.stage_files(job.stage),
-        ins,
-        outs,
-        job.batch,
-        info={"exporter": f"litert-torch {getattr(lv, '__version__', '?')}"},
-    )
-    return job.finish(artifact)
+    return job.done({"exporter": f"litert-torch {getattr(lv, '__version__', '?')}"}, int64_as="int32")
 
 
 def sample_kwargs(job: StageJob) -> tuple[tuple[str, ...], dict]:
