@@ -21,6 +21,7 @@ from edgepose.core.integrity import file_sha256
 from edgepose.core.manifest import BundleDamagedError, read_manifest
 from edgepose.export import export, verify_bundle
 from edgepose.export import exporter as exporter_mod
+from edgepose.export import formats as formats_mod
 from edgepose.export.formats import ExportError
 from edgepose.export.stages import SHARED_MAGIC, SharedWeights, read_shared_header
 from edgepose.runtimes import open_session
@@ -166,4 +167,5 @@ def test_formats_that_cannot_share_say_so():
     assert exporter_mod._common_parameter_bytes(sharp, ["coarse", "fine"]) > 0
     dsta = edgepose.create_model("dsta_mnv2_tiny").eval()  # frame and temporal: different weights
     assert exporter_mod._common_parameter_bytes(dsta, list(dsta.stage_names)) == 0
-    assert set(exporter_mod.NO_SHARING) == {"tflite", "coreml"}
+    cannot = {n for n, f in formats_mod.FORMATS.items() if getattr(f.module(), "NO_SHARING", None)}
+    assert cannot == {"tflite", "coreml"}  # each converter module says why

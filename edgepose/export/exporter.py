@@ -361,42 +361,28 @@ class Converted:
 
 SHARED_SIZE_KEY = "shared_weights"  # extra["size_bytes"] key of the file the stages share
 
-# formats whose stage files cannot point into one weight file, and why (the manifest's note says it)
-NO_SHARING = {
-    "tflite": (
-        "a .tflite flatbuffer keeps its weights in its own buffers: a Buffer holds its bytes inline or "
-        "an offset/size into the same .tflite file, with no field naming another file, so two .tflite "
-        "graphs cannot read one weight file (one .tflite with a signature per stage could share "
-        "buffers; the TFLite runtime here opens one graph per stage)"
-    ),
-    "coreml": (
-        "an .mlpackage reads its weights from its own Data/com.apple.CoreML/weights/weight.bin "
-        "(blob paths are @model_path-relative to the package), so two packages cannot read one weight "
-        "file (one multifunction .mlpackage, iOS 18 / macOS 15 and later, could hold both stages with "
-        "weights deduplicated; the Core ML runtime here opens one package per stage)"
-    ),
-}
-
 
 def share_weights(job: ExportJob, target: FormatTarget, conv: Converted) -> dict | None:
     """Stages that hold the same weights (SHaRPose's coarse and fine: one ViT) point into one file.
 
     The format's ``share_weights(dir, artifacts, header)`` does it where the format can (ONNX
     external data, OpenVINO IR); formats without one keep a full copy per stage, and the
-    manifest's notes say why (``NO_SHARING``). Tensors are matched by content, and only when the
-    stages hold a real share in common. Runs inside the staging directory, before the manifest
+    manifest's notes say why (the converter module's ``NO_SHARING``). Tensors are matched by
+    content, and only when the stages hold a real share in common. Runs inside the staging directory, before the manifest
     is sealed, so the shared file gets its sha256 there and the bundle is swapped in whole.
     """
     src = job.src
-    share = getattr(target.fmt.module(), "share_weights", None)
+    module = target.fmt.module()
+    share = getattr(module, "share_weights", None)
     if len(conv.artifacts) < 2:
         return None
     if share is None:
         common = _common_parameter_bytes(src.model, list(conv.artifacts))
-        if common and target.fmt.name in NO_SHARING:
+        why = getattr(module, "NO_SHARING", None)
+        if common and why:
             conv.notes.append(
                 f"stages {', '.join(conv.artifacts)} hold {common / 2**20:.1f} MB of the same weights; "
-                f"{target.fmt.name} stores a copy in each stage's file: {NO_SHARING[target.fmt.name]}"
+                f"{target.fmt.name} stores a copy in each stage's file: {why}"
             )
         return None
     header = {

@@ -21,6 +21,13 @@ import torch
 
 from .stages import Artifact, StageJob, named_module, quiet
 
+# why the stages' files cannot point into one weight file (the export's note says it)
+NO_SHARING = (
+    "an .mlpackage reads its weights from its own Data/com.apple.CoreML/weights/weight.bin "
+    "(blob paths are @model_path-relative to the package), so two packages cannot read one weight "
+    "file (one multifunction .mlpackage, iOS 18 / macOS 15 and later, could hold both stages with "
+    "weights deduplicated; the Core ML runtime here opens one package per stage)"
+)
 MAX_BATCH = 64
 
 

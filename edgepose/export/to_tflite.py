@@ -24,6 +24,13 @@ import numpy as np
 
 from .stages import Artifact, StageJob, named_module, quiet, to_nhwc
 
+# why the stages' files cannot point into one weight file (the export's note says it)
+NO_SHARING = (
+    "a .tflite flatbuffer keeps its weights in its own buffers: a Buffer holds its bytes inline or "
+    "an offset/size into the same .tflite file, with no field naming another file, so two .tflite "
+    "graphs cannot read one weight file (one .tflite with a signature per stage could share "
+    "buffers; the TFLite runtime here opens one graph per stage)"
+)
 METADATA_NAME = "edgepose"
 
 _FP16_RECIPE = [
