@@ -349,8 +349,9 @@ def test_qat_through_the_api_writes_weights_and_qdq_bundle(data, tmp_path):
         strict=False,
     )
     assert (tmp_path / "q" / "qat_weights.pt").is_file() and result.qat["steps"] == 2
-    for stage in ("frame", "temporal"):
-        assert _ops(tmp_path / "q" / f"{stage}.onnx")["QuantizeLinear"] > 0
+    assert _ops(tmp_path / "q" / "frame.onnx")["QuantizeLinear"] > 0
+    # DSTA's temporal stage is a float scope (0.002 of 0.297 GFLOPs; int8 moved real keypoints 6.7 px)
+    assert _ops(tmp_path / "q" / "temporal.onnx").get("QuantizeLinear", 0) == 0
     import onnx
 
     frame = onnx.load(str(tmp_path / "q" / "frame.onnx")).graph
