@@ -31,6 +31,7 @@ import numpy as np
 
 from .detectors import DEFAULT_DETECTOR, make_detector, nms
 from .results import Results
+from .tracker import iou_matrix
 from .types import Detections
 
 #: the real detectors pooled by ``still_detector("auto")``, where fetched (first: the video default)
@@ -97,14 +98,6 @@ def pose_confidence(scores: np.ndarray) -> np.ndarray:
     return s.mean(axis=-1) if s.size else np.zeros(len(s))
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0.0) * max(h, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _inside(a: np.ndarray, b: np.ndarray) -> float:
     """The share of box ``a``'s area that lies inside box ``b``."""
     w = min(a[2], b[2]) - max(a[0], b[0])
@@ -119,38 +112,24 @@ def merge_split_people(
     """Replace overlapping box pairs by their union where the union's pose is clearly more confident.
 
     Greedy, largest gain first, each box merged at most once per pass; passes repeat until nothing
-    merges (a person split in three merges in two passes). One batched pose call per pass."""
+    merges (a person split in three merges in two passes). Two batched pose calls per pass: the
+    boxes and the unions of the overlapping pairs."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     box_scores = np.asarray(box_scores, np.float32).reshape(-1)
     while len(boxes) > 1:
-        own = pose_confidence(_scores(est, image, boxes))
-        pairs = [
-            (i, j)
-            for i in range(len(boxes))
-            for j in range(i + 1, len(boxes))
-            if _iou(boxes[i], boxes[j]) >= refine.merge_iou
-        ]
-        if not pairs:
+        pairs = np.argwhere(np.triu(iou_matrix(boxes, boxes) >= refine.merge_iou, 1))
+        if not len(pairs):
             break
-        unions = np.array(
-            [
-                [
-                    min(boxes[i, 0], boxes[j, 0]),
-                    min(boxes[i, 1], boxes[j, 1]),
-                    max(boxes[i, 2], boxes[j, 2]),
-                    max(boxes[i, 3], boxes[j, 3]),
-                ]
-                for i, j in pairs
-            ],
-            np.float32,
+        first, second = boxes[pairs[:, 0]], boxes[pairs[:, 1]]
+        unions = np.concatenate(
+            [np.minimum(first[:, :2], second[:, :2]), np.maximum(first[:, 2:], second[:, 2:])], axis=1
         )
-        gains = pose_confidence(_scores(est, image, unions)) - np.array(
-            [max(own[i], own[j]) for i, j in pairs]
-        )
+        own = pose_confidence(_scores(est, image, boxes))
+        gains = pose_confidence(_scores(est, image, unions)) - np.maximum(own[pairs[:, 0]], own[pairs[:, 1]])
         used: set[int] = set()
         merged = []
         for k in np.argsort(-gains):
-            i, j = pairs[k]
+            i, j = int(pairs[k, 0]), int(pairs[k, 1])
             if gains[k] < refine.merge_gain:
                 break
             if i in used or j in used:
