@@ -34,9 +34,7 @@ def main(argv=None) -> int:
 
         bundle = cached_bundle(load_pretrained("dsta_mnv2_coco"), progress=say)
     table = concurrency_fps(bundle, args.detector, args.frames, args.rounds, progress=say)
-    table.print(console)
-    for path in table.write(args.out):
-        console.print(f"wrote {path}")
+    table.publish(console, args.out)
     return 0
 
 

@@ -29,9 +29,7 @@ def main(argv=None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)
     settings = Settings(step=args.step, threads=args.threads, max_frames=args.max_frames)
     for table in run(settings, progress=lambda m: console.print(f"[dim]{m}[/]")):
-        table.print(console)
-        for path in table.write(args.out):
-            console.print(f"wrote {path}")
+        table.publish(console, args.out)
     return 0
 
 

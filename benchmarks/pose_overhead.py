@@ -38,9 +38,7 @@ def main(argv=None) -> int:
     bundle = args.bundle or shipped_bundle(say)
     persons = tuple(int(v) for v in args.persons.split(","))
     table = overhead(bundle, persons, args.frames, args.rounds, args.threads, progress=say)
-    table.print(console)
-    for path in table.write(args.out):
-        console.print(f"wrote {path}")
+    table.publish(console, args.out)
     return 0
 
 

@@ -72,9 +72,7 @@ def main(argv=None) -> int:
         shipped = next((b for n, b in models.items() if n.endswith("(shipped)")), next(iter(models.values())))
         tables.append(loop_fps(shipped, frames=args.loop_frames, threads=args.threads, progress=say))
     for table in tables:
-        table.print(console)
-        for path in table.write(args.out):
-            console.print(f"wrote {path}")
+        table.publish(console, args.out)
     return 0
 
 

@@ -51,9 +51,7 @@ def main(argv=None) -> int:
             kw[key] = val
     settings = roofline.quick(**kw) if args.quick else roofline.Settings(**kw)
     table = roofline.run(settings)
-    table.print(console)
-    for path in table.write(args.out):
-        console.print(f"wrote {path}")
+    table.publish(console, args.out)
     return 0
 
 

@@ -260,9 +260,7 @@ def main(argv=None) -> int:
     table.name = args.name
     from rich.console import Console
 
-    table.print(Console())
-    for p in table.write(args.out):
-        print(p)
+    table.publish(Console(), args.out)
     return 0
 
 

@@ -144,6 +144,23 @@ def test_table_rejects_ragged_rows():
         t.add(1)
 
 
+def test_publish_prints_writes_and_says_where(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    t = Table("x", "a title", ["a", "b"], notes=["a note"])
+    t.add("row", 1.5)
+    buf = io.StringIO()
+    paths = t.publish(Console(file=buf, width=100), tmp_path)
+    assert [p.name for p in paths][:2] == ["x.md", "x.json"] and all(p.is_file() for p in paths)
+    out = buf.getvalue()
+    assert "row" in out and "a note" in out and f"wrote {tmp_path / 'x.md'}" in out
+    assert (tmp_path / "x.md").read_text().startswith("### a title") and "| row |" in (
+        tmp_path / "x.md"
+    ).read_text()
+
+
 def test_precisions_slot_in_through_builders(monkeypatch):
     from edgepose.bench import backends
     from edgepose.bench.settings import quick

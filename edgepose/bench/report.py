@@ -108,6 +108,15 @@ class Table:
         for n in self.notes:
             console.print(f"[dim]- {n}[/]")
 
+    def publish(self, console, out_dir: str | os.PathLike) -> list[Path]:
+        """What every benchmark script ends with: the table on the console, its files written, and
+        where they went."""
+        self.print(console)
+        paths = self.write(out_dir)
+        for path in paths:
+            console.print(f"wrote {path}")
+        return paths
+
     def to_markdown(self) -> str:
         lines = [
             f"### {self.title}",
