@@ -69,7 +69,10 @@ def main(argv=None) -> int:
         models[label] = Path(path)
     tables = [run(args.labels, models, threads=args.threads, max_frames=args.max_frames, progress=say)]
     if args.loop_frames:
-        shipped = next((b for n, b in models.items() if n.endswith("(shipped)")), next(iter(models.values())))
+        from edgepose.cli.predict import default_model
+
+        # the loop runs what demo/run/predict run by default (the first row only when it is absent)
+        shipped = models.get(f"{default_model()} (shipped)", next(iter(models.values())))
         tables.append(loop_fps(shipped, frames=args.loop_frames, threads=args.threads, progress=say))
     for table in tables:
         table.publish(console, args.out)
