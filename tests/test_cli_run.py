@@ -84,6 +84,24 @@ def test_run_writes_video_json_and_timing(tiny_bundle, video, tmp_path, mode):
     assert all(len(r["keypoints"]) == 17 and np.isfinite(np.asarray(r["keypoints"])).all() for r in recs)
 
 
+def test_pose_workers_give_the_same_poses(tiny_bundle, video, tmp_path):
+    clip, boxes = video
+    got = []
+    for workers in (1, 2):
+        js = tmp_path / f"poses{workers}.jsonl"
+        res = invoke(
+            "run", clip, "--bundle", tiny_bundle, "--detector", f"boxes:{boxes}", "--pose-workers", workers,
+            "--json-out", js, "--json",
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["pose_workers"] == workers
+        got.append(list(read_jsonl(js)))
+    assert len(got[0]) == len(got[1]) > 0
+    for a, b in zip(*got):
+        assert (a["frame"], a["track_id"]) == (b["frame"], b["track_id"])
+        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-3)
+
+
 def test_run_prints_progress_and_a_stage_table(tiny_bundle, video):
     clip, boxes = video
     res = invoke(

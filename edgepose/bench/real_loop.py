@@ -10,6 +10,7 @@ the other question a user has: how fast is the whole thing with each detector.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -109,29 +110,60 @@ def plot(table: Table, path) -> None:
     save_figure(fig, path)
 
 
-# (label, concurrent, detector threads, pose threads); None: the runtime's default (every core)
+@dataclass(frozen=True)
+class LoopConfig:
+    """One way to run the loop: detection serial or on its thread, thread counts (None: the runtime's
+    default, one per core), detection every N frames, pose workers and which bundle (a key of
+    ``bundles``)."""
+
+    label: str
+    concurrent: bool
+    detector_threads: int | None = 1
+    pose_threads: int | None = 1
+    detect_every: int = 1
+    pose_workers: int = 1
+    bundle: str = "fp32"
+    detector: str | None = None  # None: the run's detector
+
+    def twin_key(self) -> tuple:
+        """What must match for two runs to give the same poses bit for bit (all but concurrency)."""
+        return (
+            self.detector_threads,
+            self.pose_threads,
+            self.detect_every,
+            self.pose_workers,
+            self.bundle,
+            self.detector,
+        )
+
+
 CONCURRENCY_CONFIGS = (
-    ("serial, default threads", False, None, None),
-    ("serial, 1 thread each", False, 1, 1),
-    ("concurrent, 1 thread each", True, 1, 1),
-    ("concurrent, default threads", True, None, None),
+    LoopConfig("serial, default threads", False, None, None),
+    LoopConfig("serial, 1 thread each", False, 1, 1),
+    LoopConfig("concurrent, 1 thread each", True, 1, 1),
+    LoopConfig("concurrent, default threads", True, None, None),
 )
 
 
 def concurrency_fps(
-    bundle: str | Path,
+    bundle: str | Path | dict[str, str | Path],
     detector: str = "nanodet",
     frames: int | None = None,
     rounds: int = 2,
     configs=CONCURRENCY_CONFIGS,
     progress=print,
+    name: str = "concurrent_loop",
+    title: str = "detection serial or on its own thread",
+    labels: str | Path | None = None,
 ) -> Table:
-    """The whole loop on vtest's held-out tail with detection serial and on its own thread, by threads.
+    """The whole loop on vtest's held-out tail, once per ``LoopConfig``.
 
     Configurations alternate round by round (a busy neighbour slows all alike); each row is the mean of
     its rounds' frames. "same poses" compares every pose (boxes, keypoints, scores, track ids) with the
-    serial run of the same thread counts: a thread count changes a runtime's summation order, so only
-    runs with equal counts can be equal bit for bit.
+    serial run of the same settings: a thread count changes a runtime's summation order, so only runs
+    with equal counts can be equal bit for bit. ``bundle``: one bundle, or ``{key: bundle}`` for configs
+    naming their ``bundle``. ``labels``: the labelled held-out frames (``edgepose label --preset real``
+    output) that score each configuration's poses: COCO AP on 13 joints, people as the loop found them.
     """
     from ..cli.demo import HELD_OUT, held_out_clip
     from ..runtimes.bundle import load
@@ -139,41 +171,68 @@ def concurrency_fps(
     from ..sdk.estimator import PoseEstimator
     from ..sdk.pipeline import VideoPipeline
     from ..sdk.sources import IterableSource
+    from .peers_loop import held_out_ground_truth
     from .workload import TotalsTimer
 
     t0 = time.perf_counter()
+    bundles = dict(bundle) if isinstance(bundle, dict) else {"fp32": bundle}
     images, fps, first = held_out_clip(frames or 10**9)
+    gt = held_out_ground_truth(labels, first, len(images)) if labels else None
+    columns = [
+        "configuration",
+        "bundle",
+        "detector threads",
+        "pose threads",
+        "detect every",
+        "pose workers",
+        "fps",
+        "speed-up",
+        "cores busy",
+        "detect ms/frame",
+        "waited ms/frame",
+        "pose ms/frame",
+        "people/frame",
+        "same poses",
+    ] + (["AP"] if gt else [])
     table = Table(
-        "concurrent_loop",
-        f"Whole loop on vtest.avi's held-out frames {first}-{first + len(images) - 1} ({detector}): "
-        "detection serial or on its own thread",
-        [
-            "configuration",
-            "detector threads",
-            "pose threads",
-            "fps",
-            "speed-up",
-            "cores busy",
-            "detect ms/frame",
-            "waited ms/frame",
-            "pose ms/frame",
-            "people/frame",
-            "same poses",
-        ],
-        settings={"bundle": str(bundle), "detector": detector, "frames": len(images), "rounds": rounds},
+        name,
+        f"Whole loop on vtest.avi's held-out frames {first}-{first + len(images) - 1} ({detector}): {title}",
+        columns,
+        settings={
+            "bundles": {k: str(v) for k, v in bundles.items()},
+            "detector": detector,
+            "frames": len(images),
+            "rounds": rounds,
+            "labels": str(labels) if labels else None,
+        },
     )
-    table.extra["text_columns"] = ["configuration", "detector threads", "pose threads", "same poses"]
+    table.extra["text_columns"] = [
+        "configuration",
+        "bundle",
+        "detector threads",
+        "pose threads",
+        "same poses",
+    ] + (["AP"] if gt else [])
     stats = {
-        c[0]: dict.fromkeys(("wall", "cpu", "frames", "people", "detect", "waited", "pose"), 0.0)
+        c.label: dict.fromkeys(("wall", "cpu", "frames", "people", "detect", "waited", "pose"), 0.0)
         for c in configs
     }
     poses: dict[str, list] = {}
+    layouts: dict[str, object] = {}
     for r in range(rounds):
-        for label, concurrent, det_threads, pose_threads in configs:
-            det = make_detector(detector, **({"threads": det_threads} if det_threads else {}))
-            opts = {"threads": pose_threads} if pose_threads else {}
-            est = PoseEstimator(load(bundle, device="cpu", **opts))
-            pipe = VideoPipeline(est, detector=det, mode="offline", concurrent_detection=concurrent)
+        for c in configs:
+            det = make_detector(
+                c.detector or detector, **({"threads": c.detector_threads} if c.detector_threads else {})
+            )
+            opts = {"threads": c.pose_threads} if c.pose_threads else {}
+            est = PoseEstimator(load(bundles[c.bundle], device="cpu", **opts), workers=c.pose_workers)
+            pipe = VideoPipeline(
+                est,
+                detector=det,
+                mode="offline",
+                concurrent_detection=c.concurrent,
+                detect_every=c.detect_every,
+            )
             for _ in pipe.run(IterableSource(images[:3], fps=fps)):  # warm-up: first-call allocations
                 pass
             pipe.timer, pipe.detector_timer = TotalsTimer(), TotalsTimer()
@@ -182,30 +241,34 @@ def concurrency_fps(
             for res in pipe.run(IterableSource(images, fps=fps)):
                 got.append([(p.box, p.keypoints, p.scores, p.track_id) for p in res.poses])
             wall = time.perf_counter() - t
-            s = stats[label]
+            s = stats[c.label]
             s["cpu"] += time.process_time() - cpu
             s["wall"] += wall
             s["frames"] += len(got)
             s["people"] += sum(len(g) for g in got)
             waited = pipe.timer.total_ms.get("detect", 0.0)
             s["waited"] += waited
-            s["detect"] += pipe.detector_timer.total_ms.get("detect", waited) if concurrent else waited
+            s["detect"] += pipe.detector_timer.total_ms.get("detect", waited) if c.concurrent else waited
             s["pose"] += sum(pipe.timer.total_ms.get(k, 0.0) for k in POSE_STAGES)
-            poses.setdefault(label, got)
+            poses.setdefault(c.label, got)
+            layouts[c.label] = est.layout
             est.close()
-            progress(f"round {r + 1}, {label}: {len(got) / wall:.2f} fps")
+            progress(f"round {r + 1}, {c.label}: {len(got) / wall:.2f} fps")
     base = None
-    for label, _concurrent, det_threads, pose_threads in configs:
-        s = stats[label]
+    for c in configs:
+        s = stats[c.label]
         n = max(s["frames"], 1)
         rate = n / s["wall"]
         base = base or rate
-        twin = next((c[0] for c in configs if not c[1] and (c[2], c[3]) == (det_threads, pose_threads)), None)
-        same = "-" if twin in (None, label) else ("yes" if _same(poses[label], poses[twin]) else "no")
-        table.add(
-            label,
-            str(det_threads or "default"),
-            str(pose_threads or "default"),
+        twin = next((o.label for o in configs if not o.concurrent and o.twin_key() == c.twin_key()), None)
+        same = "-" if twin in (None, c.label) else ("yes" if _same(poses[c.label], poses[twin]) else "no")
+        row = [
+            c.label,
+            c.bundle,
+            str(c.detector_threads or "default"),
+            str(c.pose_threads or "default"),
+            c.detect_every,
+            c.pose_workers,
             rate,
             rate / base,
             s["cpu"] / s["wall"],
@@ -214,17 +277,39 @@ def concurrency_fps(
             s["pose"] / n,
             s["people"] / n,
             same,
-        )
+        ]
+        if gt:
+            row.append(100 * loop_ap(poses[c.label], layouts[c.label], *gt)["AP"])
+        table.add(*row)
     table.notes += [
         f"held-out = the last {round(100 * HELD_OUT)}% of vtest.avi; offline mode, tracker, ring buffers, "
         "smoothing, no sinks; speed-up against the first row; cores busy = this process's CPU time / "
-        "wall time (above 1: the two stages overlapped; it cannot exceed the cores other work leaves free)",
+        "wall time (above 1: the stages overlapped; it cannot exceed the cores other work leaves free)",
         "detect = the detector's own time (concurrent: on its thread, beside the pose stages); waited = "
         "the time the loop waited for it (serial: all of it); default threads = the runtime's own choice "
-        "(one per core)",
+        "(one per core); pose workers = sessions a frame's people are split over (PoseEstimator(workers=))",
     ]
+    if gt:
+        table.notes.append(
+            "AP: COCO AP (13 joints every layout shares) of the loop's own people (no given boxes) on the "
+            "labelled held-out frames, against the teachers' labels (edgepose.bench.peers_loop)"
+        )
     table.seconds = time.perf_counter() - t0
     return table
+
+
+def loop_ap(frames: list, layout, gt: dict, index: dict[int, int]) -> dict:
+    """COCO AP of a loop's poses (per emitted frame: (box, keypoints, scores, track id) rows in
+    ``layout``) on the labelled frames ``index`` maps to image ids."""
+    from ..core.keypoints import COCO17, convert
+    from .peers_loop import score_found
+
+    found = {}
+    for k, image_id in index.items():
+        rows = frames[k] if k < len(frames) else []
+        kp = np.array([np.concatenate([r[1], r[2][:, None]], 1) for r in rows], np.float64)
+        found[image_id] = convert(kp, layout, COCO17) if len(kp) else np.zeros((0, 17, 3))
+    return score_found(found, gt)
 
 
 def _same(a: list, b: list) -> bool:

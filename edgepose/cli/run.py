@@ -85,12 +85,12 @@ def resolve_bundle(
     return path, f"{model} ({'random init' if weights is None else weights}), {fmt} bundle {path}"
 
 
-def open_estimator(path: Path, fmt: str | None, device: str, threads: int | None):
+def open_estimator(path: Path, fmt: str | None, device: str, threads: int | None, workers: int = 1):
     from ..runtimes.bundle import load
     from ..sdk.estimator import PoseEstimator
 
     opts = {"threads": threads} if threads else {}
-    return PoseEstimator(load(path, device=device, format=fmt, **opts))
+    return PoseEstimator(load(path, device=device, format=fmt, **opts), workers=workers)
 
 
 def session_threads(
@@ -188,6 +188,13 @@ def register(app: typer.Typer) -> None:
             help="Intra-op threads of each runtime session, pose and detector (>= 1; default: 1 each "
             "with concurrent detection, else the runtime's own).",
         ),
+        pose_workers: int = typer.Option(
+            1,
+            "--pose-workers",
+            min=1,
+            help="Split each frame's people over N one-thread CPU sessions (for a core the detector "
+            "leaves free; see benchmarks/results/loop_configs.md).",
+        ),
         concurrent_detection: bool = typer.Option(
             None,
             "--concurrent-detection/--serial-detection",
@@ -220,7 +227,7 @@ def register(app: typer.Typer) -> None:
                 fmt = backend_format(backend)
                 path, how = resolve_bundle(bundle, model, weights, frames, fmt, say)
                 concurrent, n_threads = session_threads(path, threads, concurrent_detection, detect_every)
-                est = open_estimator(path, fmt, device, n_threads)
+                est = open_estimator(path, fmt, device, n_threads, pose_workers)
                 # a whole-frame bundle finds the people itself: no detector is made
                 det = make_detector(detector, threads=n_threads) if est.needs_detector else None
                 pipe = VideoPipeline(
@@ -265,6 +272,7 @@ def register(app: typer.Typer) -> None:
             if pipe.concurrent_detection
             else None,
             "threads": n_threads,
+            "pose_workers": pose_workers,
             "frames": stats.frames,
             "seconds": round(stats.wall_s, 3),
             "fps": round(stats.fps, 2),

@@ -149,6 +149,8 @@ class PoseEstimator:
     when ``est(image)`` is called without boxes: ``KIND[:ARG]`` of ``edgepose.sdk.DETECTORS`` or a
     callable; made on first use). Whole-frame option: ``score_threshold`` (people kept; default the
     manifest's ``extra["score_threshold"]``, else 0.5); a whole-frame estimator ignores ``detector``.
+    ``workers``: CPU sessions a stage call's rows are split over (the bundle's own plus ``workers - 1``
+    one-thread copies); for two or more people per frame on a CPU with a core to spare.
     """
 
     input_kind = "crop"
@@ -163,12 +165,29 @@ class PoseEstimator:
             return super().__new__(WholeFrameEstimator if kind == "frame" else TopDownEstimator)
         return super().__new__(cls)
 
-    def __init__(self, bundle, device: str = "auto", max_batch: int | None = None, **load_options):
+    def __init__(
+        self, bundle, device: str = "auto", max_batch: int | None = None, workers: int = 1, **load_options
+    ):
         if isinstance(bundle, (str, os.PathLike)):
             from ..runtimes.bundle import load
 
             bundle = load(bundle, device=device, **load_options)
         self.bundle = bundle
+        self.workers = int(workers)
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self._replicas: list = []  # workers > 1: more sessions of the same bundle, one per extra worker
+        self._pool = None
+        if self.workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from ..runtimes.bundle import load
+
+            self._replicas = [
+                load(bundle.path, device="cpu", format=bundle.format, threads=1)
+                for _ in range(self.workers - 1)
+            ]
+            self._pool = ThreadPoolExecutor(self.workers - 1, thread_name_prefix="edgepose-pose")
         m = bundle.manifest
         self.manifest = m
         self.input_size = tuple(int(v) for v in m.input_size)  # (H, W)
@@ -196,6 +215,12 @@ class PoseEstimator:
         return f"<{type(self).__name__} {self.bundle!r}>"
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for b in self._replicas:
+            b.close()
+        self._replicas = []
         self.bundle.close()
 
     def __enter__(self):
@@ -229,7 +254,7 @@ class PoseEstimator:
         if n == 0:
             return self._empty_outputs(stage)
         if n <= chunk and not (static and n != chunk):
-            return self.bundle.run_stage(stage, feeds)
+            return self._run_split(stage, feeds, n)
         parts: list[dict[str, np.ndarray]] = []
         for s in range(0, n, chunk):
             part = {k: v[s : s + chunk] for k, v in feeds.items()}
@@ -241,6 +266,24 @@ class PoseEstimator:
             out = self.bundle.run_stage(stage, part)
             parts.append({k: v[:got] for k, v in out.items()})
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _run_split(self, stage: str, feeds: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        """One call of a dynamic-batch stage; with ``workers`` > 1 a stage that takes images (the heavy
+        one) has its rows split into contiguous parts that run at once, one per session (the main
+        thread runs the first). Runtimes release the GIL while they compute, so with a free core the
+        parts overlap, and each session keeps one thread: no per-operator hand-off between threads as
+        in one session's intra-op pool (benchmarks/results/loop_configs.md compares the two)."""
+        if self._pool is None or n < 2 or not self.image_inputs & feeds.keys():
+            return self.bundle.run_stage(stage, feeds)
+        bounds = np.linspace(0, n, min(self.workers, n) + 1).astype(int)
+        parts = [{k: v[a:b] for k, v in feeds.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+        futures = [
+            self._pool.submit(replica.run_stage, stage, part)
+            for replica, part in zip(self._replicas, parts[1:])
+        ]
+        first = self.bundle.run_stage(stage, parts[0])
+        outs = [first] + [f.result() for f in futures]
+        return {k: np.concatenate([o[k] for o in outs]) for k in first}
 
     def _empty_outputs(self, stage: str) -> dict[str, np.ndarray]:
         out = {}
