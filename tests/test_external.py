@@ -204,10 +204,12 @@ def test_detectors_benchmark_runs_on_held_out_frames(tmp_path):
 
     need("vtest.avi", "nanodet.onnx", "centernet.onnx", "movenet-multipose.onnx", "movenet-thunder.onnx")
     need("movenet-lightning.onnx", "pose_landmark_full.tflite")
-    settings = Settings(step=4, max_frames=5, every=(1, 3), detectors=("nanodet", "centernet", "hog"))
+    settings = Settings(step=4, max_frames=5, every=(1, 3), detectors=("centernet", "hog"), sizes=(416, 320))
     detectors, teachers = run(settings, progress=lambda m: None)
     recall = dict(zip(detectors.column("detector"), detectors.column("recall")))
-    assert recall["nanodet"] > recall["hog"]  # vtest's small walkers: HOG misses most of them
+    assert recall["nanodet:fp32,416"] > recall["hog"]  # vtest's small walkers: HOG misses most of them
+    assert {"nanodet:int8,416", "nanodet:fp32,320", "nanodet:int8,320"} <= set(recall)
+    assert detectors.extra["auto"] in recall
     assert set(teachers.column("teacher")) >= {"movenet_lightning", "blazepose_full"}
     assert [p.name for p in detectors.write(tmp_path)] == ["detectors.md", "detectors.json", "detectors.png"]
 

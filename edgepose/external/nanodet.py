@@ -9,6 +9,10 @@ corners (boxes 4-6 px up-left), so ``center_offset`` stays 0.5.
 
 Frames far from square lose small people in one squashed 416x416 pass, so wide frames are cut into
 overlapping square tiles (``tiling.square_tiles``), each detected on its own and merged by NMS.
+
+The network is fully convolutional: ``size`` (a multiple of 32) runs it at another square input
+through the free-input copy of the graph, and ``precision="int8"`` through its int8 PTQ copy, both
+derived locally (``derived``); the decoder's grids follow ``size``. ``model_file`` picks the file.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..sdk.types import Detections
+from . import derived
 from .tiling import detect_tiled
 
 MEAN = np.array([103.53, 116.28, 123.675], np.float32)  # BGR
@@ -24,12 +29,42 @@ STD = np.array([57.375, 57.12, 58.395], np.float32)
 STRIDES = (8, 16, 32)
 BINS = 11
 PERSON = 0
+SIZE = 416  # the converted graph's fixed input
+FREE = "nanodet.free.onnx"  # the same graph with a free input size
+INT8 = "nanodet.int8.onnx"  # its int8 PTQ (calibrated at SIZE; one file serves every size)
+PRECISIONS = ("fp32", "int8")
+
+
+def check_size(size: int) -> int:
+    """``size`` if the three strides tile it exactly (a multiple of 32, at least 64)."""
+    size = int(size)
+    if size < 64 or size % max(STRIDES):
+        raise ValueError(f"NanoDet input size must be a multiple of {max(STRIDES)} >= 64, got {size}")
+    return size
+
+
+def _calibration_feeds(frame: np.ndarray) -> dict:
+    return {"input_1:0": NanoDet.blob(cv2.resize(frame, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR))}
+
+
+def model_file(path, precision: str = "fp32", size: int = SIZE):
+    """The graph to open for ``precision`` and ``size``: the checked file itself at fp32-416 (bit for
+    bit the converted model), else its derived free-size or int8 copy (built on first use)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"NanoDet precision must be one of {PRECISIONS}, got {precision!r}")
+    check_size(size)
+    if precision == "fp32" and size == SIZE:
+        return path
+    free = derived.derived_path(FREE, path, derived.free_input)
+    if precision == "fp32":
+        return free
+    return derived.derived_path(
+        INT8, free, lambda src, dest: derived.int8(src, dest, _calibration_feeds, f"{SIZE}x{SIZE} squashed")
+    )
 
 
 class NanoDet:
     """Person boxes from the converted NanoDet; ``session`` is any edgepose runtime session."""
-
-    size = 416
 
     def __init__(
         self,
@@ -39,8 +74,12 @@ class NanoDet:
         tiles: int = 3,
         classes: tuple[int, ...] = (PERSON,),
         center_offset: float = 0.5,
+        size: int = SIZE,
+        precision: str = "fp32",
     ):
         self.session = session
+        self.size = check_size(size)
+        self.precision = precision  # what the session runs (model_file chose its graph); for tables
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         self.tiles = int(tiles)
@@ -48,7 +87,9 @@ class NanoDet:
         self.center_offset = float(center_offset)  # grid point at (x + offset) * stride
         self.input_name = session.inputs[0].name
         names = [o.name for o in session.outputs]
-        shapes = {o.name: tuple(o.shape) for o in session.outputs}
+        # with a free input the graph's output shapes are symbolic: read them off one blank pass
+        blank = np.zeros((1, 3, self.size, self.size), np.float32)
+        shapes = {k: tuple(v.shape) for k, v in session.run({self.input_name: blank}).items()}
         self.levels = []
         for stride in STRIDES:
             n = (self.size // stride) ** 2

@@ -6,6 +6,10 @@ module with its wrapper plus one row here.
 
 * teachers: ``teacher(image_bgr, boxes) -> (N, 17, 3)`` COCO-17 x, y, score in frame pixels.
 * detectors: ``detector(image_bgr, frame_index) -> Detections``.
+
+A detector with ``variants`` runs at other precisions or input sizes from files derived locally from
+its checked file (``derived``): ``load_detector("nanodet", precision="int8", size=320)``, or the
+SDK's ``--detector nanodet:int8,320`` (``variant_options``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ class External:
     # on load, so the table can be read (by the SDK's detector table) without importing the SDK
     about: str
     input: str  # what one call consumes, for tables
+    variants: str | None = None  # "module:function" (checked path, precision=, size=) -> the graph to
+    # open, where the model also runs from derived files; None: only its own file, as it is
 
 
 TEACHERS: dict[str, External] = {
@@ -74,8 +80,9 @@ DETECTORS: dict[str, External] = {
             "nanodet",
             "nanodet.onnx",
             "nanodet:NanoDet",
-            "NanoDet COCO-80, person class, square tiles on wide frames",
+            "NanoDet COCO-80, person class, square tiles on wide frames; fp32|int8, input size",
             "416x416 per tile",
+            "nanodet:model_file",
         ),
         External(
             "centernet",
@@ -101,12 +108,39 @@ def _entry(name: str, table: dict[str, External], kind: str) -> External:
     return table[name]
 
 
+def _attr(ref: str):
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), name)
+
+
+VARIANT_OPTIONS = ("precision", "size")
+
+
+def variant_options(name: str, arg: str | None) -> dict:
+    """``precision`` and ``size`` from the ARG of ``KIND:ARG``: ``int8``, ``320``, ``int8,320``."""
+    if not arg:
+        return {}
+    entry = _entry(name, DETECTORS, "detector")
+    if entry.variants is None:
+        raise ValueError(f"detector {name!r} takes no argument (got {arg!r})")
+    out: dict = {}
+    for tok in (t.strip().lower() for t in arg.split(",")):
+        key = "size" if tok.isdigit() else "precision" if tok in ("fp32", "int8") else None
+        if key is None or key in out:
+            raise ValueError(
+                f"detector {name!r}: {arg!r} is not PRECISION,SIZE (e.g. 'int8', '320', 'int8,320')"
+            )
+        out[key] = int(tok) if key == "size" else tok
+    return out
+
+
 def _open(entry: External, device: str, threads: int | None, **options):
     from ..runtimes import open_session  # lazy: the runtime stacks are optional
 
     path = verified_path(entry.file)
-    module, _, cls = entry.wrap.partition(":")
-    wrap = getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+    if entry.variants is not None:
+        path = _attr(entry.variants)(path, **{k: options[k] for k in VARIANT_OPTIONS if k in options})
+    wrap = _attr(entry.wrap)
     opts = {"threads": threads} if threads else {}
     return wrap(open_session(path, device=device, allow_fallback=True, **opts), **options)
 
@@ -142,4 +176,12 @@ def table() -> list[dict]:
     return rows
 
 
-__all__ = ["DETECTORS", "TEACHERS", "ExternalModelError", "load_detector", "load_teacher", "table"]
+__all__ = [
+    "DETECTORS",
+    "TEACHERS",
+    "ExternalModelError",
+    "load_detector",
+    "load_teacher",
+    "table",
+    "variant_options",
+]

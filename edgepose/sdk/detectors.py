@@ -4,9 +4,12 @@ Every detector is a callable ``detector(image, frame_index) -> Detections`` on a
 BGR uint8 frame, returning xyxy boxes in frame pixels. The table ``DETECTORS``
 (read by the Python API, the CLI's ``--detector`` and the examples) names the kinds:
 
-* ``auto`` (the default): ``nanodet`` where its checked file is present, else ``hog``.
+* ``auto`` (the default): the fastest NanoDet configuration that keeps fp32-416's recall
+  (``AUTO_DETECTOR``) where its checked file is present, else plain ``nanodet``, else ``hog``.
 * ``nanodet``, ``centernet``, ``movenet_multipose``: pretrained models fetched at set-up
-  (``edgepose.external``), verified against their own runtime.
+  (``edgepose.external``), verified against their own runtime. ``nanodet:int8``,
+  ``nanodet:320``, ``nanodet:int8,320``: its int8 PTQ and/or another input size (multiple of 32),
+  from files derived locally on first use (``edgepose.external.derived``).
 * ``boxes``: boxes the caller already has (``GivenBoxes``: a file of detections, another model).
 * ``onnx``: the user's own ONNX detector, in one of two documented output formats
   (see ``OnnxDetector``), with letterboxing handled here.
@@ -456,7 +459,7 @@ class DetectorKind:
 
     make: Callable[..., Callable[..., Detections]]  # (arg, **options) -> detector
     about: str
-    arg: str | None = None  # what KIND:ARG needs after the colon, or None
+    arg: str | None = None  # what KIND:ARG needs after the colon ("[:...]": an optional ARG), or None
 
 
 def _need(kind: str, arg: str | None, what: str) -> str:
@@ -467,36 +470,52 @@ def _need(kind: str, arg: str | None, what: str) -> str:
 
 def _external(name: str) -> Callable[..., Callable[..., Detections]]:
     def make(arg: str | None = None, **kw):
-        from ..external.registry import load_detector  # lazy: ONNX Runtime is optional
+        from ..external.registry import load_detector, variant_options  # lazy: ONNX Runtime is optional
 
-        return load_detector(name, **kw)
+        return load_detector(name, **{**variant_options(name, arg), **kw})
 
     return make
 
 
 def _auto(arg: str | None = None, **kw):
-    """NanoDet where its checked file is present, else HOG with a warning saying how to get it."""
+    """``AUTO_DETECTOR``, else plain NanoDet (warning why), else HOG (warning how to get NanoDet)."""
     from ..external.check import ExternalModelError
 
-    try:
-        return _external(DEFAULT_DETECTOR)(**kw)
-    except (ExternalModelError, ImportError, OSError) as e:
-        warnings.warn(
-            f"falling back to the HOG person detector (slow, misses small people): {e}", stacklevel=3
-        )
-        kw.pop("threads", None)  # OpenCV's own pool runs HOG
-        return HogDetector(**kw)
+    errors = []
+    for spec in (AUTO_DETECTOR, DEFAULT_DETECTOR):
+        kind, _, sarg = spec.partition(":")
+        try:
+            det = _external(kind)(sarg or None, **kw)
+        except (ExternalModelError, ImportError, OSError) as e:
+            errors.append(e)
+            continue
+        if errors:
+            warnings.warn(f"running {spec}: {AUTO_DETECTOR} is not available ({errors[0]})", stacklevel=3)
+        return det
+    warnings.warn(
+        f"falling back to the HOG person detector (slow, misses small people): {errors[-1]}", stacklevel=3
+    )
+    kw.pop("threads", None)  # OpenCV's own pool runs HOG
+    return HogDetector(**kw)
 
 
 def _external_kinds() -> dict[str, DetectorKind]:
     from ..external.registry import DETECTORS as EXTERNAL  # a table of names; loads no runtime
 
-    return {n: DetectorKind(_external(n), e.about) for n, e in EXTERNAL.items()}
+    return {
+        n: DetectorKind(_external(n), e.about, None if e.variants is None else "[:fp32|int8,SIZE]")
+        for n, e in EXTERNAL.items()
+    }
 
 
-DEFAULT_DETECTOR = "nanodet"
+DEFAULT_DETECTOR = "nanodet"  # the model (stills pool it with centernet); video's auto runs AUTO_DETECTOR
+# AUTO_DETECTOR: the fastest NanoDet configuration whose recall on the 40 held-out vtest frames is within
+# 0.01 of fp32-416's (benchmarks/results/detectors.md, every size x precision interleaved in one run,
+# 1 thread): int8-416 found 230 of 256 reference people vs fp32-416's 232 (0.898 vs 0.906) in 0.70x its
+# time; int8-352 and int8-320 (0.52x, 0.41x) lost 3 and 5 people, fp32-384 (231) was 0.90x.
+AUTO_DETECTOR = "nanodet:int8,416"
 DETECTORS: dict[str, DetectorKind] = {
-    "auto": DetectorKind(_auto, f"{DEFAULT_DETECTOR} where fetched, else hog (with a warning)"),
+    "auto": DetectorKind(_auto, f"{AUTO_DETECTOR} where fetched, else {DEFAULT_DETECTOR}, else hog (warned)"),
     **_external_kinds(),
     "hog": DetectorKind(
         lambda arg=None, **kw: HogDetector(**kw), "OpenCV HOG people detector (no model file)"
@@ -516,7 +535,9 @@ DETECTORS: dict[str, DetectorKind] = {
 
 def detector_help() -> str:
     """One line for --help: every kind, with its argument."""
-    return " | ".join(f"{k}:{v.arg}" if v.arg else k for k, v in DETECTORS.items())
+    return " | ".join(
+        k + (v.arg if v.arg.startswith("[") else f":{v.arg}") if v.arg else k for k, v in DETECTORS.items()
+    )
 
 
 # kinds that run a runtime session, whose intra-op threads ``make_detector(threads=)`` sets
