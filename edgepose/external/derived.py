@@ -12,7 +12,9 @@ changed after it was made is not silently rebuilt over: it may be someone's expe
   spatial dims symbolic is the whole change (outputs at 416 equal the fixed graph's, max |diff| 7e-7).
 * ``int8``: ONNX Runtime PTQ (``quantization.onnx_ptq.quantize_file``: Conv and clamps in int8,
   the sigmoid/reshape decode tail float) calibrated on the detector's own input from the training
-  part of vtest (frames before the held-out 30%), never on the held-out frames.
+  part of vtest (frames before the held-out 30%), never on the held-out frames. NanoDet's is made
+  from the fixed graph and freed afterwards: ORT's symbolic shape inference cannot follow the free
+  one, and its failed attempt left a temporary graph and 15 MB of weights in the working directory.
 """
 
 from __future__ import annotations
@@ -84,7 +86,10 @@ def derived_path(name: str, source: Path, build: Callable[[Path, Path], dict]) -
 
 
 def free_input(src: Path, dest: Path, names: tuple[str, str] = ("height", "width")) -> dict:
-    """Copy ``src`` with its image input's two spatial dims (NCHW: 2, 3) made symbolic."""
+    """Copy ``src`` with its image input's two spatial dims (NCHW: 2, 3) made symbolic.
+
+    Shapes inferred at the fixed size (``value_info``, output dims: a quantised graph has them) are
+    dropped, or ONNX Runtime checks every other size against them."""
     import onnx  # lazy: onnx
 
     model = onnx.load(str(src))
@@ -93,7 +98,12 @@ def free_input(src: Path, dest: Path, names: tuple[str, str] = ("height", "width
     for d, n in zip(dims[2:4], names):
         d.ClearField("dim_value")
         d.dim_param = n
+    del model.graph.value_info[:]
+    for out in model.graph.output:
+        for d in out.type.tensor_type.shape.dim:
+            d.Clear()  # unknown
     onnx.save(model, str(dest))
+    onnx.checker.check_model(str(dest))
     return {"recipe": f"input {model.graph.input[0].name} {fixed} -> [.., .., {names[0]}, {names[1]}]"}
 
 

@@ -55,12 +55,18 @@ def model_file(path, precision: str = "fp32", size: int = SIZE):
     check_size(size)
     if precision == "fp32" and size == SIZE:
         return path
-    free = derived.derived_path(FREE, path, derived.free_input)
     if precision == "fp32":
-        return free
-    return derived.derived_path(
-        INT8, free, lambda src, dest: derived.int8(src, dest, _calibration_feeds, f"{SIZE}x{SIZE} squashed")
-    )
+        return derived.derived_path(FREE, path, derived.free_input)
+    return derived.derived_path(INT8, path, _int8)
+
+
+def _int8(src, dest) -> dict:
+    """PTQ of the fixed graph (where ORT's shape inference follows it), then its input made free."""
+    fixed = dest.with_name(f"fixed-{dest.name}")
+    facts = derived.int8(src, fixed, _calibration_feeds, f"{SIZE}x{SIZE} squashed")
+    facts["recipe"] = f"int8 PTQ at {SIZE}x{SIZE}, then " + derived.free_input(fixed, dest)["recipe"]
+    fixed.unlink()
+    return facts
 
 
 class NanoDet:
