@@ -512,7 +512,8 @@ DEFAULT_DETECTOR = "nanodet"  # the model (stills pool it with centernet); video
 # AUTO_DETECTOR: the fastest NanoDet configuration whose recall on the 40 held-out vtest frames is within
 # 0.01 of fp32-416's (benchmarks/results/detectors.md, every size x precision interleaved in one run,
 # 1 thread): int8-416 found 230 of 256 reference people vs fp32-416's 232 (0.898 vs 0.906) in 0.70x its
-# time; int8-352 and int8-320 (0.52x, 0.41x) lost 3 and 5 people, fp32-384 (231) was 0.90x.
+# time (42.7 vs 60.7 ms, load 2.7); int8-352 and int8-320 (0.50x, 0.42x) lost 3 and 5 people, fp32-384
+# (231) took 0.88x.
 AUTO_DETECTOR = "nanodet:int8,416"
 DETECTORS: dict[str, DetectorKind] = {
     "auto": DetectorKind(_auto, f"{AUTO_DETECTOR} where fetched, else {DEFAULT_DETECTOR}, else hog (warned)"),
