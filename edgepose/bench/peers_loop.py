@@ -26,6 +26,9 @@ from .real_world import SHARED, SHARED_IDX
 from .report import Table, new_figure, save_figure
 
 LABELLED_VIDEO = "vtest-tail"  # the held-out tail of vtest.avi in the label directory's val split
+PEER_DETECTOR = (
+    "nanodet"  # the peers' person boxes: plain fp32 NanoDet, the model the labels' boxes came from
+)
 
 
 @dataclass
@@ -136,7 +139,7 @@ def ours(bundle: str | Path, name: str, concurrent: bool | None = None, detector
     """Our loop: ``VideoPipeline`` with ``detector``, the tracker, smoothing and the bundle, offline
     mode (a video file); ``concurrent=None``: detection on its own thread where it is by default."""
     from ..runtimes.bundle import load
-    from ..sdk.detectors import DEFAULT_DETECTOR, make_detector
+    from ..sdk.detectors import make_detector
     from ..sdk.estimator import PoseEstimator
     from ..sdk.pipeline import VideoPipeline
     from ..sdk.sources import IterableSource
@@ -146,9 +149,9 @@ def ours(bundle: str | Path, name: str, concurrent: bool | None = None, detector
     def open_():
         est = PoseEstimator(load(bundle, device="cpu", threads=1))
         layout = get_layout(est.layout.name) if hasattr(est.layout, "name") else est.layout
-        pipe = VideoPipeline(
-            est, detector=make_detector(detector, threads=1), mode="offline", concurrent_detection=concurrent
-        )
+        det = make_detector(detector, threads=1)
+        pipe = VideoPipeline(est, detector=det, mode="offline", concurrent_detection=concurrent)
+        system.detector = f"{describe(det)}, {'own thread' if pipe.concurrent_detection else 'serial'}"
 
         def run(frames):
             pipe.reset()
@@ -163,8 +166,18 @@ def ours(bundle: str | Path, name: str, concurrent: bool | None = None, detector
 
         return run
 
-    det = DEFAULT_DETECTOR if detector == "auto" else detector
-    return System(name, f"{det}{', own thread' if concurrent is not False else ', serial'}", open_)
+    system = System(name, detector, open_)
+    return system
+
+
+def describe(detector) -> str:
+    """What a detector object is, as the table shows it ("nanodet int8 416"): ``auto`` resolves to
+    a configuration that changes as the SDK's default does."""
+    parts = [type(detector).__name__.lower()]
+    parts += [
+        str(getattr(detector, a)) for a in ("precision", "size") if getattr(detector, a, None) is not None
+    ]
+    return " ".join(parts)
 
 
 def top_down(name: str, detector: str, pose: Callable[[], Callable]) -> System:
@@ -173,6 +186,7 @@ def top_down(name: str, detector: str, pose: Callable[[], Callable]) -> System:
 
     def open_():
         det, model = make_detector(detector, threads=1), pose()
+        system.detector = describe(det)
 
         def run(frames):
             out, seconds = Run(), 0.0
@@ -187,7 +201,8 @@ def top_down(name: str, detector: str, pose: Callable[[], Callable]) -> System:
 
         return run
 
-    return System(name, detector, open_)
+    system = System(name, detector, open_)
+    return system
 
 
 def teacher(name: str) -> Callable[[], Callable]:
@@ -256,15 +271,15 @@ def default_systems(bundles: dict[str, str | Path]) -> list[System]:
     systems: list[System] = []
     for i, (label, b) in enumerate(bundles.items()):
         systems.append(ours(b, f"ours: {label}"))
-        if i == 0:  # the same loop with the peers' serial detection, for a like-for-like loop
-            systems.append(ours(b, f"ours: {label}, serial", concurrent=False))
+        if i == 0:  # the same loop with the peers' detector run in line, like for like with them
+            systems.append(ours(b, f"ours: {label}, peers' detector, serial", False, PEER_DETECTOR))
     systems += [
-        top_down("MoveNet Lightning", "nanodet", teacher("movenet_lightning")),
-        top_down("MoveNet Thunder", "nanodet", teacher("movenet_thunder")),
+        top_down("MoveNet Lightning", PEER_DETECTOR, teacher("movenet_lightning")),
+        top_down("MoveNet Thunder", PEER_DETECTOR, teacher("movenet_thunder")),
         multipose(),
         blazepose_own("full"),
         blazepose_own("lite"),
-        top_down("BlazePose full on NanoDet boxes", "nanodet", teacher("blazepose_full")),
+        top_down("BlazePose full on NanoDet boxes", PEER_DETECTOR, teacher("blazepose_full")),
     ]
     return systems
 
@@ -385,8 +400,9 @@ def run(
         table.add(*row)
     table.notes += [
         "fps: the whole system, frames in -> poses out, one intra-op thread per session, the mean over "
-        f"{rounds} interleaved rounds; ours runs detection on its own thread (the SDK's default on 2+ "
-        "CPUs), the 'serial' row and the peers run it in line; pose ms/person: the pose model alone "
+        f"{rounds} interleaved rounds; ours runs the SDK's default detector ('auto') on its own thread "
+        "(its default on 2+ CPUs), the 'serial' row the peers' fp32 NanoDet in line as the peers do; "
+        "pose ms/person: the pose model alone "
         "(ours: crops, both stages, decoding), '-' where detection and pose are one model",
         "AP: pycocotools on nose + 12 body joints of the people each system found, person score = mean "
         "joint score, OKS area = the label's box; labels: MoveNet Thunder and BlazePose full where they "
