@@ -73,7 +73,9 @@ def main(argv=None) -> int:
 
         # the loop runs what demo/run/predict run by default (the first row only when it is absent)
         shipped = models.get(f"{default_model()} (shipped)", next(iter(models.values())))
-        tables.append(loop_fps(shipped, frames=args.loop_frames, threads=args.threads, progress=say))
+        tables.append(
+            loop_fps(shipped, frames=args.loop_frames, threads=args.threads, progress=say, labels=args.labels)
+        )
     for table in tables:
         table.publish(console, args.out)
     return 0

@@ -18,7 +18,7 @@ import numpy as np
 from .report import Table, new_figure, save_figure
 
 # detector specs in the order the table shows them (vtest is 4:3, so NanoDet makes one pass: no tiles)
-DEFAULT_DETECTORS = ("nanodet", "centernet", "movenet_multipose", "hog")
+DEFAULT_DETECTORS = ("nanodet:int8", "nanodet", "nanodet:int8,320", "centernet", "movenet_multipose", "hog")
 POSE_STAGES = ("crops", "frame stage", "temporal stage", "model", "decode")  # VideoPipeline's timer names
 
 
@@ -29,8 +29,10 @@ def loop_fps(
     threads: int | None = None,
     progress=print,
     concurrent_detection: bool | None = None,
+    labels: str | Path | None = None,
 ) -> Table:
-    """One row per detector: fps, ms per frame for detection and for the pose stages, people per frame.
+    """One row per detector: fps, ms per frame for detection and for the pose stages, people per frame
+    and, with ``labels`` (the labelled held-out frames), COCO AP of the people the loop found.
 
     Detection runs as ``VideoPipeline`` runs it by default (``concurrent_detection=None``: on its own
     thread on two or more CPUs, one intra-op thread per session unless ``threads`` says otherwise)."""
@@ -47,10 +49,12 @@ def loop_fps(
         concurrent_detection = default_concurrent_detection()
     threads = threads or (CONCURRENT_SESSION_THREADS if concurrent_detection else None)
     images, fps, first = held_out_clip(frames)
+    gt = _ground_truth(labels, first, len(images))
     table = Table(
         "real_loop",
         f"Whole loop on vtest.avi's held-out frames {first}-{first + len(images) - 1}, per detector",
-        ["detector", "fps", "detect ms/frame", "pose ms/frame", "other ms/frame", "people/frame"],
+        ["detector", "fps", "detect ms/frame", "pose ms/frame", "other ms/frame", "people/frame"]
+        + (["AP"] if gt else []),
         settings={
             "bundle": str(bundle),
             "frames": len(images),
@@ -73,24 +77,28 @@ def loop_fps(
             pass
         pipe.reset()
         pipe.timer, pipe.detector_timer = TotalsTimer(), TotalsTimer()
-        people, n = 0, 0
+        got = []
         t = time.perf_counter()
         for r in pipe.run(IterableSource(images, fps=fps, name="vtest.avi (held-out tail)")):
-            people += len(r.poses)
-            n += 1
+            got.append([(p.box, p.keypoints, p.scores, p.track_id) for p in r.poses])
         wall = 1e3 * (time.perf_counter() - t)
+        people, n = sum(map(len, got)), len(got)
         est.close()
         totals = pipe.timer.total_ms
         waited = totals.get("detect", 0.0)  # serial: the detector's time; concurrent: the wait for it
         detect = pipe.detector_timer.total_ms.get("detect", waited)
         pose = sum(totals.get(k, 0.0) for k in POSE_STAGES)
         n = max(n, 1)
-        table.add(spec, 1e3 * n / wall, detect / n, pose / n, (wall - waited - pose) / n, people / n)
+        row = [spec, 1e3 * n / wall, detect / n, pose / n, (wall - waited - pose) / n, people / n]
+        if gt:
+            row.append(100 * loop_ap(got, est.layout, *gt)["AP"])
+        table.add(*row)
         progress(f"{spec}: {1e3 * n / wall:.2f} fps")
     table.notes.append(
         "pose = crops, frame and temporal stages and decoding; other = tracking, smoothing and the loop "
         "itself (and, with concurrent detection, the wait for the detector's thread); the pose model's "
-        "accuracy does not depend on the detector (see real_world)"
+        "accuracy on given boxes does not depend on the detector (see real_world); AP here is the whole "
+        "system's: COCO AP (13 joints) of the people the loop found on the labelled held-out frames"
     )
     table.seconds = time.perf_counter() - t0
     return table
@@ -171,13 +179,12 @@ def concurrency_fps(
     from ..sdk.estimator import PoseEstimator
     from ..sdk.pipeline import VideoPipeline
     from ..sdk.sources import IterableSource
-    from .peers_loop import held_out_ground_truth
     from .workload import TotalsTimer
 
     t0 = time.perf_counter()
     bundles = dict(bundle) if isinstance(bundle, dict) else {"fp32": bundle}
     images, fps, first = held_out_clip(frames or 10**9)
-    gt = held_out_ground_truth(labels, first, len(images)) if labels else None
+    gt = _ground_truth(labels, first, len(images))
     columns = [
         "configuration",
         "bundle",
@@ -296,6 +303,16 @@ def concurrency_fps(
         )
     table.seconds = time.perf_counter() - t0
     return table
+
+
+def _ground_truth(labels, first: int, count: int):
+    """(COCO ground truth, {clip frame: image id}) of the labelled frames in the clip, or None without
+    labels (or when the label directory is not there: the fps columns do not need it)."""
+    if not labels or not (Path(labels) / "annotations" / "val").is_dir():
+        return None
+    from .peers_loop import held_out_ground_truth
+
+    return held_out_ground_truth(labels, first, count)
 
 
 def loop_ap(frames: list, layout, gt: dict, index: dict[int, int]) -> dict:

@@ -171,7 +171,7 @@ def register(app: typer.Typer) -> None:
         detector: str = typer.Option(
             "auto",
             "--detector",
-            help="auto (nanodet where fetched, else hog) | nanodet | centernet | "
+            help="auto (nanodet int8 at 416 where fetched, else hog) | nanodet[:int8,SIZE] | centernet | "
             "movenet_multipose | hog | onnx:PATH | boxes:JSONL.",
         ),
         out: Path = typer.Option(None, "--out", help="Annotated video (.mp4 or .avi)."),
