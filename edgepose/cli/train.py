@@ -182,8 +182,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--weights",
             help="Initial weights: ours, an official checkpoint, or for SHaRPose a plain ViT (MAE, ViTPose) "
-            "for its shared encoder, as the paper starts; 'movenet' starts a DSTA's MobileNet-V2 trunk "
-            "from MoveNet Lightning's (the checked asset; built with TF padding).",
+            "for its shared encoder, as the paper starts; 'movenet' starts the MobileNet-V2 trunk of a DSTA or "
+            "of pave_mnv2 from MoveNet Lightning's (the checked asset; built with TF padding).",
         ),
         teacher: str = typer.Option(
             None, "--teacher", help="DistilPose teacher: MODEL, CHECKPOINT or MODEL:CHECKPOINT."

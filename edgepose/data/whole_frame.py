@@ -14,6 +14,11 @@ still images (``read_coco``: every window slot holds the image). Each item is a 
   labelled, labelable in the layout, inside the input, outside ignore regions); rows past
   ``num_people`` are zeros (padding to ``max_people`` so the default collate stacks them);
 * ``num_people`` () int64, ``boxes`` (P, 4) input-pixel boxes of the people (x1, y1, x2, y2),
+* ``ignore`` (R, 4) float32: the frame's ignore regions (each polygon's bounding box) and its crowd
+  people's boxes, x1, y1, x2, y2 normalised like ``people``, in rows up to ``num_ignore`` (at most
+  ``max_ignore``, zeros past it). Pseudo-labels turn a person the teachers disagree on into such a
+  region; the set loss must not push a query that finds that person towards "no person"
+  (``SetPredictionTask``), since nobody labelled them either way;
 * ``matrix`` (2, 3) float64 frame -> model-input affine, ``image_id``, ``index``.
 
 Training augmentation (``train=True``), one draw per window, keyed on ``(seed, epoch, index)`` like
@@ -43,6 +48,7 @@ from .clips import check_offsets, iter_clips
 from .records import FrameRecord
 
 DEFAULT_MAX_PEOPLE = 20
+DEFAULT_MAX_IGNORE = 16
 
 
 def letterbox(image_rgb: np.ndarray, input_size, mean, std) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +94,7 @@ class WholeFrameDataset(Dataset):
         color: str = "RGB",
         train: bool = False,
         max_people: int = DEFAULT_MAX_PEOPLE,
+        max_ignore: int = DEFAULT_MAX_IGNORE,
         collapse_window: bool = False,
         skip_empty: bool | None = None,
         image_loader: Callable[[object], np.ndarray] | None = None,
@@ -102,6 +109,7 @@ class WholeFrameDataset(Dataset):
         self.mean, self.std, self.color = tuple(mean), tuple(std), color
         self.train = bool(train)
         self.max_people = int(max_people)
+        self.max_ignore = int(max_ignore)
         self.collapse_window = bool(collapse_window)
         self.image_loader = image_loader or _read_rgb
         self.zoom, self.shift, self.flip_prob = zoom, float(shift), float(flip_prob)
@@ -243,17 +251,51 @@ class WholeFrameDataset(Dataset):
                 )
                 boxes[n] = [*corners.min(0), *corners.max(0)]
             n += 1
+        ignore = self._ignore_boxes(frame, to_input)
         return {
             "frames": torch.from_numpy(np.stack(images)),
             "people": torch.from_numpy(people),
             "num_people": torch.tensor(n, dtype=torch.int64),
             "boxes": torch.from_numpy(boxes),
+            "ignore": torch.from_numpy(ignore[0]),
+            "num_ignore": torch.tensor(ignore[1], dtype=torch.int64),
             "matrix": torch.from_numpy(to_input),
             "image_id": torch.tensor(int(frame.image_id), dtype=torch.int64),
             "index": torch.tensor(index, dtype=torch.int64),
         }
 
+    def _ignore_boxes(self, frame, to_input: np.ndarray) -> tuple[np.ndarray, int]:
+        """(max_ignore, 4) normalised boxes of the frame's ignore regions and crowd people in the
+        augmented input (zoom and flip keep a box a box), and how many rows hold one; regions wholly
+        outside the input are left out."""
+        h, w = self.input_size
+        polys = [np.asarray(p, np.float64).reshape(-1, 2) for p in frame.ignore_regions if len(p) >= 3]
+        for p in frame.persons:
+            box = p.box() if p.iscrowd else None
+            if box is not None:
+                polys.append(np.array([[box[0], box[1]], [box[2], box[3]]], np.float64))
+        out = np.zeros((self.max_ignore, 4), np.float32)
+        n = 0
+        for poly in polys:
+            if n >= self.max_ignore:
+                break
+            xy = transform_points(poly, to_input)
+            x1, y1 = np.clip(xy.min(0), 0, [w - 1, h - 1])
+            x2, y2 = np.clip(xy.max(0), 0, [w - 1, h - 1])
+            if x2 <= x1 or y2 <= y1:
+                continue
+            out[n] = [x1 / w, y1 / h, x2 / w, y2 / h]
+            n += 1
+        return out, n
+
 
 def targets_of(batch: dict) -> list[torch.Tensor]:
     """Per image the (N_i, K, 3) people of a collated batch (the set loss's target format)."""
     return [batch["people"][b, : int(n)] for b, n in enumerate(batch["num_people"])]
+
+
+def ignore_of(batch: dict) -> list[torch.Tensor]:
+    """Per image the (R_i, 4) normalised ignore boxes of a collated batch (none in batches without them)."""
+    if "ignore" not in batch:
+        return [batch["people"].new_zeros((0, 4)) for _ in batch["num_people"]]
+    return [batch["ignore"][b, : int(n)] for b, n in enumerate(batch["num_ignore"])]

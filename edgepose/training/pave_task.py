@@ -19,6 +19,12 @@ slots are regressed. The initial poses, the pose decoder and the joint decoder e
 RealNVP flow, as the official ``enc_flow``, ``dec_flow`` and ``flow`` (training-only, saved in the
 training checkpoint with the task, never in the model's weights).
 
+Ignore regions (``WholeFrameDataset``'s ``ignore`` boxes: pseudo-labels' people the teachers disagree
+on, crowds): a query matched to nobody whose pose centre (mean joint) lies in one is left out of the
+classification loss (its logit is replaced by a constant far below zero, so it adds neither loss nor
+gradient), as COCO and PoseTrack evaluation leave detections there uncounted. Matching is unchanged:
+nobody inside a region is a target.
+
 Dropout (0.1 in every transformer layer) draws its masks from a generator keyed on the process seed
 and the task's step count (saved with the task), so a run killed mid-epoch resumes to the same
 weights as an uninterrupted one.
@@ -30,9 +36,13 @@ import numpy as np
 import torch
 
 from ..core.keypoints import get_layout
-from ..data.whole_frame import targets_of
+from ..data.whole_frame import ignore_of, targets_of
 from .set_loss import MatchWeights, SetCriterion
 from .tasks import PoseTask
+
+IGNORED_LOGIT = (
+    -1e4
+)  # focal loss of label 0 at this logit is 0 in float32 and bfloat16; constant: no gradient
 
 
 class SetPredictionTask(PoseTask):
@@ -132,13 +142,36 @@ class SetPredictionTask(PoseTask):
             )
         return out
 
+    @staticmethod
+    def ignored_queries(poses: torch.Tensor, matches, ignore: list[torch.Tensor]) -> torch.Tensor:
+        """(B, Q) bool: unmatched queries whose mean joint (normalised x, y) lies in an ignore box."""
+        centre = poses.detach().float().mean(-2)  # (B, Q, 2)
+        out = torch.zeros(centre.shape[:2], dtype=torch.bool, device=centre.device)
+        for b, boxes in enumerate(ignore):
+            if len(boxes) == 0:
+                continue
+            r = boxes.to(centre.device).float()
+            c = centre[b, :, None]  # (Q, 1, 2)
+            out[b] = ((c >= r[None, :, :2]) & (c <= r[None, :, 2:])).all(-1).any(-1)
+            out[b, torch.as_tensor(matches[b][0], dtype=torch.long, device=centre.device)] = False
+        return out
+
     def loss(self, outputs, batch):
         targets = [t.float() for t in targets_of(batch)]
+        ignore = ignore_of(batch)
+        has_ignore = any(len(r) for r in ignore)
+        ignored_total = 0
         total = outputs["enc_logits"].new_zeros(())
         parts: dict[str, torch.Tensor] = {}
         sums = {"cls": 0.0, "rle_init": 0.0, "rle_dec": 0.0, "rle_joint": 0.0}
         for name, crit, level in self.levels(outputs):
             matches = crit.match_level(level, targets) if "logits" in level else outputs["joint_matches"]
+            if has_ignore and "logits" in level:
+                skip = self.ignored_queries(level["poses"], matches, ignore)
+                if skip.any():
+                    logits = level["logits"]
+                    level = {**level, "logits": logits.masked_fill(skip, IGNORED_LOGIT)}
+                    ignored_total += int(skip.sum())
             got = crit.level_loss(level, targets, matches)
             for k, v in got.items():
                 total = total + (crit.cls_weight if k == "cls" else crit.rle_weight) * v
@@ -162,4 +195,6 @@ class SetPredictionTask(PoseTask):
                 err, n = err + d[w].sum(), n + float(w.sum())
             parts["err_px"] = err / max(n, 1.0)
             parts["people"] = torch.as_tensor(float(sum(len(t) for t in targets)) / max(len(targets), 1))
+            # queries per image left out of the classification (ignore regions), summed over the levels
+            parts["ignored_q"] = torch.as_tensor(ignored_total / max(len(targets), 1))
         return total, parts

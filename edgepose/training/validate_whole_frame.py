@@ -10,6 +10,12 @@ and scored as they are:
 * COCO keypoint AP (pycocotools through ``edgepose.eval.coco_ap``): the prediction's person score
   is the instance score, OKS with the layout's sigmas.
 
+Ignore regions (pseudo-labels' people the teachers disagree on, PoseTrack's unlabelled crowds): a
+predicted person whose mean joint lies in one of its frame's regions is dropped before scoring, as
+poseval drops predictions there; nobody inside is a ground-truth person, so neither side counts them.
+PoseTrack mAP needs head_top/head_bottom for its head size: on labels without them (COCO-17 teachers'
+pseudo-labels read into ``posetrack15``) only COCO AP is reported, over the joints the labels have.
+
 No OKS-NMS is applied (the official code has a 0.45 OKS-NMS after the network; the paper's claim
 is that a set-trained model needs none). Baselines for the synthetic benchmark:
 
@@ -158,13 +164,49 @@ def _frames(records):
     return items
 
 
+def drop_ignored(predictions: list[Prediction], records) -> list[Prediction]:
+    """The predictions whose mean joint (frame pixels) lies outside its frame's ignore regions."""
+    regions = {int(f.image_id): f for f in _frames(records) if f.ignore_regions}
+    if not regions:
+        return list(predictions)
+    out = []
+    for p in predictions:
+        f = regions.get(int(p.image_id))
+        if f is not None and f.in_ignore_region(np.nanmean(p.keypoints[:, :2], 0)):
+            continue
+        out.append(p)
+    return out
+
+
+def has_head_joints(records, layout: str) -> bool:
+    """Whether any labelled person of ``records`` has head_top and head_bottom (PoseTrack's head size)."""
+    from ..core.keypoints import get_layout
+
+    names = get_layout(layout).names
+    if "head_top" not in names or "head_bottom" not in names:
+        return False
+    top, bottom = names.index("head_top"), names.index("head_bottom")
+    return any(
+        p.keypoints[top, 2] > 0 and p.keypoints[bottom, 2] > 0
+        for f in _frames(records)
+        if f.is_labeled
+        for p in f.persons
+    )
+
+
 def metrics(predictions: list[Prediction], records, layout: str, fmt: str = "posetrack") -> dict[str, float]:
-    """PoseTrack mAP (with ``fmt == "posetrack"`` and a layout that has head_top/head_bottom) and COCO AP,
-    both in percent, in one flat dict (``mAP`` ... ``Ank``, ``AP`` ... ``AR``)."""
+    """PoseTrack mAP (with ``fmt == "posetrack"`` and labels with head_top/head_bottom) and COCO AP, both
+    in percent, in one flat dict (``mAP`` ... ``Ank``, ``AP`` ... ``AR``); predictions in ignore regions
+    are dropped first. Without head joints there is no ``mAP``; ``no_mAP`` says why."""
     from .validate import metric_format, metrics_of
 
+    predictions = drop_ignored(predictions, records)
     out: dict[str, float] = {}
-    if metric_format(fmt, layout) == "posetrack":
+    posetrack = metric_format(fmt, layout) == "posetrack"
+    if posetrack and not has_head_joints(records, layout):
+        posetrack = False
+        out["no_mAP"] = "the labels have no head_top/head_bottom: COCO AP only"  # type: ignore[assignment]
+    if posetrack:
         out.update(metrics_of("posetrack", predictions, records, layout))
     try:
         out.update(metrics_of("coco", predictions, records, layout))

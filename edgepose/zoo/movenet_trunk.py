@@ -22,7 +22,12 @@ What loading does, so that the zoo trunk computes MoveNet's activations:
   trunk's receptive field carries that into every output position (1.3% of the activation range at
   the last block on a real crop, against ~1e-6 with it).
 * Padding: TF pads stride-2 convs (0, 1), PyTorch (1, 1); the model must be built with ``pad="tf"``
-  (``dsta_mnv2_coco``'s default; ``edgepose train`` builds any DSTA so when given ``--weights movenet``).
+  (``dsta_mnv2_coco``'s default; ``edgepose train`` builds any DSTA or PAVE-Net so when given
+  ``--weights movenet``).
+
+Models: the DSTA models' ``trunk`` and PAVE-Net's MobileNet-V2 pyramid (``pave_mnv2``; its ``trunk`` is
+its ``backbone``, tapped at strides 8/16/32, without the 1280 conv). A narrower trunk (``pave_mnv2_tiny``
+is width 0.25) is refused: the shapes differ from the first conv on.
 """
 
 from __future__ import annotations
@@ -179,7 +184,8 @@ def load_movenet_trunk(
     standardised with ``mean``/``std`` on [0, 1]; returns the number of tensors written."""
     if getattr(trunk, "padding", None) != "tf":
         raise MoveNetTrunkError(
-            f"MoveNet's trunk needs TF's padding: build {name} with pad='tf' (dsta_mnv2_coco's default)"
+            f"MoveNet's trunk needs TF's padding: build {name} with pad='tf' (dsta_mnv2_coco's default; "
+            "edgepose train does so for --weights movenet)"
         )
     layers = trunk_layers(trunk)
     _check_fit(layers, movenet, name)
@@ -234,7 +240,8 @@ def init_from_movenet(model) -> str:
     name = getattr(model, "spec_name", type(model).__name__)
     if not isinstance(getattr(model, "trunk", None), MobileNetV2):
         raise MoveNetTrunkError(
-            f"--weights movenet starts a MobileNet-V2 trunk (the DSTA models'); {name} has none"
+            f"--weights movenet starts a MobileNet-V2 trunk (the DSTA models', PAVE-Net's mnv2 builds); "
+            f"{name} has none"
         )
     path = verified_path(ASSET)
     spec = get_spec(name) if hasattr(model, "spec_name") else None
@@ -242,8 +249,12 @@ def init_from_movenet(model) -> str:
     movenet = read_movenet_trunk(path)
     written = load_movenet_trunk(model.trunk, movenet, mean, std, name)
     rest = len(model.state_dict()) - written
+    after = (
+        "the 320->1280 conv and everything after it"
+        if hasattr(model.trunk, "conv2")
+        else "everything after it"
+    )
     return (
         f"initialised {name}'s trunk from MoveNet Lightning ({path.name}): stem and blocks 1-16 up to the last "
-        f"320-channel block ({written} tensors); the 320->1280 conv and everything after it ({rest} tensors) "
-        "keep their random init"
+        f"320-channel block ({written} tensors); {after} ({rest} tensors) keep their random init"
     )

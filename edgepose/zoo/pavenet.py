@@ -53,7 +53,9 @@ masked (a fixed-size input has no padding). ``impl`` picks the deformable-attent
 The edge build ``pave_mnv2`` puts the zoo's MobileNet-V2 (``layers/mobilenet_v2.py``, as DSTA uses)
 under the same network: C3/C4/C5 are MobileNet-V2's stride-8/16/32 outputs (layer3, layer5, layer7;
 32, 96, 320 channels; the 1280-channel 1x1 head conv is not built), at dim 128, 3 encoder layers,
-100 queries, a 256-wide MLP, 384x640 input. No official checkpoint exists for it.
+100 queries, a 256-wide MLP, 384x640 input. No official checkpoint exists for it; ``pad="tf"`` builds its
+trunk with TensorFlow's padding so that MoveNet Lightning's pose-trained trunk loads into it
+(``edgepose train pave_mnv2 --weights movenet``, ``movenet_trunk.py``; ``trunk`` names the backbone for it).
 """
 
 from __future__ import annotations
@@ -145,8 +147,8 @@ class MobileNetV2Pyramid(MobileNetV2):
 
     TAPS = ("layer3", "layer5", "layer7")
 
-    def __init__(self, widen_factor: float = 1.0):
-        super().__init__(widen_factor, 64)
+    def __init__(self, widen_factor: float = 1.0, pad: str = "torch", input_size=None):
+        super().__init__(widen_factor, 64, pad, input_size)
         del self.conv2
         self.out_channels = tuple(make_divisible(c * widen_factor) for c in (32, 96, 320))
 
@@ -416,6 +418,7 @@ class PAVENet(PoseModel):
         gn_groups: int = 32,
         dropout: float = 0.1,
         impl: str = "grid_sample",
+        pad: str = "torch",
     ):
         if frames not in FRAME_OFFSETS:
             raise ValueError(
@@ -423,6 +426,8 @@ class PAVENet(PoseModel):
             )
         if trunk not in TRUNKS:
             raise ValueError(f"trunk must be one of {TRUNKS}, got {trunk!r}")
+        if pad != "torch" and trunk != "mnv2":
+            raise ValueError(f"pad={pad!r} applies to the MobileNet-V2 trunk only (trunk='mnv2')")
         lay = get_layout(layout)
         super().__init__(len(lay), input_size, self.frame_offsets_for(frames))
         self.layout, self.trunk_kind, self.dim = layout, trunk, dim
@@ -432,7 +437,7 @@ class PAVENet(PoseModel):
             self.backbone = ResNet(tuple(depths), base_width, (1, 2, 3))
             sizes = ResNet.output_sizes(self.input_size)[1:]
         else:
-            self.backbone = MobileNetV2Pyramid(width)
+            self.backbone = MobileNetV2Pyramid(width, pad, self.input_size)
             sizes = MobileNetV2Pyramid.output_sizes(self.input_size)
         shapes = tuple(sizes) + ((_half(sizes[-1][0]), _half(sizes[-1][1])),)
         self.shapes = shapes
@@ -495,6 +500,11 @@ class PAVENet(PoseModel):
             torch.tensor([self.input_size[1], self.input_size[0]], dtype=torch.float32),
             persistent=False,
         )
+
+    @property
+    def trunk(self) -> nn.Module:
+        """The backbone under the name the trunk starts use (``--weights movenet`` and its BN calibration)."""
+        return self.backbone
 
     @property
     def transformer(self) -> Transformer:
@@ -696,6 +706,7 @@ _R50 = dict(  # noqa: C408 - a config reads best as keywords
     gn_groups=32,
     dropout=0.1,
     impl="grid_sample",
+    pad="torch",
 )
 _R50_TINY = {
     **_R50,

@@ -1,0 +1,301 @@
+#!/usr/bin/env python
+"""PAVE-Net's edge build on real footage: MoveNet-started trunk, teachers' pseudo-labels, predicted people.
+
+    python benchmarks/pave_train_real.py --minutes 30                       # CPU -> benchmarks/results/pave_train_real.*
+    python benchmarks/pave_train_real.py --device cuda --minutes 60 --batch-size 16 --workers 8
+
+What it does (issue #17 item 5 on real footage):
+
+1. reads ``--data`` (default ``runs/real-labels``, made by ``edgepose label --preset real --every 2``):
+   PoseTrack-form videos in COCO-17 order read into the model's ``posetrack15`` layout (13 joints
+   labelled: no head_top/head_bottom), ignore regions where the teachers disagree;
+2. builds ``pave_mnv2`` at ``--input`` (reduced from its 384x640) with TF padding, loads MoveNet
+   Lightning's stem and blocks into its MobileNet-V2 trunk (the rest at init), and by default keeps the
+   trunk as loaded (``--freeze-trunk``: no gradient, BN in eval mode, so it computes MoveNet's own
+   features); the transformer and heads train from scratch with the ``pave_synthetic`` recipe (PETR's
+   from-scratch lr 2e-4, AdamW, clip 0.1) through the Trainer and ``SetPredictionTask``, which leaves
+   queries in ignore regions out of the classification;
+3. stops after ``--minutes`` of training wall time (the schedule is laid out for ``--epochs``); a rerun
+   resumes from ``WORK/run/last.pt`` (checkpoints every ``--checkpoint-every`` steps) with a fresh budget,
+   and the report sums the training time of all runs;
+4. scores the held-out tail of vtest (``--eval-video``) with predicted people, COCO AP on the labelled
+   joints (PoseTrack mAP needs the head joints the labels lack): the window, its collapsed twin (same
+   weights, the current frame in every slot), and the training split's mean pose placed in every *true*
+   box (the floor, handed the boxes the model must find). An oracle row (GT picks one query per person)
+   separates pose quality from person scoring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent
+REPO = ROOT.parent
+COLUMNS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "people_per_frame")
+
+
+def _load_losses(path: Path) -> dict[int, dict]:
+    """Per step the logged loss parts of earlier runs (a resumed run replays steps since its checkpoint)."""
+    out: dict[int, dict] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                out[int(row["step"])] = row
+    return out
+
+
+def _summary(losses: list[dict], first: int, last: int) -> dict:
+    """Mean of each logged part over steps [first, last)."""
+    rows = [r for r in losses if first <= r["step"] < last]
+    keys = [k for k in rows[0] if k not in ("step", "s")] if rows else []
+    return {k: round(float(np.mean([r[k] for r in rows if k in r])), 3) for k in keys} | {"steps": len(rows)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("--model", default="pave_mnv2")
+    ap.add_argument("--data", default=str(REPO / "runs" / "real-labels"))
+    ap.add_argument("--input", default="192x256", help="model input HxW (pave_mnv2's own is 384x640)")
+    ap.add_argument("--minutes", type=float, default=30.0, help="training wall-time budget of this run")
+    ap.add_argument("--epochs", type=int, default=40, help="the schedule's length (stops early on --minutes)")
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=None, help="default: the recipe's")
+    ap.add_argument("--recipe", default="pave_synthetic")
+    ap.add_argument(
+        "--freeze-trunk",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep the MoveNet trunk as loaded (default) or train it too",
+    )
+    ap.add_argument("--weights", default="movenet", choices=("movenet", "none"))
+    ap.add_argument("--device", default="cpu", help="cpu | cuda")
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--checkpoint-every", type=int, default=20)
+    ap.add_argument("--eval-video", default="vtest-tail", help="val video scored ('all': every val video)")
+    ap.add_argument("--eval-batch", type=int, default=4)
+    ap.add_argument("--work", default=str(REPO / "runs" / "pave_real"))
+    ap.add_argument("--out", default=str(ROOT / "results"))
+    ap.add_argument("--name", default="pave_train_real")
+    ap.add_argument("--eval-only", action="store_true", help="score WORK/run/last.pt without training")
+    args = ap.parse_args(argv)
+
+    from edgepose.training import datasets as D
+    from edgepose.training import validate_whole_frame as V
+    from edgepose.training.recipes import get_recipe
+    from edgepose.training.tasks import build_task
+    from edgepose.training.trainer import Trainer, seed_everything
+    from edgepose.zoo import create_model, get_spec
+    from edgepose.zoo.checkpoints import read_checkpoint
+
+    torch.set_num_threads(args.threads)
+    h, w = (int(v) for v in args.input.lower().split("x"))
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    spec = dataclasses.replace(get_spec(args.model), input_size=(h, w))
+    seed_everything(args.seed)
+    build = {"input_size": (h, w)}
+    if args.weights == "movenet":
+        build["pad"] = "tf"  # MoveNet's trunk is a Keras one
+    model = create_model(args.model, **build)
+    notes = []
+    last = work / "run" / "last.pt"
+    if args.weights == "movenet":
+        from edgepose.zoo.movenet_trunk import init_from_movenet
+
+        notes.append(init_from_movenet(model))  # a resumed run overwrites it with last.pt's weights
+    recipe = get_recipe(args.recipe)
+    task = build_task(spec, model, **recipe.task_options)
+    data = Path(args.data)
+    train_split, val_split = D.load_split(data, "train", spec), D.load_split(data, "val", spec)
+    if args.eval_video != "all":
+        kept = [v for v in val_split.records if v.video_id == args.eval_video]
+        if not kept:
+            raise SystemExit(
+                f"no val video {args.eval_video!r} in {data} (has {[v.video_id for v in val_split.records]})"
+            )
+        val_split = dataclasses.replace(val_split, records=kept)
+    train_set = V.whole_frame_dataset(spec, train_split, train=True, seed=args.seed)
+    if args.weights == "movenet" and not args.freeze_trunk:
+        from edgepose.zoo.movenet_trunk import calibrate_batchnorm
+
+        picks = [train_set[round(i * (len(train_set) - 1) / 15)]["frames"] for i in range(16)]
+        calibrate_batchnorm(model.trunk, torch.cat(picks))
+        notes.append("BN statistics of the MoveNet trunk from 16 training windows (48 frames)")
+    steps_per_epoch = len(train_set) // args.batch_size
+    config = recipe.config(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        steps_per_epoch=steps_per_epoch,
+        seed=args.seed,
+        device=args.device,
+        checkpoint_every=args.checkpoint_every,
+        num_workers=args.workers,
+        freeze=("backbone.",) if args.freeze_trunk else (),
+    )
+    trainer = Trainer(
+        model,
+        task,
+        train_set,
+        config,
+        work / "run",
+        progress=False,
+        on_epoch=lambda line: print(line, flush=True),
+    )
+    loss_file = work / "losses.jsonl"
+    state_file = work / "state.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() and last.is_file() else {}
+    if not last.is_file():
+        loss_file.unlink(missing_ok=True)
+    before_s = float(state.get("train_seconds", 0.0))
+    budget = args.minutes * 60
+    t_train = time.perf_counter()
+
+    def on_step(step, parts):
+        row = {
+            "step": step,
+            "s": round(before_s + time.perf_counter() - t_train, 1),
+            **{k: round(float(v), 4) for k, v in parts.items()},
+        }
+        with loss_file.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if step % 10 == 0:
+            print(
+                f"step {step}  {row['s']:.0f}s  " + "  ".join(f"{k} {v:.3f}" for k, v in parts.items()),
+                flush=True,
+            )
+        if time.perf_counter() - t_train > budget:
+            raise KeyboardInterrupt("time budget spent")
+
+    trainer.on_step = on_step
+    stopped = "schedule done"
+    if args.eval_only:
+        ck = read_checkpoint(last)
+        model.load_state_dict(ck["state_dict"])
+        trainer.state.step = int(ck["meta"]["step"])
+        stopped = f"scored from last.pt (step {trainer.state.step}) of a run that {state.get('stopped', '?')}"
+        train_s = before_s
+    else:
+        try:
+            trainer.fit(resume=True)
+        except KeyboardInterrupt:
+            stopped = f"stopped at the {args.minutes:g}-minute budget of its last run"
+            trainer._checkpoint(["last.pt"])  # the budget's last steps are kept for the next run
+        train_s = before_s + time.perf_counter() - t_train
+        state = {"train_seconds": round(train_s, 1), "stopped": stopped, "step": trainer.state.step}
+        state_file.write_text(json.dumps(state))
+    steps = trainer.state.step
+    device = torch.device(args.device)
+    model.eval()
+
+    t_eval = time.perf_counter()
+    rows = {}
+    window = V.whole_frame_dataset(spec, val_split)
+    collapsed = V.whole_frame_dataset(spec, val_split, collapse_window=True)
+    thr = V.DEFAULT_SCORE_THRESHOLD
+    for label, ds in (("PAVE-Net window", window), ("collapsed twin", collapsed)):
+        everyone = V.predict(model, ds, batch_size=args.eval_batch, device=device, score_threshold=0.0)
+        for cut, preds in (
+            (f"score >= {thr:g}", [p for p in everyone if p.score >= thr]),
+            (f"all {model.max_persons} per frame", everyone),
+        ):
+            name = f"{label} ({cut})"
+            kept = V.drop_ignored(preds, val_split.records)
+            rows[name] = V.metrics(kept, val_split.records, spec.layout, val_split.format)
+            rows[name]["people_per_frame"] = len(kept) / max(len(ds), 1)
+        oracle = V.oracle_assignment(
+            V.drop_ignored(everyone, val_split.records), val_split.records, spec.layout
+        )
+        name = f"{label} (oracle: GT picks one query per person)"
+        rows[name] = V.metrics(oracle, val_split.records, spec.layout, val_split.format)
+        rows[name]["people_per_frame"] = len(oracle) / max(len(ds), 1)
+        scores = np.array([p.score for p in everyone])
+        rows[f"{label} (score >= {thr:g})"]["score_quantiles"] = [
+            round(float(q), 3) for q in np.quantile(scores, [0.5, 0.9, 0.99, 1.0])
+        ]
+    mean = V.mean_pose(train_split.records, spec.layout)
+    floor = V.mean_pose_predictions(val_split.records, mean)
+    rows["mean pose at the true boxes"] = V.metrics(floor, val_split.records, spec.layout, val_split.format)
+    rows["mean pose at the true boxes"]["people_per_frame"] = len(floor) / max(len(window), 1)
+    eval_s = time.perf_counter() - t_eval
+
+    losses = sorted(_load_losses(loss_file).values(), key=lambda r: r["step"])
+    gt_people = sum(len(f.persons) for v in val_split.records for f in v.frames if f.is_labeled)
+    ignore_regions = sum(len(f.ignore_regions) for v in val_split.records for f in v.frames if f.is_labeled)
+    n = len(losses)
+    stages = {}
+    if n:
+        cuts = sorted({0, min(20, n), n // 2, max(n - 20, 0), n})
+        stages = {f"steps {a + 1}-{b}": _summary(losses, losses[a]["step"], losses[b - 1]["step"] + 1)
+                  for a, b in zip(cuts, cuts[1:]) if b > a}  # fmt: skip
+    result = {
+        "model": args.model,
+        "input_size": [h, w],
+        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
+        "weights": args.weights,
+        "freeze_trunk": args.freeze_trunk,
+        "recipe": recipe.name,
+        "lr": config.lr,
+        "batch_size": args.batch_size,
+        "epochs_planned": args.epochs,
+        "steps": steps,
+        "epochs_done": round(steps / max(steps_per_epoch, 1), 2),
+        "train_windows": len(train_set),
+        "eval_video": args.eval_video,
+        "val_frames": len(window),
+        "val_people_per_frame": round(gt_people / max(len(window), 1), 2),
+        "val_ignore_regions_per_frame": round(ignore_regions / max(len(window), 1), 2),
+        "stopped": stopped,
+        "train_seconds": round(train_s, 1),
+        "eval_seconds": round(eval_s, 1),
+        "threads": args.threads,
+        "notes": notes,
+        "rows": rows,
+        "loss_stages": stages,
+        "losses": losses,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=1, default=float))
+    md = [
+        f"# {args.model} on real footage: {steps} steps on {result['device']} ({train_s / 60:.1f} min, {stopped})",
+        "",
+        f"Input {h}x{w} (pave_mnv2's own is 384x640), trunk {'from MoveNet Lightning' if args.weights == 'movenet' else 'at random init'}"
+        f"{' (frozen)' if args.freeze_trunk and args.weights == 'movenet' else ''}, recipe {recipe.name} (lr {config.lr:g}, "
+        f"batch {args.batch_size}), {len(train_set)} training windows from {data.name} (teachers' pseudo-labels), "
+        f"scored on {args.eval_video}: {len(window)} labelled frames, {result['val_people_per_frame']} people and "
+        f"{result['val_ignore_regions_per_frame']} ignore regions per frame. COCO AP on the labelled joints (13; the "
+        "labels have no head joints, so no PoseTrack mAP); predictions whose mean joint lies in an ignore region "
+        "are dropped. Model rows use predicted people (no GT boxes); the mean-pose row is handed the true boxes.",
+        "",
+        "| method | COCO AP | AP50 | AP75 | APm | APl | AR | people/frame |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        cells = [r.get(k, float("nan")) for k in COLUMNS]
+        md.append(
+            f"| {name} | " + " | ".join(f"{c:.1f}" if isinstance(c, float) else str(c) for c in cells) + " |"
+        )
+    if stages:
+        keys = [k for k in next(iter(stages.values())) if k != "steps"]
+        md += ["", "Training (means over step ranges):", "", "| steps | " + " | ".join(keys) + " |"]
+        md.append("|---" * (len(keys) + 1) + "|")
+        for name, s in stages.items():
+            md.append(f"| {name} | " + " | ".join(f"{s.get(k, float('nan')):.3f}" for k in keys) + " |")
+    (out / f"{args.name}.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
