@@ -25,7 +25,14 @@ from edgepose.export.source import build
 from edgepose.quantization import quantize
 from edgepose.quantization.calibration import collect, open_data
 from edgepose.quantization.pipeline import StagePlan
-from edgepose.quantization.scopes import Scope, fx_node_path, model_path, onnx_node_path, resolve
+from edgepose.quantization.scopes import (
+    Scope,
+    choice_for,
+    fx_node_path,
+    model_path,
+    onnx_node_path,
+    resolve,
+)
 from edgepose.zoo import create_model, get_spec
 
 # Bounds of the tiny random-init DistilPose against fp32 PyTorch on the val crops (int8 in its
@@ -137,6 +144,132 @@ def test_calibration_feeds_each_stage_what_it_sees_at_run_time(data):
     np.testing.assert_allclose(tokens[1], expect, rtol=1e-5, atol=1e-6)
     # crops are the inference preprocessing: ImageNet-normalised RGB, not raw pixels
     assert -3 < cal.stages["frame"]["image"].mean() < 3 and cal.stages["frame"]["image"].std() > 0.3
+
+
+def test_family_knobs_are_defaults_the_caller_overrides():
+    from edgepose.quantization.scopes import options_for
+
+    measured = choice_for("dsta").options
+    assert measured, "DSTA's quantiser knobs were measured (benchmarks/results/int8_real.md)"
+    assert options_for("dsta") == measured
+    key = next(iter(measured))
+    assert options_for("dsta", {key: "mine", "per_channel": False}) == {
+        **measured,
+        key: "mine",
+        "per_channel": False,
+    }
+    assert options_for("sharpose", {"per_channel": False}) == {
+        **choice_for("sharpose").options,
+        "per_channel": False,
+    }
+
+
+def _tiny_conv_onnx(path):
+    """conv (fed by the graph input) -> ReLU -> depthwise conv."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(8, 4, 3, 3)).astype(np.float32)
+    dw = rng.normal(size=(8, 1, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["y"], ["r"], name="relu"),
+            helper.make_node("Conv", ["r", "dw"], ["z"], name="dwconv", pads=[1, 1, 1, 1], group=8),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4, 6, 6])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, 8, 6, 6])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(dw, "dw")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.mark.parametrize("weight_type", ["s8", "u8"])
+def test_ort_weight_type_sets_the_stored_weights(tmp_path, weight_type):
+    import onnx
+
+    from edgepose.quantization.onnx_ptq import quantize_file
+
+    _tiny_conv_onnx(tmp_path / "f.onnx")
+    rng = np.random.default_rng(1)
+    batches = [{"x": rng.normal(size=(2, 4, 6, 6)).astype(np.float32)} for _ in range(4)]
+    info = quantize_file(tmp_path / "f.onnx", tmp_path / "q.onnx", batches, weight_type=weight_type)
+    g = onnx.load(str(tmp_path / "q.onnx")).graph
+    want = onnx.TensorProto.INT8 if weight_type == "s8" else onnx.TensorProto.UINT8
+    weights = [t for t in g.initializer if len(t.dims) == 4]
+    assert weights and all(t.data_type == want for t in weights)
+    assert f"{weight_type} weights" in info["quantizer"]
+    with pytest.raises(ValueError, match="weight type"):
+        quantize_file(tmp_path / "f.onnx", tmp_path / "r.onnx", batches, weight_type="s4")
+
+
+def test_ort_7_bit_weights_where_u8s8_can_saturate(tmp_path):
+    """The first conv takes the graph input (a mid-range zero point): 7-bit weights (|w| <= 63, so
+    no u8 x s8 pair sum reaches int16's limit) under both s7 types; the depthwise conv after the
+    ReLU keeps 8 bits under both; plain s8 uses the full +-127 everywhere."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgepose.quantization.onnx_ptq import quantize_file
+
+    _tiny_conv_onnx(tmp_path / "f.onnx")
+    rng = np.random.default_rng(1)
+    batches = [{"x": rng.normal(size=(2, 4, 6, 6)).astype(np.float32)} for _ in range(4)]
+    for wt in ("s8", "s7_signed_inputs", "s7_dense"):
+        info = quantize_file(tmp_path / "f.onnx", tmp_path / f"{wt}.onnx", batches, weight_type=wt)
+        g = onnx.load(str(tmp_path / f"{wt}.onnx")).graph
+        peak = {
+            t.dims[1]: int(np.abs(numpy_helper.to_array(t).astype(np.int32)).max())
+            for t in g.initializer
+            if len(t.dims) == 4
+        }  # input channels per group: 4 (dense), 1 (depthwise)
+        assert peak[1] >= 120, wt
+        assert (peak[4] <= 64) == (wt != "s8"), wt
+        assert info.get("saturating_weights", 0) == (0 if wt == "s8" else 1)
+
+
+def test_nncf_knobs_reach_the_quantiser():
+    """``activation_range=minmax`` covers every calibration sample; NNCF's default averages per sample."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from edgepose.quantization.openvino_ptq import nncf_options, quantize_ir
+
+    def tiny():
+        x = ops.parameter([1, 4, 6, 6], np.float32, name="x")
+        w = ops.constant(np.random.default_rng(0).normal(size=(8, 4, 3, 3)).astype(np.float32))
+        y = ops.relu(ops.convolution(x, w, [1, 1], [1, 1], [1, 1], [1, 1]))
+        w2 = ops.constant(np.random.default_rng(1).normal(size=(8, 8, 1, 1)).astype(np.float32))
+        return ov.Model([ops.convolution(y, w2, [1, 1], [0, 0], [0, 0], [1, 1])], [x])
+
+    rng = np.random.default_rng(2)
+    items = [{"x": rng.normal(size=(1, 4, 6, 6)).astype(np.float32)} for _ in range(16)]
+    items[3]["x"] *= 20  # one outlier sample
+    peak = max(float(np.abs(i["x"]).max()) for i in items)
+
+    def input_range(**kw):
+        q, info = quantize_ir(tiny(), items, [], transformer=False, **kw)
+        fq = next(
+            op
+            for op in q.get_ordered_ops()
+            if op.get_type_name() == "FakeQuantize"
+            and op.input_value(0).get_node().get_type_name() == "Parameter"
+        )
+        return float(np.abs(fq.input_value(2).get_node().get_data()).max()), info["quantizer"]
+
+    default, _ = input_range()
+    full, how = input_range(activation_range="minmax")
+    assert full >= 0.99 * peak > 2 * default and "activations minmax" in how
+    assert "overflow_fix=enable" in input_range(overflow_fix="enable")[1]
+    assert nncf_options({"overflow_fix": "enable", "weight_type": "u8", "preset": "mixed"}) == {
+        "overflow_fix": "enable",
+        "preset": "mixed",
+    }
+    for bad in ({"preset": "fast"}, {"activation_range": "max"}, {"overflow_fix": "yes"}):
+        with pytest.raises(ValueError):
+            quantize_ir(tiny(), items, [], transformer=False, **bad)
 
 
 # ----------------------------------------------------------------------------- PTQ per format
@@ -389,6 +522,9 @@ def test_cli_quantize_json(data, tmp_path):
     report = json.loads(res.stdout)
     assert report["method"] == "ptq" and report["artifacts"][0]["format"] == "onnx"
     assert StagePlan.from_manifest(read_manifest(tmp_path / "o")).names == ("frame", "temporal")
+    # a plain run quantises with DSTA's measured knobs (ScopeChoice.options)
+    quantizer = read_manifest(tmp_path / "o").extra["exporter"]["frame"]["quantizer"]
+    assert f"{choice_for('dsta').options.get('weight_type', 's8')} weights" in quantizer
 
 
 def test_clear_errors_before_any_work(data, tmp_path):

@@ -58,7 +58,7 @@ from .coreml_int8 import simulate_weights_int8
 from .hook import Int8Hook
 from .latency import measure
 from .report import REPORT_KEY, ArtifactReport, markdown, table
-from .scopes import FloatScopes, resolve
+from .scopes import FloatScopes, options_for, resolve
 
 METHODS = ("ptq", "qat")
 REPORT_NAME = INT8_REPORT  # named by the exporter, whose check_out accepts it in a root of bundles
@@ -322,7 +322,7 @@ def make_hook(req: QuantizeRequest, prep: Prepared, cal: Calibrated) -> Int8Hook
     return Int8Hook(
         cal.calibration,
         prep.scopes,
-        dict(req.options),
+        options_for(prep.spec.family, req.options),  # the family's measured knobs, the caller's on top
         qat_modules=qat.modules if qat else None,
         qat_float_nodes=qat.float_nodes if qat else {},
     )
@@ -599,7 +599,9 @@ def quantize(
     ``float_scopes``: candidate names from the family's ``float_scopes`` to keep in float (default:
     the family's measured choice). ``eval_limit``: persons evaluated (whole videos).
     ``options``: quantiser knobs (``calibration_method``, ``per_channel``, ``onnx_format``,
-    ``coreml_mode`` ``w8``/``w8a8``, ``transformer``). ``onnx_exporter``: as ``export`` (QAT graphs
+    ``weight_type``, ``reduce_range``; NNCF's ``preset``, ``activation_range``, ``overflow_fix``,
+    ``fast_bias_correction``; ``coreml_mode`` ``w8``/``w8a8``, ``transformer``) on top of the
+    family's measured ones (``ScopeChoice.options``). ``onnx_exporter``: as ``export`` (QAT graphs
     always go through the dynamo exporter). ``strict``: a stage failing its int8 check writes
     nothing for that format (``strict=False`` keeps it, with a note). With several formats, the
     ones that fail are in ``result.failures`` and the others are written.

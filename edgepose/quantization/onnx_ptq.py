@@ -39,6 +39,35 @@ CLAMP_OPS = ("Clip", "Relu")
 OP_TYPES = LINEAR_OPS + CLAMP_OPS
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 FORMATS = ("qdq", "qoperator")
+WEIGHT_TYPES = ("s8", "u8", "u8_signed_inputs", "s7_signed_inputs", "s7_dense")
+
+
+def saturating_weights(graph, exclude: set[str], dense: bool = False) -> list[str]:
+    """Weights of the convolutions whose input is not a ReLU/ReLU6 output (``*_signed_inputs`` weight
+    types); ``dense``: of every convolution but the depthwise ones (``s7_dense``).
+
+    Without VNNI, u8 x s8 pair sums overflow int16 when both codes are large: common where the input
+    is quantised around a mid-range zero point (the image, a residual sum), rarer after a clamp
+    (zero point 0), possible anywhere. Depthwise weights are left at 8 bits: with nine weights per
+    channel, 7 bits cost more than they saved (``reduce_range`` everywhere: held-out AP 78.0 against
+    80.1, benchmarks/results/int8_real.md).
+    """
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    inits = {t.name: t for t in graph.initializer}
+
+    def depthwise(n) -> bool:
+        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        return group > 1 and list(inits[n.input[1]].dims)[1] == 1
+
+    return [
+        n.input[1]
+        for n in graph.node
+        if n.op_type == "Conv"
+        and n.name not in exclude
+        and len(n.input) > 1
+        and n.input[1] in inits
+        and (not depthwise(n) if dense else producer.get(n.input[0]) not in CLAMP_OPS)
+    ]
 
 
 def _reader(batches):
@@ -77,6 +106,7 @@ def quantize_file(
     fmt: str = "qdq",
     op_types: tuple[str, ...] = OP_TYPES,
     reduce_range: bool = False,
+    weight_type: str = "s8",
     scope_graph: Path | None = None,
     exclude_nodes: tuple[str, ...] | list[str] = (),
 ) -> dict:
@@ -84,7 +114,12 @@ def quantize_file(
 
     ``scope_graph``: the exporter's original graph to read module paths from (pre-processing
     keeps node names but drops their metadata); default ``src``. ``exclude_nodes``: more node
-    names to leave in float.
+    names to leave in float. ``weight_type``: ``s8`` (u8s8, what VNNI runs), ``u8`` (u8u8:
+    on AVX2 without VNNI, MLAS multiplies u8 by s8 with ``vpmaddubsw``, whose int16 pair sums
+    saturate; u8u8 does not, at a speed cost), ``u8_signed_inputs`` (u8 only for the
+    convolutions of ``saturating_weights``) or ``s7_signed_inputs`` (7-bit s8 weights there:
+    no pair sum reaches int16's limit, the fast u8s8 kernel kept) or ``s7_dense`` (7-bit s8
+    weights in every convolution but the depthwise ones).
     """
     import onnx  # lazy: onnx
     from onnxruntime.quantization import (  # lazy: onnxruntime
@@ -96,6 +131,8 @@ def quantize_file(
 
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"calibration method must be one of {CALIBRATION_METHODS}, got {method!r}")
+    if weight_type not in WEIGHT_TYPES:
+        raise ValueError(f"ONNX int8 weight type must be one of {WEIGHT_TYPES}, got {weight_type!r}")
     if fmt not in FORMATS:
         raise ValueError(f"ONNX int8 format must be one of {FORMATS}, got {fmt!r}")
     graph = onnx.load(str(scope_graph or src), load_external_data=False).graph
@@ -103,6 +140,18 @@ def quantize_file(
     with tempfile.TemporaryDirectory(prefix="edgepose-ortq-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         note = preprocess(src, pre)
+        extra = {"WeightSymmetric": True, "ActivationSymmetric": False}
+        signed = []
+        if weight_type not in ("s8", "u8"):
+            signed = saturating_weights(
+                onnx.load(str(pre)).graph, set(exclude), weight_type.endswith("_dense")
+            )
+            override = (
+                {"quant_type": QuantType.QUInt8} if weight_type.startswith("u8") else {"reduce_range": True}
+            )
+            if per_channel:
+                override["axis"] = 0
+            extra["TensorQuantOverrides"] = {w: [dict(override)] for w in signed}
         quantize_static(
             str(pre),
             str(dest),
@@ -112,23 +161,26 @@ def quantize_file(
             per_channel=per_channel,
             reduce_range=reduce_range,
             activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            weight_type=QuantType.QUInt8 if weight_type == "u8" else QuantType.QInt8,
             nodes_to_exclude=exclude,
             calibrate_method={
                 "minmax": CalibrationMethod.MinMax,
                 "entropy": CalibrationMethod.Entropy,
                 "percentile": CalibrationMethod.Percentile,
             }[method],
-            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+            extra_options=extra,
         )
     ops = Counter(n.op_type for n in onnx.load(str(dest), load_external_data=False).graph.node)
     info = {
         "quantizer": f"onnxruntime quantize_static ({fmt.upper()}, {method}, "
-        f"{'per-channel' if per_channel else 'per-tensor'} s8 weights, u8 activations)",
+        f"{'per-channel' if per_channel else 'per-tensor'} {'7-bit ' if reduce_range else ''}{weight_type} weights, "
+        "u8 activations)",
         "op_types": list(op_types),
         "float_nodes": len(exclude),
         "ops": dict(ops.most_common()),
     }
+    if signed:
+        info["saturating_weights"] = len(signed)
     if note:
         info["note"] = note
     return info
@@ -232,6 +284,8 @@ def apply(job, artifact, calibration, scopes: tuple[Scope, ...], options: dict):
         per_channel=options.get("per_channel", True),
         method=options.get("calibration_method", "minmax"),
         fmt=options.get("onnx_format", "qdq"),
+        reduce_range=bool(options.get("reduce_range", False)),
+        weight_type=options.get("weight_type", "s8"),
         scope_graph=src_graph,
     )
     model = onnx.load(str(dest))

@@ -19,6 +19,25 @@ from ..export.to_onnx import fp32_graph
 from ..export.to_openvino import RT_INFO_KEY
 from .scopes import Scope, onnx_nodes_in
 
+PRESETS = ("performance", "mixed")
+OVERFLOW_FIXES = ("enable", "first_layer_only", "disable")
+ACTIVATION_RANGES = ("minmax", "mean_minmax", "median_minmax", "mean_no_outliers_minmax", "mean_quantile")
+
+
+def nncf_options(options: dict) -> dict:
+    """The NNCF knobs among a run's quantiser ``options``, as ``quantize_ir`` takes them."""
+    out = {}
+    if "transformer" in options:
+        out["transformer"] = options["transformer"]
+    if "fast_bias_correction" in options:
+        out["fast_bias_correction"] = bool(options["fast_bias_correction"])
+    if options.get("preset"):
+        out["preset"] = options["preset"]
+    for key in ("activation_range", "overflow_fix"):
+        if options.get(key):
+            out[key] = options[key]
+    return out
+
 
 def _has_attention(model) -> bool:
     return any(op.get_type_name() == "Softmax" for op in model.get_ordered_ops())
@@ -30,12 +49,47 @@ def quantize_ir(
     ignored: list[str],
     transformer: bool | None = None,
     fast_bias_correction: bool = True,
+    preset: str | None = None,
+    activation_range: str | None = None,
+    overflow_fix: str | None = None,
 ):
-    """Return the NNCF-quantised copy of an ``ov.Model`` and what was done."""
+    """Return the NNCF-quantised copy of an ``ov.Model`` and what was done.
+
+    ``preset``: NNCF's ``performance`` (symmetric activations) or ``mixed`` (asymmetric
+    activations); None leaves NNCF's default for the model type. ``activation_range``: how
+    per-tensor activation ranges come from the calibration statistics, one of
+    ``ACTIVATION_RANGES`` (NNCF's default ``mean_minmax`` averages each sample's min and max,
+    ``minmax`` takes the extremes over all samples, as ONNX Runtime's MinMax does).
+    ``overflow_fix``: NNCF's 7-bit weights against int16 saturation of u8*s8 pair sums on CPUs
+    without VNNI (``enable``: every layer; NNCF's default ``first_layer_only``; ``disable``).
+    """
     import nncf  # lazy: nncf
 
     transformer = _has_attention(model) if transformer is None else transformer
     kwargs = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"NNCF preset must be one of {PRESETS}, got {preset!r}")
+        kwargs["preset"] = nncf.QuantizationPreset(preset)
+    advanced = {}
+    if activation_range is not None:
+        if activation_range not in ACTIVATION_RANGES:
+            raise ValueError(f"activation range must be one of {ACTIVATION_RANGES}, got {activation_range!r}")
+        from nncf.quantization.range_estimator import RangeEstimatorParametersSet  # lazy: nncf
+
+        advanced["activations_range_estimator_params"] = getattr(
+            RangeEstimatorParametersSet, activation_range.upper()
+        )
+    if overflow_fix is not None:
+        if overflow_fix not in OVERFLOW_FIXES:
+            raise ValueError(f"overflow fix must be one of {OVERFLOW_FIXES}, got {overflow_fix!r}")
+        from nncf.quantization.advanced_parameters import OverflowFix  # lazy: nncf
+
+        advanced["overflow_fix"] = OverflowFix(overflow_fix)
+    if advanced:
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters  # lazy: nncf
+
+        kwargs["advanced_parameters"] = AdvancedQuantizationParameters(**advanced)
     if transformer:
         kwargs["model_type"] = nncf.ModelType.TRANSFORMER
     if ignored:
@@ -47,9 +101,15 @@ def quantize_ir(
         fast_bias_correction=fast_bias_correction,
         **kwargs,
     )
+    knobs = (
+        (["model_type=TRANSFORMER"] if transformer else [])
+        + ([f"preset={preset}"] if preset else [])
+        + ([] if fast_bias_correction else ["fast_bias_correction=False"])
+        + ([f"activations {activation_range}"] if activation_range else [])
+        + ([f"overflow_fix={overflow_fix}"] if overflow_fix else [])
+    )
     info = {
-        "quantizer": f"nncf {nncf.__version__} quantize"
-        + (" (model_type=TRANSFORMER)" if transformer else ""),
+        "quantizer": f"nncf {nncf.__version__} quantize" + (f" ({', '.join(knobs)})" if knobs else ""),
         "float_nodes": len(ignored),
         "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ordered_ops()),
     }
@@ -66,7 +126,7 @@ def apply(job, artifact, calibration, scopes: tuple[Scope, ...], options: dict):
     items = list(calibration.batches(job.stage, job.batch or 1))
     with quiet():
         model = ov.Core().read_model(str(job.file))  # not constant-folded first: see fold_constants
-        quantized, info = quantize_ir(model, items, ignored, options.get("transformer"))
+        quantized, info = quantize_ir(model, items, ignored, **nncf_options(options))
         for k, v in job.metadata.items():
             quantized.set_rt_info(v, [RT_INFO_KEY, k])
         tmp = Path(str(job.file) + ".int8.xml")

@@ -63,6 +63,9 @@ class ScopeChoice:
     chosen: tuple[str, ...]
     measured: str = ""
     notes: str = ""
+    # quantiser knobs measured for this family (``calibration_method``, NNCF ``preset``, ...):
+    # the defaults of a run, under whatever ``options`` the caller passes
+    options: dict = field(default_factory=dict)
 
     def scopes(self, names: tuple[str, ...] | None = None) -> tuple[Scope, ...]:
         names = self.chosen if names is None else names
@@ -86,6 +89,11 @@ NO_SCOPES = ScopeChoice(candidates={}, chosen=())
 def choice_for(family: str) -> ScopeChoice:
     """The family's float-scope choice (an unknown family raises; one without scopes gets none)."""
     return get_family(family).float_scopes or NO_SCOPES
+
+
+def options_for(family: str, options: dict | None = None) -> dict:
+    """A run's quantiser knobs: the family's measured ones (``ScopeChoice.options``), the caller's on top."""
+    return {**choice_for(family).options, **(options or {})}
 
 
 def __getattr__(name: str):
