@@ -2,7 +2,9 @@
 """PAVE-Net's edge build on real footage: MoveNet-started trunk, teachers' pseudo-labels, predicted people.
 
     python benchmarks/pave_train_real.py --minutes 30                       # CPU -> benchmarks/results/pave_train_real.*
-    python benchmarks/pave_train_real.py --device cuda --minutes 60 --batch-size 16 --workers 8
+    python benchmarks/pave_train_real.py --data runs/real-labels --shrink runs/real-labels-384   # to carry
+    python benchmarks/pave_train_real.py --device cuda --minutes 60 --batch-size 16 --workers 8 \
+        --data runs/real-labels-384 --work runs/pave_real_gpu --name pave_train_real_gpu
 
 What it does (issue #17 item 5 on real footage):
 
@@ -85,6 +87,48 @@ def oks_nms(preds: list, joints: np.ndarray, sigmas: np.ndarray, threshold: floa
     return out
 
 
+def shrink(src: Path, dst: Path, max_side: int, quality: int = 88) -> None:
+    """A copy of a PoseTrack-form label set (``edgepose label``'s layout) with every image scaled down to at
+    most ``max_side`` and its annotations (keypoints, boxes, areas, ignore regions, sizes) scaled with it:
+    the 218 MB of runs/real-labels does not travel to a device machine (64 MiB), ~50 MB at 384 does."""
+    import cv2
+
+    for part in sorted((src / "annotations").glob("*/*.json")):
+        data = json.loads(part.read_text())
+        scale = {}
+        for img in data["images"]:
+            im = cv2.imread(str(src / img["file_name"]), cv2.IMREAD_COLOR)
+            if im is None:
+                raise SystemExit(f"cannot read {src / img['file_name']}")
+            h, w = im.shape[:2]
+            s = min(1.0, max_side / max(h, w))
+            nw, nh = max(1, round(w * s)), max(1, round(h * s))
+            sx, sy = nw / w, nh / h
+            out = dst / img["file_name"]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            small = cv2.resize(im, (nw, nh), interpolation=cv2.INTER_AREA) if s < 1 else im
+            cv2.imwrite(str(out), small, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            scale[img["id"]] = (sx, sy)
+            img["width"], img["height"] = nw, nh
+            img["ignore_regions_x"] = [[x * sx for x in xs] for xs in img.get("ignore_regions_x") or []]
+            img["ignore_regions_y"] = [[y * sy for y in ys] for ys in img.get("ignore_regions_y") or []]
+        for ann in data["annotations"]:
+            sx, sy = scale[ann["image_id"]]
+            kp = ann["keypoints"]
+            ann["keypoints"] = [v * (sx if i % 3 == 0 else sy if i % 3 == 1 else 1) for i, v in enumerate(kp)]
+            x, y, bw, bh = ann["bbox"]
+            ann["bbox"] = [x * sx, y * sy, bw * sx, bh * sy]
+            if "area" in ann:
+                ann["area"] = ann["area"] * sx * sy
+        target = dst / part.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(data))
+    if (src / "meta.json").is_file():
+        meta = json.loads((src / "meta.json").read_text())
+        meta["shrunk"] = {"from": str(src), "max_side": max_side, "jpeg_quality": quality}
+        (dst / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--model", default="pave_mnv2")
@@ -116,7 +160,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "results"))
     ap.add_argument("--name", default="pave_train_real")
     ap.add_argument("--eval-only", action="store_true", help="score WORK/run/last.pt without training")
+    ap.add_argument(
+        "--shrink",
+        metavar="DIR",
+        help="write a copy of --data scaled to --max-side into DIR (to carry to a device machine) and exit",
+    )
+    ap.add_argument("--max-side", type=int, default=384)
     args = ap.parse_args(argv)
+    if args.shrink:
+        shrink(Path(args.data), Path(args.shrink), args.max_side)
+        return 0
 
     from edgepose.training import datasets as D
     from edgepose.training import validate_whole_frame as V
