@@ -130,6 +130,8 @@ def test_run_prints_progress_and_a_stage_table(tiny_bundle, video):
         (lambda b, d, c: [c, "--bundle", b, "--mode", "live"], "--mode must be"),
         (lambda b, d, c: [c, "--model", "no_such_model"], "unknown model"),
         (lambda b, d, c: [c, "--bundle", b, "--out", d / "x.gif"], ".mp4 or .avi"),
+        (lambda b, d, c: [c, "--bundle", b, "--precision", "int8"], "--precision applies to --model"),
+        (lambda b, d, c: [c, "--bundle", b, "--precision", "int4"], "--precision must be one of"),
     ],
 )
 def test_bad_arguments_and_sources_are_one_line_errors(tiny_bundle, video, tmp_path, make_args, expect):

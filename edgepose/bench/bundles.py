@@ -120,11 +120,18 @@ def cached_bundle(
     from ..export.source import adopt_pretrained
 
     model, weights = adopt_pretrained(model, weights, frames)  # "pretrained": the shipped weights
-    key = bundle_key(model, weights, frames, format, precision, batch, init_seed)
+    calibration = None
+    if precision == "int8":
+        calibration = default_calibration()
+        key = bundle_key(model, weights, frames, format, precision, batch, init_seed) + "-cal-vtest"
+    else:
+        key = bundle_key(model, weights, frames, format, precision, batch, init_seed)
     path = Path(root) if root is not None else cache_dir() / "bundles" / key
     if not refresh and _usable(path):
         say(f"using the cached bundle {path}")
         return path
+    if calibration is not None:
+        return _int8_bundle(model, weights, frames, format, calibration, path, say)
     failed = path.with_name(path.name + ".failed.json")
     code = _export_code_stamp()
     if not refresh and failed.is_file():
@@ -162,6 +169,31 @@ def cached_bundle(
             json.dump({"error": str(e), "export_code": code, "when": time.strftime("%Y-%m-%d %H:%M")}, f)
         raise
     failed.unlink(missing_ok=True)
+    return path
+
+
+def default_calibration() -> str:
+    """The calibration data of a cached int8 bundle: the fetched vtest.avi's training part (the frames
+    before its held-out last 30%), people found by the detector; no labels needed."""
+    from ..core.assets import asset_path, missing_reason
+    from ..quantization.video_calibration import PREFIX, VTEST_TRAIN_STOP
+
+    video = asset_path("vtest.avi")
+    if video is None:
+        raise FileNotFoundError(f"an int8 bundle calibrates on vtest.avi: {missing_reason('vtest.avi')}")
+    return f"{PREFIX}{video}:0-{VTEST_TRAIN_STOP}"
+
+
+def _int8_bundle(model, weights, frames, format: str, calibration: str, path: Path, say) -> Path:
+    """PTQ with the model family's measured settings (``edgepose quantize``), calibrated on
+    ``calibration``; the int8 stages are checked against PyTorch on the calibration crops and refused
+    (nothing cached) when they fail."""
+    from ..quantization import quantize
+
+    if frames is not None and isinstance(model, str):
+        raise ValueError("a cached int8 bundle takes the model's own window: leave frames unset")
+    say(f"quantising to int8 ({format}) into {path} (once; later runs reuse it) ...")
+    quantize(model, out=path, weights=weights, data=calibration, format=format, latency=False, progress=say)
     return path
 
 

@@ -39,10 +39,26 @@ def backend_format(backend: str | None) -> str | None:
     return formats[0]
 
 
+PRECISIONS = ("auto", "fp32", "int8")
+
+
 def resolve_bundle(
-    bundle: Path | None, model: str | None, weights: str | None, frames: int | None, fmt: str | None, say
+    bundle: Path | None,
+    model: str | None,
+    weights: str | None,
+    frames: int | None,
+    fmt: str | None,
+    say,
+    precision: str = "fp32",
+    device: str = "auto",
 ) -> tuple[Path, str]:
-    """(bundle dir, how it was obtained) from --bundle or --model [--weights]."""
+    """(bundle dir, how it was obtained) from --bundle or --model [--weights] [--precision].
+
+    ``precision`` ``auto``: int8 for shipped weights whose int8 build of this format was measured
+    within ``INT8_MAX_LOSS`` AP of fp32 (``pretrained_info(model)["int8"]``) when the run is on the
+    CPU, else fp32. int8 bundles are quantised once, calibrated on vtest's training part."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if (bundle is None) == (model is None):
         raise ValueError(
             "pass exactly one of --bundle DIR (an exported bundle) or --model NAME (a zoo model)"
@@ -52,6 +68,8 @@ def resolve_bundle(
             raise FileNotFoundError(f"bundle directory {str(bundle)!r} does not exist")
         if weights or frames:
             raise ValueError("--weights and --frames apply to --model; a bundle already holds its weights")
+        if precision not in ("auto", "fp32"):
+            raise ValueError("--precision applies to --model; a bundle already has its precision")
         return bundle, f"bundle {bundle}"
     try:
         from ..bench.bundles import cached_bundle
@@ -67,12 +85,18 @@ def resolve_bundle(
         from ..zoo.pretrained import load_pretrained, pretrained_info
 
         net = load_pretrained(model)
-        path = cached_bundle(net, format=fmt, progress=say)
-        trained_on = pretrained_info(model).get("trained_on", "see edgepose/assets/weights/index.json")
+        info = pretrained_info(model)
+        if precision == "auto":
+            precision = default_precision(info, fmt, device)
+        path = cached_bundle(net, format=fmt, precision=precision, progress=say)
+        trained_on = info.get("trained_on", "see edgepose/assets/weights/index.json")
         return (
             path,
-            f"{model} with the shipped weights (trained on {trained_on.split(';')[0]}), {fmt} bundle {path}",
+            f"{model} with the shipped weights (trained on {trained_on.split(';')[0]}), {fmt} {precision} "
+            f"bundle {path}",
         )
+    if precision == "auto":
+        precision = "fp32"  # int8 by default only where measured: the shipped weights
     if weights is None:
         err_console.print(
             f"[yellow]warning:[/] no --weights for {model}: random weights, so the poses are "
@@ -81,8 +105,29 @@ def resolve_bundle(
         )
     elif not Path(weights).is_file():
         raise FileNotFoundError(f"--weights {weights!r} does not exist (a checkpoint file, or 'pretrained')")
-    path = cached_bundle(model, weights=weights, frames=frames, format=fmt, progress=say)
-    return path, f"{model} ({'random init' if weights is None else weights}), {fmt} bundle {path}"
+    path = cached_bundle(model, weights=weights, frames=frames, format=fmt, precision=precision, progress=say)
+    return path, f"{model} ({'random init' if weights is None else weights}), {fmt} {precision} bundle {path}"
+
+
+# int8 is the default where its measured loss is at most this many AP points (issue 19's rule)
+INT8_MAX_LOSS = 1.0
+
+
+def default_precision(info: dict, fmt: str, device: str) -> str:
+    """``int8`` where the shipped weights' int8 build of ``fmt`` was measured within ``INT8_MAX_LOSS``
+    AP of fp32 and the run is on the CPU (``cpu``, or ``auto`` with no CUDA runtime); else ``fp32``."""
+    measured = (info.get("int8") or {}).get(fmt)
+    if not measured or measured["fp32_ap"] - measured["ap"] > INT8_MAX_LOSS:
+        return "fp32"
+    if device == "cpu":
+        return "int8"
+    if device != "auto":
+        return "fp32"
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "int8"
+    return "fp32" if "CUDAExecutionProvider" in ort.get_available_providers() else "int8"
 
 
 def open_estimator(path: Path, fmt: str | None, device: str, threads: int | None, workers: int = 1):
@@ -188,6 +233,12 @@ def register(app: typer.Typer) -> None:
             help="Intra-op threads of each runtime session, pose and detector (>= 1; default: 1 each "
             "with concurrent detection, else the runtime's own).",
         ),
+        precision: str = typer.Option(
+            "auto",
+            "--precision",
+            help="With --model: auto (int8 for the shipped weights where measured within 1 AP of fp32, "
+            "on the CPU; else fp32) | fp32 | int8.",
+        ),
         pose_workers: int = typer.Option(
             1,
             "--pose-workers",
@@ -225,7 +276,7 @@ def register(app: typer.Typer) -> None:
             src = open_source(int(source) if source.isdigit() else source)
             try:
                 fmt = backend_format(backend)
-                path, how = resolve_bundle(bundle, model, weights, frames, fmt, say)
+                path, how = resolve_bundle(bundle, model, weights, frames, fmt, say, precision, device)
                 concurrent, n_threads = session_threads(path, threads, concurrent_detection, detect_every)
                 est = open_estimator(path, fmt, device, n_threads, pose_workers)
                 # a whole-frame bundle finds the people itself: no detector is made

@@ -52,7 +52,7 @@ from ..families import get_family
 from ..zoo.checkpoints import read_checkpoint, save_checkpoint
 from ..zoo.pretrained import model_spec
 from . import evaluate as ev
-from .calibration import Calibration, collect, open_data
+from .calibration import Calibration, collect, model_inputs, open_data, spread
 from .check import check
 from .coreml_int8 import simulate_weights_int8
 from .hook import Int8Hook
@@ -262,8 +262,15 @@ def calibrate(req: QuantizeRequest, prep: Prepared) -> Calibrated:
     t = time.perf_counter()
     d = req.data
     data_src = open_data(d.data, prep.spec, cache_dir=prep.work, seed=d.seed)
+    labelled = getattr(data_src, "labelled", True)
+    if req.method == "qat" and not labelled:
+        raise QuantizationError(
+            f"QAT fine-tunes on labels; --data {d.data} is unlabelled footage (PTQ calibration only): "
+            "pass a labelled dataset directory (e.g. one `edgepose label` wrote) or --method ptq"
+        )
     n = min(d.calib, len(data_src.calibration_set))
-    description = f"{n} crops spread over the train split of {data_src.root}"
+    where = f"the train split of {data_src.root}" if labelled else data_src.describe()
+    description = f"{n} crops spread over {where}"
     prep.say(f"calibration: collecting {n} crops ...")
     calibration = collect(
         prep.src.model, data_src.calibration_set, count=d.calib, description=description, progress=prep.say
@@ -362,6 +369,13 @@ def export_pair(
 
 
 def reference(req: QuantizeRequest, prep: Prepared, cal: Calibrated) -> Reference:
+    if not getattr(
+        cal.data_src, "labelled", True
+    ):  # unlabelled footage: nothing to score, check on its crops
+        ds = cal.data_src.calibration_set
+        crops = model_inputs(ds, spread(len(ds), 32)).numpy().astype(np.float32)
+        prep.say("evaluation: none (unlabelled footage); the int8 check runs on calibration crops")
+        return Reference(None, {}, None, crops)
     evalset = ev.build(cal.data_src, req.data.eval_limit)
     prep.say(f"evaluation set: {evalset.describe()}; scoring fp32 PyTorch ...")
     ref = ev.evaluate_model(prep.src.model, evalset, progress=prep.say)
@@ -402,7 +416,9 @@ def report_format(
     b8, b32 = pair
     threads = req.report.threads
     prep.say(f"{fmt.name}: evaluating int8 ...")
-    if fmt.numeric_check_reason() is None:
+    if ref.evalset is None:
+        acc, how = {"keypoints": None}, "not scored: calibrated on unlabelled footage"
+    elif fmt.numeric_check_reason() is None:
         acc = ev.evaluate_bundle(b8.path, ref.evalset, threads=threads, progress=prep.say)
         how = f"measured in {fmt.backend} (CPU)"
     else:
@@ -551,7 +567,7 @@ def run(req: QuantizeRequest, progress: Callable[[str], None] | None = None) -> 
             req.out,
             rows,
             ref.accuracy,
-            ref.evalset.describe(),
+            ref.evalset.describe() if ref.evalset is not None else "none (unlabelled footage)",
             cal.calibration.description,
             prep.scopes.to_dict(),
             prep.timings,

@@ -80,7 +80,12 @@ def open_data(
     videos: int = 8,
     frames: int = 24,
 ) -> DataSource:
-    """``data``: a dataset directory (PoseTrack and/or COCO form) or ``"synthetic"``."""
+    """``data``: a dataset directory (PoseTrack and/or COCO form), ``"synthetic"``, or
+    ``"video:PATH[:START-STOP]"`` (unlabelled footage: detected people calibrate, nothing is scored)."""
+    if str(data).startswith("video:"):
+        from .video_calibration import VideoSource
+
+        return VideoSource(str(data), spec)
     if str(data) == "synthetic":
         if cache_dir is None:
             raise ValueError("--data synthetic needs a directory to render into (cache_dir)")
