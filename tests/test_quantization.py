@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -593,3 +594,31 @@ def test_tflite_ptq_of_a_stage_with_an_integer_input(data, tmp_path):
     row = result["tflite"]
     assert row.verified is not False and row.size_bytes < row.fp32_size_bytes
     assert read_manifest(tmp_path / "s").precision == "int8"
+
+
+def test_preprocess_leaves_no_scratch_files_in_the_working_directory(tmp_path, monkeypatch):
+    """ORT's symbolic shape inference writes scratch files into the working directory and leaves them
+    when it fails; the retry without it must still run and nothing may be left where the user is."""
+    pytest.importorskip("onnxruntime")
+    from onnxruntime.quantization import shape_inference
+
+    from edgepose.quantization import onnx_ptq
+
+    calls = []
+
+    def fake(src, dest, skip_symbolic_shape=False):
+        calls.append(skip_symbolic_shape)
+        Path("sym_shape_infer_temp.onnx").write_bytes(b"scratch")
+        if not skip_symbolic_shape:
+            raise RuntimeError("Incomplete symbolic shape inference")
+        Path(dest).write_bytes(Path(src).read_bytes())
+
+    monkeypatch.setattr(shape_inference, "quant_pre_process", fake)
+    work = tmp_path / "user"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    (tmp_path / "in.onnx").write_bytes(b"graph")
+    note = onnx_ptq.preprocess(Path("../in.onnx"), Path("../out.onnx"))
+    assert calls == [False, True] and "without symbolic shape inference" in note
+    assert (tmp_path / "out.onnx").read_bytes() == b"graph"  # relative paths still mean the user's
+    assert list(work.iterdir()) == [] and Path.cwd() == work

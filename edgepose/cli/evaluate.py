@@ -65,12 +65,18 @@ def build_for_weights(name: str, weights: str, frames: int | None = None):
     return model, report
 
 
-def check_paths(weights: str | None = None, data: Path | str | None = None) -> None:
-    """One line for a missing checkpoint or dataset, before any heavy import (seconds of torch)."""
+def check_paths(weights: str | None = None, data: Path | str | None = None, video_ok: bool = False) -> None:
+    """One line for a missing checkpoint or dataset, before any heavy import (seconds of torch).
+    ``video_ok``: ``--data video:PATH[:START-STOP]`` (unlabelled footage) is accepted and checked."""
     if weights is not None and str(weights) != "pretrained" and not Path(weights).is_file():
         raise FileNotFoundError(
             f"--weights {str(weights)!r} does not exist (a checkpoint file, or 'pretrained')"
         )
+    if video_ok and data is not None and str(data).startswith("video:"):
+        from ..quantization.video_calibration import parse_video_data
+
+        parse_video_data(str(data))
+        return
     if data is not None and str(data) != "synthetic" and not Path(data).exists():
         raise FileNotFoundError(f"--data {str(data)!r} does not exist (a dataset directory)")
 

@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         data: str = typer.Option(
             ...,
             "--data",
-            help="Dataset directory (train split calibrates/trains, val split evaluates), or 'synthetic'.",
+            help="Dataset directory (train split calibrates/trains, val split evaluates), 'synthetic', or "
+            "video:PATH[:START-STOP] (unlabelled footage: its detected people calibrate PTQ; nothing is scored).",
         ),
         calib: int = typer.Option(256, "--calib", min=1, help="Calibration samples (spread over the split)."),
         epochs: float = typer.Option(1.0, "--epochs", min=0.0, help="QAT fine-tuning epochs."),
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
         final table and the exit code is 1.
         """
         with friendly_errors(), import_errors():
-            check_paths(weights=weights, data=data)
+            check_paths(weights=weights, data=data, video_ok=True)
             from ..quantization import quantize  # lazy: torch
 
             scopes = (

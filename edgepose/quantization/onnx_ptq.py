@@ -20,6 +20,7 @@ metadata stays.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -84,16 +85,21 @@ def _reader(batches):
 
 
 def preprocess(src: Path, dest: Path) -> str:
-    """ORT's recommended pre-processing; returns a note if symbolic shape inference had to be skipped."""
+    """ORT's recommended pre-processing; returns a note if symbolic shape inference had to be skipped.
+
+    Runs in a scratch working directory: ORT's symbolic shape inference writes
+    ``sym_shape_infer_temp.onnx`` and its external data there, and leaves them behind when it fails."""
     from onnxruntime.quantization.shape_inference import quant_pre_process  # lazy: onnxruntime
 
-    try:
-        quant_pre_process(str(src), str(dest))
-        return ""
-    except Exception as e:  # noqa: BLE001 - symbolic shape inference fails on some graphs
-        quant_pre_process(str(src), str(dest), skip_symbolic_shape=True)
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        return f"quant_pre_process without symbolic shape inference ({type(e).__name__}: {first})"
+    src, dest = Path(src).resolve(), Path(dest).resolve()
+    with tempfile.TemporaryDirectory(prefix="edgepose-ortprep-") as scratch, contextlib.chdir(scratch):
+        try:
+            quant_pre_process(str(src), str(dest))
+            return ""
+        except Exception as e:  # noqa: BLE001 - symbolic shape inference fails on some graphs
+            quant_pre_process(str(src), str(dest), skip_symbolic_shape=True)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            return f"quant_pre_process without symbolic shape inference ({type(e).__name__}: {first})"
 
 
 def quantize_file(
@@ -274,7 +280,9 @@ def apply(job, artifact, calibration, scopes: tuple[Scope, ...], options: dict):
     import onnx  # lazy: onnx
 
     src_graph, _, _ = fp32_graph(job)
-    batch = job.batch or int(options.get("calibration_batch", 8))
+    # a fixed-batch graph takes its own batch; otherwise 8 (fewer when the calibration set is smaller:
+    # a short clip's few people must still calibrate, not yield no batch at all)
+    batch = job.batch or min(int(options.get("calibration_batch", 8)), calibration.count(job.stage))
     dest = job.file.with_suffix(".int8.tmp.onnx")
     info = quantize_file(
         job.file,

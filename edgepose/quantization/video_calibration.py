@@ -16,7 +16,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from ..core.transforms import crop_person
 
@@ -94,6 +93,8 @@ class VideoCrops:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
+        import torch  # lazy: parse_video_data runs in the CLI before any heavy import
+
         c, box = self.samples[index]
         crops = []
         for o in self.offsets:
