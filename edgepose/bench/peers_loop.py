@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.keypoints import COCO17, convert, get_layout
-from .real_world import SHARED, SHARED_IDX
+from .real_world import SHARED, SHARED_IDX, annotation, image_entry, person_annotations
 from .report import Table, new_figure, save_figure
 
 LABELLED_VIDEO = "vtest-tail"  # the held-out tail of vtest.avi in the label directory's val split
@@ -71,18 +71,18 @@ def held_out_ground_truth(labels: str | Path, first: int, count: int) -> tuple[d
         if not f.is_labeled or not 0 <= k < count:
             continue
         index[k] = int(f.image_id)
-        images.append({"id": int(f.image_id), "width": f.width, "height": f.height, "file_name": f.file_name})
-        for p in f.persons:
-            x1, y1, x2, y2 = (float(v) for v in p.box())
-            kp = p.keypoints[SHARED_IDX]
-            flat = np.concatenate([kp[:, :2], (kp[:, 2:3] > 0) * 2.0], 1)
-            anns.append(
-                _ann(len(anns) + 1, int(f.image_id), (x1, y1, x2, y2), flat, int((kp[:, 2] > 0).sum()))
-            )
+        images.append(image_entry(f))
+        anns += person_annotations(f, len(anns) + 1)
         for poly in f.ignore_regions:
-            (x1, y1), (x2, y2) = poly.min(0), poly.max(0)
             anns.append(
-                _ann(len(anns) + 1, int(f.image_id), (x1, y1, x2, y2), np.zeros((len(SHARED), 3)), 0, 1)
+                annotation(
+                    len(anns) + 1,
+                    int(f.image_id),
+                    (*poly.min(0), *poly.max(0)),
+                    np.zeros((len(SHARED), 3)),
+                    0,
+                    1,
+                )
             )
     gt = {
         "images": images,
@@ -90,20 +90,6 @@ def held_out_ground_truth(labels: str | Path, first: int, count: int) -> tuple[d
         "categories": [{"id": 1, "name": "person", "keypoints": list(SHARED)}],
     }
     return gt, index
-
-
-def _ann(i, image_id, box, keypoints, visible, crowd=0) -> dict:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return {
-        "id": i,
-        "image_id": image_id,
-        "category_id": 1,
-        "iscrowd": crowd,
-        "bbox": [x1, y1, x2 - x1, y2 - y1],
-        "area": (x2 - x1) * (y2 - y1),  # the box area as OKS scale, as real_world uses
-        "keypoints": np.asarray(keypoints, np.float64).reshape(-1).tolist(),
-        "num_keypoints": visible,
-    }
 
 
 def score_found(poses: dict[int, np.ndarray], gt: dict) -> dict:

@@ -64,23 +64,8 @@ def load_held_out(labels: str | Path, max_frames: int | None = None) -> HeldOut:
         frames = frames[:: max(1, len(frames) // max_frames)][:max_frames]
     images, anns = [], []
     for f in frames:
-        images.append({"id": int(f.image_id), "width": f.width, "height": f.height, "file_name": f.file_name})
-        for p in f.persons:
-            x1, y1, x2, y2 = (float(v) for v in p.box())
-            kp = p.keypoints[SHARED_IDX]
-            flat = np.concatenate([kp[:, :2], (kp[:, 2:3] > 0) * 2.0], 1)
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": int(f.image_id),
-                    "category_id": 1,
-                    "iscrowd": 0,
-                    "bbox": [x1, y1, x2 - x1, y2 - y1],
-                    "area": (x2 - x1) * (y2 - y1),
-                    "keypoints": flat.reshape(-1).tolist(),
-                    "num_keypoints": int((kp[:, 2] > 0).sum()),
-                }
-            )
+        images.append(image_entry(f))
+        anns += person_annotations(f, len(anns) + 1)
     gt = {
         "images": images,
         "annotations": anns,
@@ -96,6 +81,39 @@ def load_held_out(labels: str | Path, max_frames: int | None = None) -> HeldOut:
                 rel += ok * (p.keypoints[:, :2] - [x1, y1]) / size
                 weight += ok
     return HeldOut(frames, gt, rel / np.maximum(weight, 1), str(root))
+
+
+def image_entry(frame) -> dict:
+    """A labelled frame as a COCO image record."""
+    f = frame
+    return {"id": int(f.image_id), "width": f.width, "height": f.height, "file_name": f.file_name}
+
+
+def annotation(i: int, image_id: int, box, keypoints, visible: int, crowd: int = 0) -> dict:
+    """One COCO person annotation on the shared joints; the box area is the OKS scale."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return {
+        "id": i,
+        "image_id": image_id,
+        "category_id": 1,
+        "iscrowd": crowd,
+        "bbox": [x1, y1, x2 - x1, y2 - y1],
+        "area": (x2 - x1) * (y2 - y1),
+        "keypoints": np.asarray(keypoints, np.float64).reshape(-1).tolist(),
+        "num_keypoints": visible,
+    }
+
+
+def person_annotations(frame, first_id: int) -> list[dict]:
+    """A frame's labelled people on the 13 shared joints (visible joints flagged 2), ids from ``first_id``."""
+    out = []
+    for p in frame.persons:
+        kp = p.keypoints[SHARED_IDX]
+        flat = np.concatenate([kp[:, :2], (kp[:, 2:3] > 0) * 2.0], 1)
+        out.append(
+            annotation(first_id + len(out), int(frame.image_id), p.box(), flat, int((kp[:, 2] > 0).sum()))
+        )
+    return out
 
 
 def mean_pose(train_mean: np.ndarray) -> Predictor:
