@@ -20,6 +20,9 @@
 5. ``--ship-weights`` writes the fp16 checkpoint and its index entry (sha256, what it was trained on,
    the held-out AP) for ``edgepose.load_pretrained``.
 
+``--twin`` runs step 2 alone with ``--collapse-window`` (every slot of the window holds the current
+frame) into ``WORK/dsta-real-collapsed``: the twin ``benchmarks/window_real.py`` scores against it.
+
 Resumable: each step is skipped or resumed when its output is there.
 """
 
@@ -49,9 +52,17 @@ def main(argv=None) -> int:
         "--finetune-epochs", type=int, default=2, help="epochs of the unfrozen fine-tune (0: skip)"
     )
     p.add_argument("--ship-weights", default=None, help="directory to write the shipped weights into")
+    p.add_argument(
+        "--twin",
+        action="store_true",
+        help="only step 2 with --collapse-window, into WORK/dsta-real-collapsed: the collapsed twin "
+        "benchmarks/window_real.py compares with WORK/dsta-real",
+    )
     args = p.parse_args(argv)
     work = Path(args.work)
     labels, run, tuned = work / "real-labels", work / "dsta-real", work / "dsta-real2"
+    if args.twin:
+        run = work / "dsta-real-collapsed"
     exe = [sys.executable, "-m", "edgepose.cli"]
     if not (labels / "meta.json").is_file():
         sh(*exe, "label", "--preset", "real", "--out", str(labels), "--every", "2", "--json")
@@ -74,9 +85,12 @@ def main(argv=None) -> int:
         "--batch-size",
         str(args.batch_size),
         "--val-every",
-        "2",
+        "0" if args.twin else "2",
         "--no-progress",
+        *(["--collapse-window"] if args.twin else []),
     )
+    if args.twin:
+        return 0
     weights = run / "last.pt"
     if args.finetune_epochs:
         sh(

@@ -208,6 +208,47 @@ def test_cli_stop_after_epoch_validates_at_the_stop_and_resumes_on(tmp_path):
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
 
 
+def test_cli_collapse_window_trains_the_twin_and_keeps_to_it(tmp_path, monkeypatch):
+    """--collapse-window: recorded in the checkpoint, resumed only as such, scored by eval --collapse-window;
+    refused with one line for a model that sees one frame."""
+    out = tmp_path / "twin"
+    base = ["train", "dsta_mnv2_tiny", "--data", "synthetic", "--out", str(out), "--epochs", "2"]
+    small = ["--synthetic-videos", "2", "--synthetic-frames", "5", "--batch-size", "4", "--no-progress"]
+    res = CliRunner().invoke(
+        app, [*base, *small, "--val-every", "0", "--stop-after-epoch", "1", "--collapse-window"]
+    )
+    assert res.exit_code == 0, res.output
+    assert read_checkpoint(out / "last.pt")["meta"]["collapse_window"] is True
+    assert json.loads((out / "run.json").read_text())["meta"]["collapse_window"] is True
+    res = CliRunner().invoke(app, [*base, *small, "--val-every", "0"])  # resumed without the flag
+    assert res.exit_code != 0
+    assert "--collapse-window" in res.output and "Traceback" not in res.output
+    data = str(out / "synthetic-data")
+    built, make = [], D.topdown_dataset
+    monkeypatch.setattr(D, "topdown_dataset", lambda *a, **k: built.append(make(*a, **k)) or built[-1])
+    for flag in ("--collapse-window", "--no-collapse-window"):
+        res = CliRunner().invoke(
+            app, ["eval", "dsta_mnv2_tiny", "--weights", str(out / "last.pt"), "--data", data, flag, "--json"]
+        )
+        assert res.exit_code == 0, res.output
+        result = json.loads(res.stdout[res.stdout.index("{") :])
+        assert result["collapse_window"] is built[-1].collapse_window is (flag == "--collapse-window")
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "distilpose_s_tiny",
+            "--data",
+            "synthetic",
+            "--out",
+            str(tmp_path / "d"),
+            *small,
+            "--collapse-window",
+        ],
+    )
+    assert res.exit_code != 0 and "temporal models" in res.output and "Traceback" not in res.output
+
+
 def test_cli_distilpose_with_teacher_on_coco_form(synth, tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"

@@ -113,6 +113,12 @@ def register(app: typer.Typer) -> None:
         frames: int = typer.Option(None, "--frames", help="Window length for temporal models (3 or 5)."),
         batch_size: int = typer.Option(32, "--batch-size", min=1),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+        collapse_window: bool = typer.Option(
+            False,
+            "--collapse-window/--no-collapse-window",
+            help="Every slot of a temporal model's window holds the current frame (a collapsed twin "
+            "trained with train --collapse-window, or what a window model loses without its neighbours).",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     ):
         """Evaluate MODEL with WEIGHTS: PoseTrack (Head Sho Elb Wri Hip Knee Ank Mean) or COCO (AP ... AR)."""
@@ -136,7 +142,14 @@ def register(app: typer.Typer) -> None:
                 spec = dataclasses.replace(
                     spec, frame_offsets=tuple(model.frame_offsets), input_size=tuple(model.input_size)
                 )
+            if collapse_window and len(spec.frame_offsets) < 2:
+                raise ValueError(f"{model_name} sees one frame; --collapse-window applies to temporal models")
             if spec.input_kind == "frame":  # whole-frame models (PAVE-Net): predicted people, no GT boxes
+                if collapse_window:
+                    raise ValueError(
+                        f"{model_name} is a whole-frame model: benchmarks/pave_train_real.py scores its "
+                        "collapsed twin; eval --collapse-window takes crop models"
+                    )
                 from ..training.validate_whole_frame import eval_command
 
                 return eval_command(
@@ -153,7 +166,7 @@ def register(app: typer.Typer) -> None:
                     as_json,
                 )
             part = D.load_split(data, split, spec, data_format)
-            dataset = D.topdown_dataset(spec, part, train=False)
+            dataset = D.topdown_dataset(spec, part, train=False, collapse_window=collapse_window)
             with step_progress("eval", enabled=not as_json) as say:
                 metrics = evaluate(
                     model,
@@ -172,6 +185,7 @@ def register(app: typer.Typer) -> None:
             "format": part.format,
             "crops": len(dataset),
             "flip_test": flip_test,
+            "collapse_window": collapse_window,
             "metrics": metrics,
         }
         if as_json:

@@ -87,17 +87,22 @@ def _check_arguments(name: str, lr: float | None, weights: str | None, frames: i
         check_model_name(read_checkpoint(weights), name, f"checkpoint {weights!r}")
 
 
-def _check_resumable(out: Path, name: str, resume: bool) -> None:
+def _check_resumable(out: Path, name: str, resume: bool, collapse_window: bool = False) -> None:
     from ..zoo.checkpoints import read_checkpoint
 
     last = out / "last.pt"
     if not (resume and last.is_file()):
         return
-    ck_model = read_checkpoint(last).get("model")
+    ck = read_checkpoint(last)
+    ck_model = ck.get("model")
     if ck_model and ck_model != name:
         raise ValueError(
             f"{last} is a run of {ck_model}, not {name}; choose another --out or pass --no-resume"
         )
+    was_collapsed = bool((ck.get("meta") or {}).get("collapse_window", False))
+    if was_collapsed != collapse_window:
+        flag = "--collapse-window" if was_collapsed else "--no-collapse-window"
+        raise ValueError(f"{last} was trained with {flag}; resume it with {flag}, or choose another --out")
 
 
 MIN_STEPS_PER_EPOCH = 4
@@ -226,6 +231,12 @@ def register(app: typer.Typer) -> None:
             help="Stop (resumably) after N epochs of the --epochs schedule: a fine-tune that keeps "
             "the warm-up and first plateau of a longer schedule. 0: all epochs.",
         ),
+        collapse_window: bool = typer.Option(
+            False,
+            "--collapse-window/--no-collapse-window",
+            help="Fill every slot of a temporal model's window with the current frame, in training and "
+            "validation: the collapsed twin that measures what the window adds.",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
         as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ):
@@ -267,7 +278,7 @@ def register(app: typer.Typer) -> None:
             else:
                 data_dir = Path(data)
             recipe = get_recipe(recipe_name) if recipe_name else recipe_for(spec, synthetic)
-            _check_resumable(out, model_name, resume)
+            _check_resumable(out, model_name, resume, collapse_window)
             overrides = {}
             if frames is not None:
                 if "frames" not in spec.config:
@@ -279,7 +290,11 @@ def register(app: typer.Typer) -> None:
             seed_everything(seed)
             model = create_model(model_name, **overrides)
             spec = _spec_with_offsets(spec, model)
+            if collapse_window and len(spec.frame_offsets) < 2:
+                raise ValueError(f"{model_name} sees one frame; --collapse-window applies to temporal models")
             notes = [f"recipe {recipe.name}: {recipe.source}", *start_notes]
+            if collapse_window:
+                notes.append("collapsed window: every slot holds the current frame (training and validation)")
             if weights in NAMED_STARTS:
                 notes.append(_function(NAMED_STARTS[weights]["loader"])(model))
             elif weights:
@@ -309,6 +324,7 @@ def register(app: typer.Typer) -> None:
                 train=True,
                 heatmap_size=task.heatmap_size(),
                 seed=seed,
+                collapse_window=collapse_window,
                 **recipe.dataset_options(spec.layout),
             )
             calibrated = _calibrate(model, weights, train_set)
@@ -318,7 +334,7 @@ def register(app: typer.Typer) -> None:
             if val_every:
                 try:
                     val_split = D.load_split(data_dir, "val", spec, train_split.format)
-                    val_set = D.topdown_dataset(spec, val_split, train=False)
+                    val_set = D.topdown_dataset(spec, val_split, train=False, collapse_window=collapse_window)
                 except FileNotFoundError as e:
                     notes.append(f"no validation: {e}")
             bs = fit_batch(batch_size, recipe.batch_size, len(train_set), notes, dist_info.world_size)
@@ -356,6 +372,7 @@ def register(app: typer.Typer) -> None:
                 "format": train_split.format,
                 "seed": seed,
                 "single_frame": recipe.single_frame,
+                "collapse_window": collapse_window,
             }
             trainer = Trainer(
                 model,
