@@ -249,6 +249,56 @@ def test_cli_collapse_window_trains_the_twin_and_keeps_to_it(tmp_path, monkeypat
     assert res.exit_code != 0 and "temporal models" in res.output and "Traceback" not in res.output
 
 
+def test_cli_mix_synthetic_adds_synthetic_crops_to_real_data(tmp_path):
+    """--mix-synthetic N: N synthetic videos' training crops join --data's (one batch collates across both,
+    the synthetic-only occlusion flags dropped), validation stays on --data, and the run keeps to N."""
+    real = D.synthetic_dataset(tmp_path / "real", seed=3, videos=2, frames=5, preset="clean")
+    out = tmp_path / "run"
+    base = [
+        "train",
+        "dsta_mnv2_tiny",
+        "--data",
+        str(real),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--no-progress",
+    ]
+    small = ["--synthetic-frames", "5", "--batch-size", "4", "--val-every", "0"]
+    res = CliRunner().invoke(app, [*base, *small, "--mix-synthetic", "2", "--stop-after-epoch", "1"])
+    assert res.exit_code == 0, res.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["meta"]["mix_synthetic"] == 2 and any("mixed in" in n for n in run["notes"])
+    assert (out / "mix-synthetic" / "meta.json").is_file()
+    res = CliRunner().invoke(app, [*base, *small])  # resumed without the mix
+    assert res.exit_code != 0 and "--mix-synthetic 2" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "dsta_mnv2_tiny",
+            "--data",
+            "synthetic",
+            "--out",
+            str(tmp_path / "s"),
+            *small,
+            "--mix-synthetic",
+            "2",
+            "--no-progress",
+        ],
+    )
+    assert res.exit_code != 0 and "--mix-synthetic" in res.output and "Traceback" not in res.output
+
+
+def test_mixed_dataset_indexes_parts_end_to_end_with_their_shared_keys():
+    a = [{"x": i, "flag": 1} for i in range(3)]
+    b = [{"x": 10 + i} for i in range(2)]
+    mixed = D.MixedDataset([a, [], b])
+    assert len(mixed) == 5 and [mixed[i]["x"] for i in range(5)] == [0, 1, 2, 10, 11]
+    assert all(set(mixed[i]) == {"x"} for i in range(5))
+
+
 def test_cli_distilpose_with_teacher_on_coco_form(synth, tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"

@@ -87,7 +87,11 @@ def _check_arguments(name: str, lr: float | None, weights: str | None, frames: i
         check_model_name(read_checkpoint(weights), name, f"checkpoint {weights!r}")
 
 
-def _check_resumable(out: Path, name: str, resume: bool, collapse_window: bool = False) -> None:
+# the data settings a run keeps: resuming under others would train one run on two data sets
+RUN_DATA_FLAGS = {"collapse_window": "--collapse-window", "mix_synthetic": "--mix-synthetic"}
+
+
+def _check_resumable(out: Path, name: str, resume: bool, data_settings: dict | None = None) -> None:
     from ..zoo.checkpoints import read_checkpoint
 
     last = out / "last.pt"
@@ -99,13 +103,17 @@ def _check_resumable(out: Path, name: str, resume: bool, collapse_window: bool =
         raise ValueError(
             f"{last} is a run of {ck_model}, not {name}; choose another --out or pass --no-resume"
         )
-    was_collapsed = bool((ck.get("meta") or {}).get("collapse_window", False))
-    if was_collapsed != collapse_window:
-        flag = "--collapse-window" if was_collapsed else "--no-collapse-window"
-        raise ValueError(f"{last} was trained with {flag}; resume it with {flag}, or choose another --out")
+    meta = ck.get("meta") or {}
+    for key, wanted in (data_settings or {}).items():
+        had = meta.get(key, type(wanted)())  # runs from before the setting existed had it off
+        if had != wanted:
+            flag = RUN_DATA_FLAGS[key]
+            shown = (flag if had else "--no-" + flag[2:]) if isinstance(had, bool) else f"{flag} {had}"
+            raise ValueError(f"{last} was trained with {shown}; resume it so, or choose another --out")
 
 
 MIN_STEPS_PER_EPOCH = 4
+MIX_SIZE = (512, 384)  # synthetic frames mixed into real data: the generator's own default size
 
 
 def fit_batch(asked: int | None, recipe_batch: int, crops: int, notes: list[str], world_size: int = 1) -> int:
@@ -231,6 +239,14 @@ def register(app: typer.Typer) -> None:
             help="Stop (resumably) after N epochs of the --epochs schedule: a fine-tune that keeps "
             "the warm-up and first plateau of a longer schedule. 0: all epochs.",
         ),
+        mix_synthetic: int = typer.Option(
+            0,
+            "--mix-synthetic",
+            min=0,
+            help="Add the training crops of N synthetic videos (--synthetic-frames each, 512x384, "
+            "the 'easy' preset: jumping jacks, squats, swings, waves) to real --data for pose variety; "
+            "validation stays on the real data. 0: none.",
+        ),
         collapse_window: bool = typer.Option(
             False,
             "--collapse-window/--no-collapse-window",
@@ -264,21 +280,25 @@ def register(app: typer.Typer) -> None:
             )  # whole-frame models: frame windows, predicted people
             _check_arguments(model_name, lr, weights, frames)
             synthetic = data == "synthetic"
-            if synthetic:
-                if main:  # rendered once, by rank 0; the others then find it made
-                    data_dir = D.synthetic_dataset(
-                        out, seed=seed, videos=synthetic_videos, frames=synthetic_frames
-                    )
+
+            def render(**kw) -> Path:  # rendered once, by rank 0; the others then find it made
+                made = D.synthetic_dataset(out, seed=seed, frames=synthetic_frames, **kw) if main else None
                 distributed.barrier()
-                if not main:
-                    data_dir = D.synthetic_dataset(
-                        out, seed=seed, videos=synthetic_videos, frames=synthetic_frames
+                return made or D.synthetic_dataset(out, seed=seed, frames=synthetic_frames, **kw)
+
+            if synthetic:
+                if mix_synthetic:
+                    raise ValueError(
+                        "--mix-synthetic adds synthetic videos to real --data; here --data is synthetic"
                     )
+                data_dir = render(videos=synthetic_videos)
                 say(f"synthetic data: {data_dir}")
             else:
                 data_dir = Path(data)
             recipe = get_recipe(recipe_name) if recipe_name else recipe_for(spec, synthetic)
-            _check_resumable(out, model_name, resume, collapse_window)
+            _check_resumable(
+                out, model_name, resume, {"collapse_window": collapse_window, "mix_synthetic": mix_synthetic}
+            )
             overrides = {}
             if frames is not None:
                 if "frames" not in spec.config:
@@ -327,6 +347,23 @@ def register(app: typer.Typer) -> None:
                 collapse_window=collapse_window,
                 **recipe.dataset_options(spec.layout),
             )
+            if mix_synthetic:
+                mix_dir = render(videos=mix_synthetic, size=MIX_SIZE, name="mix-synthetic")
+                mix_split = D.load_split(mix_dir, "train", spec, train_split.format)
+                mix_set = D.topdown_dataset(
+                    spec,
+                    mix_split,
+                    train=True,
+                    heatmap_size=task.heatmap_size(),
+                    seed=seed,
+                    collapse_window=collapse_window,
+                    **recipe.dataset_options(spec.layout),
+                )
+                notes.append(
+                    f"mixed in {len(mix_set)} synthetic crops ({mix_synthetic} videos in {mix_dir}) with "
+                    f"{len(train_set)} of {data_dir}"
+                )
+                train_set = D.MixedDataset([train_set, mix_set])
             calibrated = _calibrate(model, weights, train_set)
             if calibrated:
                 notes.append(calibrated)
@@ -373,6 +410,7 @@ def register(app: typer.Typer) -> None:
                 "seed": seed,
                 "single_frame": recipe.single_frame,
                 "collapse_window": collapse_window,
+                "mix_synthetic": mix_synthetic,
             }
             trainer = Trainer(
                 model,

@@ -18,6 +18,8 @@ from a global RNG, so a resumed run sees exactly the crops an uninterrupted one 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +128,32 @@ def topdown_dataset(spec, split: DataSplit, train: bool, heatmap_size=None, seed
     return ds
 
 
+class MixedDataset:
+    """Training crops of several datasets end to end in one index space (real footage with synthetic
+    people for pose variety). Items keep the keys every part has (a synthetic person's ``occluded`` /
+    ``blurred`` flags have no counterpart in pseudo-labels), so a batch collates across parts; each part
+    keeps its own augmentation keyed on (seed, epoch, index)."""
+
+    def __init__(self, parts):
+        self.parts = [p for p in parts if len(p)]
+        if not self.parts:
+            raise ValueError("no training crops in any of the datasets")
+        self.ends = list(itertools.accumulate(len(p) for p in self.parts))
+        self.keys = set.intersection(*(set(p[0]) for p in self.parts))
+
+    def __len__(self) -> int:
+        return self.ends[-1]
+
+    def __getitem__(self, i: int) -> dict:
+        k = bisect.bisect_right(self.ends, i)
+        item = self.parts[k][i - (self.ends[k - 1] if k else 0)]
+        return {key: v for key, v in item.items() if key in self.keys}
+
+    def set_epoch(self, epoch: int, seed: int = 0) -> None:
+        for p in self.parts:
+            p.set_epoch(epoch, seed=seed)
+
+
 def synthetic_dataset(
     out_dir: str | Path,
     seed: int = 0,
@@ -133,13 +161,14 @@ def synthetic_dataset(
     frames: int = 24,
     size: tuple[int, int] = (256, 192),
     preset: str = "easy",
+    name: str = "synthetic-data",
 ) -> Path:
-    """A small seeded synthetic dataset under ``out_dir/synthetic-data``, rendered once and reused
-    while its parameters (recorded in its meta.json) stay the same."""
+    """A small seeded synthetic dataset under ``out_dir/name`` (frames ``size`` = width, height),
+    rendered once and reused while its parameters (recorded in its meta.json) stay the same."""
     from ..data.synth_dataset import read_meta, write_dataset
     from ..data.synthetic import SynthConfig
 
-    path = Path(out_dir) / "synthetic-data"
+    path = Path(out_dir) / name
     config = SynthConfig.preset(preset, width=int(size[0]), height=int(size[1]), frames=int(frames))
     if (path / "meta.json").is_file():
         try:
