@@ -192,3 +192,5 @@ def test_cli_trains_on_the_labels_and_validates_with_coco_ap(labels, tmp_path):
     rec = summary["history"][-1]
     assert summary["steps"] == 3 and "train_ignored_q" in rec
     assert "val_AP" in rec and "val_mAP" not in rec and "head_top" in rec["val_no_mAP"]
+    # the best checkpoint is chosen by the metric the labels allow (it was "mAP", never present: no best.pt)
+    assert summary["val_metric"] == "AP" and (out / "best.pt").is_file()

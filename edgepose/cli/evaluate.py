@@ -195,7 +195,9 @@ def register(app: typer.Typer) -> None:
             f"[dim]{model_name}: {report.loaded} tensors from {weights} ({report.source}); "
             f"{len(dataset)} crops of {part.path}[/]"
         )
-        console.print(metrics_table(metric_format(part.format, spec.layout), model_name, metrics))
+        console.print(
+            metrics_table(metric_format(part.format, spec.layout, part.records), model_name, metrics)
+        )
 
 
 def table_text(fmt: str, name: str, metrics: dict) -> str:

@@ -384,7 +384,9 @@ def register(app: typer.Typer) -> None:
                 device=device,
                 checkpoint_every=checkpoint_every,
                 num_workers=workers,
-                val_metric=primary_metric(train_split.format, spec.layout) if val_set is not None else "",
+                val_metric=primary_metric(val_split.format, spec.layout, val_split.records)
+                if val_set is not None
+                else "",
                 freeze=tuple(f.strip() for f in (freeze or "").split(",") if f.strip()),
                 stop_after_epoch=stop_after_epoch,
             )

@@ -161,7 +161,7 @@ def score(evalset: EvalSet, keypoints: np.ndarray, scores: np.ndarray) -> dict:
     ]
     fmt, layout = evalset.split.format, evalset.spec.layout
     metrics = metrics_of(fmt, preds, evalset.split.records, layout)
-    primary = primary_metric(fmt, layout)
+    primary = primary_metric(fmt, layout, evalset.split.records)
     return {
         "metric_name": "PoseTrack mAP" if primary == "mAP" else "COCO AP",
         "metric": _num(metrics[primary]),

@@ -39,19 +39,39 @@ COCO_COLUMNS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
 PRIMARY_METRIC = {"posetrack": "mAP", "coco": "AP"}
 
 
-def metric_format(fmt: str, layout: str) -> str:
-    """The metric a split is scored by: PoseTrack mAP needs head_top/head_bottom for its head size,
-    so a layout without them (a COCO-17 model on PoseTrack-form video) is scored by COCO AP."""
+def has_head_joints(records, layout: str) -> bool:
+    """Whether any labelled person of ``records`` has head_top and head_bottom (PoseTrack's head size)."""
+    from ..core.keypoints import get_layout
+
+    names = get_layout(layout).names
+    if "head_top" not in names or "head_bottom" not in names:
+        return False
+    top, bottom = names.index("head_top"), names.index("head_bottom")
+    frames = [f for v in records for f in v.frames] if records and hasattr(records[0], "frames") else records
+    return any(
+        p.keypoints[top, 2] > 0 and p.keypoints[bottom, 2] > 0
+        for f in frames
+        if f.is_labeled
+        for p in f.persons
+    )
+
+
+def metric_format(fmt: str, layout: str, records=None) -> str:
+    """The metric a split is scored by: PoseTrack mAP needs head_top/head_bottom for its head size, so a
+    layout without them (a COCO-17 model on PoseTrack-form video), or labels without them (COCO-17
+    pseudo-labels read into a PoseTrack-layout model), are scored by COCO AP."""
     from ..core.keypoints import get_layout
 
     names = get_layout(layout).names
     if fmt == "posetrack" and not ("head_top" in names and "head_bottom" in names):
         return "coco"
+    if fmt == "posetrack" and records is not None and not has_head_joints(list(records), layout):
+        return "coco"
     return fmt
 
 
-def primary_metric(fmt: str, layout: str) -> str:
-    return PRIMARY_METRIC[metric_format(fmt, layout)]
+def primary_metric(fmt: str, layout: str, records=None) -> str:
+    return PRIMARY_METRIC[metric_format(fmt, layout, records)]
 
 
 def _inputs(batch: dict) -> torch.Tensor:
@@ -93,8 +113,9 @@ def predict(
 
 
 def metrics_of(fmt: str, predictions: list[Prediction], ground_truth, layout: str) -> dict[str, Any]:
-    """The format's metric table as a flat dict; the primary metric under ``primary_metric(fmt, layout)``."""
-    fmt = metric_format(fmt, layout)
+    """The format's metric table as a flat dict; the primary metric under ``primary_metric(fmt, layout,
+    ground_truth)``."""
+    fmt = metric_format(fmt, layout, ground_truth)
     if fmt == "posetrack":
         from ..eval.posetrack_map import posetrack_map
 

@@ -178,22 +178,6 @@ def drop_ignored(predictions: list[Prediction], records) -> list[Prediction]:
     return out
 
 
-def has_head_joints(records, layout: str) -> bool:
-    """Whether any labelled person of ``records`` has head_top and head_bottom (PoseTrack's head size)."""
-    from ..core.keypoints import get_layout
-
-    names = get_layout(layout).names
-    if "head_top" not in names or "head_bottom" not in names:
-        return False
-    top, bottom = names.index("head_top"), names.index("head_bottom")
-    return any(
-        p.keypoints[top, 2] > 0 and p.keypoints[bottom, 2] > 0
-        for f in _frames(records)
-        if f.is_labeled
-        for p in f.persons
-    )
-
-
 def metrics(predictions: list[Prediction], records, layout: str, fmt: str = "posetrack") -> dict[str, float]:
     """PoseTrack mAP (with ``fmt == "posetrack"`` and labels with head_top/head_bottom) and COCO AP, both
     in percent, in one flat dict (``mAP`` ... ``Ank``, ``AP`` ... ``AR``); predictions in ignore regions
@@ -203,7 +187,7 @@ def metrics(predictions: list[Prediction], records, layout: str, fmt: str = "pos
     predictions = drop_ignored(predictions, records)
     out: dict[str, float] = {}
     posetrack = metric_format(fmt, layout) == "posetrack"
-    if posetrack and not has_head_joints(records, layout):
+    if posetrack and metric_format(fmt, layout, records) != "posetrack":
         posetrack = False
         out["no_mAP"] = "the labels have no head_top/head_bottom: COCO AP only"  # type: ignore[assignment]
     if posetrack:
