@@ -18,8 +18,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from edgepose.bench.heldout import Entry
 from edgepose.bench.tables import RESULTS_DIR
-from edgepose.bench.window_real import Entry, run
+from edgepose.bench.window_real import run
 
 MODEL = "dsta_mnv2_coco"
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from edgepose.bench.window_real import joint_oks, joint_speeds
+from edgepose.bench.heldout import joint_oks, joint_speeds
 from edgepose.core.keypoints import get_layout
 from edgepose.data.posetrack import read_posetrack
 from edgepose.data.synth_dataset import write_dataset
