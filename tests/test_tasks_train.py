@@ -273,21 +273,16 @@ def test_cli_mix_synthetic_adds_synthetic_crops_to_real_data(tmp_path):
     assert (out / "mix-synthetic" / "meta.json").is_file()
     res = CliRunner().invoke(app, [*base, *small])  # resumed without the mix
     assert res.exit_code != 0 and "--mix-synthetic 2" in res.output and "Traceback" not in res.output
-    res = CliRunner().invoke(
-        app,
-        [
-            "train",
-            "dsta_mnv2_tiny",
-            "--data",
-            "synthetic",
-            "--out",
-            str(tmp_path / "s"),
-            *small,
-            "--mix-synthetic",
-            "2",
-            "--no-progress",
-        ],
-    )
+    synthetic = [
+        "train",
+        "dsta_mnv2_tiny",
+        "--data",
+        "synthetic",
+        "--out",
+        str(tmp_path / "s"),
+        "--no-progress",
+    ]
+    res = CliRunner().invoke(app, [*synthetic, *small, "--mix-synthetic", "2"])
     assert res.exit_code != 0 and "--mix-synthetic" in res.output and "Traceback" not in res.output
 
 

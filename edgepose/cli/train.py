@@ -337,28 +337,22 @@ def register(app: typer.Typer) -> None:
             task = build_task(spec, model, **options)
             notes += task.notes
 
-            train_split = D.load_split(data_dir, "train", spec, data_format)
-            train_set = D.topdown_dataset(
-                spec,
-                train_split,
-                train=True,
-                heatmap_size=task.heatmap_size(),
-                seed=seed,
-                collapse_window=collapse_window,
-                **recipe.dataset_options(spec.layout),
-            )
-            if mix_synthetic:
-                mix_dir = render(videos=mix_synthetic, size=MIX_SIZE, name="mix-synthetic")
-                mix_split = D.load_split(mix_dir, "train", spec, train_split.format)
-                mix_set = D.topdown_dataset(
+            def training_set(split):
+                return D.topdown_dataset(
                     spec,
-                    mix_split,
+                    split,
                     train=True,
                     heatmap_size=task.heatmap_size(),
                     seed=seed,
                     collapse_window=collapse_window,
                     **recipe.dataset_options(spec.layout),
                 )
+
+            train_split = D.load_split(data_dir, "train", spec, data_format)
+            train_set = training_set(train_split)
+            if mix_synthetic:
+                mix_dir = render(videos=mix_synthetic, size=MIX_SIZE, name="mix-synthetic")
+                mix_set = training_set(D.load_split(mix_dir, "train", spec, train_split.format))
                 notes.append(
                     f"mixed in {len(mix_set)} synthetic crops ({mix_synthetic} videos in {mix_dir}) with "
                     f"{len(train_set)} of {data_dir}"
