@@ -171,16 +171,16 @@ def main(argv=None) -> int:
         shrink(Path(args.data), Path(args.shrink), args.max_side)
         return 0
 
+    from edgepose.bench import pave_train as P
     from edgepose.training import datasets as D
     from edgepose.training import validate_whole_frame as V
     from edgepose.training.recipes import get_recipe
     from edgepose.training.tasks import build_task
-    from edgepose.training.trainer import Trainer, seed_everything
+    from edgepose.training.trainer import seed_everything
     from edgepose.zoo import create_model, get_spec
-    from edgepose.zoo.checkpoints import read_checkpoint
 
     torch.set_num_threads(args.threads)
-    h, w = (int(v) for v in args.input.lower().split("x"))
+    h, w = P.input_size(args.input)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     spec = dataclasses.replace(get_spec(args.model), input_size=(h, w))
@@ -213,26 +213,17 @@ def main(argv=None) -> int:
         picks = [train_set[round(i * (len(train_set) - 1) / 15)]["frames"] for i in range(16)]
         calibrate_batchnorm(model.trunk, torch.cat(picks))
         notes.append("BN statistics of the MoveNet trunk from 16 training windows (48 frames)")
-    steps_per_epoch = len(train_set) // args.batch_size
-    config = recipe.config(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        steps_per_epoch=steps_per_epoch,
-        seed=args.seed,
+    trainer, config, steps_per_epoch = P.make_trainer(
+        model,
+        task,
+        train_set,
+        recipe,
+        work / "run",
+        args,
         device=args.device,
         checkpoint_every=args.checkpoint_every,
         num_workers=args.workers,
         freeze=("backbone.",) if args.freeze_trunk else (),
-    )
-    trainer = Trainer(
-        model,
-        task,
-        train_set,
-        config,
-        work / "run",
-        progress=False,
-        on_epoch=lambda line: print(line, flush=True),
     )
     loss_file = work / "losses.jsonl"
     state_file = work / "state.json"
@@ -240,40 +231,22 @@ def main(argv=None) -> int:
     if not last.is_file():
         loss_file.unlink(missing_ok=True)
     before_s = float(state.get("train_seconds", 0.0))
-    budget = args.minutes * 60
-    t_train = time.perf_counter()
 
-    def on_step(step, parts):
-        row = {
-            "step": step,
-            "s": round(before_s + time.perf_counter() - t_train, 1),
-            **{k: round(float(v), 4) for k, v in parts.items()},
-        }
+    def log(row):
         with loss_file.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        if step % 10 == 0:
-            print(
-                f"step {step}  {row['s']:.0f}s  " + "  ".join(f"{k} {v:.3f}" for k, v in parts.items()),
-                flush=True,
-            )
-        if time.perf_counter() - t_train > budget:
-            raise KeyboardInterrupt("time budget spent")
 
-    trainer.on_step = on_step
+    trainer.on_step = budget = P.Budget(args.minutes * 60, log, every=10, before_s=before_s)
     stopped = "schedule done"
     if args.eval_only:
-        ck = read_checkpoint(last)
-        model.load_state_dict(ck["state_dict"])
-        trainer.state.step = int(ck["meta"]["step"])
+        P.load_last(model, trainer, last)
         stopped = f"scored from last.pt (step {trainer.state.step}) of a run that {state.get('stopped', '?')}"
         train_s = before_s
     else:
-        try:
-            trainer.fit(resume=True)
-        except KeyboardInterrupt:
+        if P.fit(trainer):
             stopped = f"stopped at the {args.minutes:g}-minute budget of its last run"
             trainer._checkpoint(["last.pt"])  # the budget's last steps are kept for the next run
-        train_s = before_s + time.perf_counter() - t_train
+        train_s = before_s + budget.elapsed()
         state = {"train_seconds": round(train_s, 1), "stopped": stopped, "step": trainer.state.step}
         state_file.write_text(json.dumps(state))
     steps = trainer.state.step
@@ -293,25 +266,14 @@ def main(argv=None) -> int:
         np.any([p.keypoints[:, 2] > 0 for v in train_split.records for f in v.frames for p in f.persons], 0)
     )
     for label, ds in (("PAVE-Net window", window), ("collapsed twin", collapsed)):
-        everyone = V.predict(model, ds, batch_size=args.eval_batch, device=device, score_threshold=0.0)
-        for cut, preds in (
-            (f"score >= {thr:g}", [p for p in everyone if p.score >= thr]),
-            (f"all {model.max_persons} per frame", everyone),
-        ):
-            name = f"{label} ({cut})"
-            kept = V.drop_ignored(preds, val_split.records)
-            rows[name] = V.metrics(kept, val_split.records, spec.layout, val_split.format)
-            rows[name]["people_per_frame"] = len(kept) / max(len(ds), 1)
-        oracle = V.oracle_assignment(
-            V.drop_ignored(everyone, val_split.records), val_split.records, spec.layout
+        found, everyone = P.people_rows(
+            model, ds, val_split, spec, label, drop_ignored=True, batch_size=args.eval_batch, device=device
         )
-        name = f"{label} (oracle: GT picks one query per person)"
-        rows[name] = V.metrics(oracle, val_split.records, spec.layout, val_split.format)
-        rows[name]["people_per_frame"] = len(oracle) / max(len(ds), 1)
-        name = f"{label} (OKS-NMS 0.45, post-processing)"
+        rows.update(found)
         kept = oks_nms(V.drop_ignored(everyone, val_split.records), labelled, sigmas)
-        rows[name] = V.metrics(kept, val_split.records, spec.layout, val_split.format)
-        rows[name]["people_per_frame"] = len(kept) / max(len(ds), 1)
+        rows[f"{label} (OKS-NMS 0.45, post-processing)"] = P.scored(
+            kept, val_split.records, spec, val_split.format, len(ds)
+        )
         scores = np.array([p.score for p in everyone])
         rows[f"{label} (score >= {thr:g})"]["score_quantiles"] = [
             round(float(q), 3) for q in np.quantile(scores, [0.5, 0.9, 0.99, 1.0])
@@ -337,16 +299,12 @@ def main(argv=None) -> int:
                 V.oracle_assignment(everyone, subset, spec.layout),
             ),
         ):
-            rows[name] = V.metrics(preds, subset, spec.layout, val_split.format)
-            rows[name]["people_per_frame"] = len(preds) / max(len(seen_set), 1)
-    mean = V.mean_pose(train_split.records, spec.layout)
-    floor = V.mean_pose_predictions(val_split.records, mean)
-    rows["mean pose at the true boxes"] = V.metrics(floor, val_split.records, spec.layout, val_split.format)
-    rows["mean pose at the true boxes"]["people_per_frame"] = len(floor) / max(len(window), 1)
+            rows[name] = P.scored(preds, subset, spec, val_split.format, len(seen_set))
+    rows["mean pose at the true boxes"] = P.mean_pose_row(train_split, val_split, spec, len(window))
     eval_s = time.perf_counter() - t_eval
 
     losses = sorted(_load_losses(loss_file).values(), key=lambda r: r["step"])
-    gt_people = sum(len(f.persons) for v in val_split.records for f in v.frames if f.is_labeled)
+    gt_people = P.labelled_people(val_split)
     ignore_regions = sum(len(f.ignore_regions) for v in val_split.records for f in v.frames if f.is_labeled)
     n = len(losses)
     stages = {}
@@ -360,13 +318,7 @@ def main(argv=None) -> int:
         "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
         "weights": args.weights,
         "freeze_trunk": args.freeze_trunk,
-        "recipe": recipe.name,
-        "lr": config.lr,
-        "batch_size": args.batch_size,
-        "epochs_planned": args.epochs,
-        "steps": steps,
-        "epochs_done": round(steps / max(steps_per_epoch, 1), 2),
-        "train_windows": len(train_set),
+        **P.schedule_fields(recipe, config, args, steps, steps_per_epoch, train_set),
         "eval_video": args.eval_video,
         "val_frames": len(window),
         "val_people_per_frame": round(gt_people / max(len(window), 1), 2),
@@ -380,9 +332,6 @@ def main(argv=None) -> int:
         "loss_stages": stages,
         "losses": losses,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(result, indent=1, default=float))
     md = [
         f"# {args.model} on real footage: {steps} steps on {result['device']} ({train_s / 60:.1f} min, {stopped})",
         "",
@@ -396,20 +345,15 @@ def main(argv=None) -> int:
         "",
         "| method | COCO AP | AP50 | AP75 | APm | APl | AR | people/frame |",
         "|---|---|---|---|---|---|---|---|",
+        *P.table_lines(rows, COLUMNS),
     ]
-    for name, r in rows.items():
-        cells = [r.get(k, float("nan")) for k in COLUMNS]
-        md.append(
-            f"| {name} | " + " | ".join(f"{c:.1f}" if isinstance(c, float) else str(c) for c in cells) + " |"
-        )
     if stages:
         keys = [k for k in next(iter(stages.values())) if k != "steps"]
         md += ["", "Training (means over step ranges):", "", "| steps | " + " | ".join(keys) + " |"]
         md.append("|---" * (len(keys) + 1) + "|")
         for name, s in stages.items():
             md.append(f"| {name} | " + " | ".join(f"{s.get(k, float('nan')):.3f}" for k in keys) + " |")
-    (out / f"{args.name}.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    P.write_result(Path(args.out), args.name, result, md)
     return 0
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent
+COLUMNS = ("mAP", "Head", "Sho", "Elb", "Wri", "Hip", "Knee", "Ank", "AP", "AP50", "AR", "people_per_frame")
 
 
 def main(argv=None) -> int:
@@ -47,17 +48,18 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-only", action="store_true", help="score WORK/run/last.pt without training")
     args = ap.parse_args(argv)
 
+    from edgepose.bench import pave_train as P
     from edgepose.data.synth_dataset import read_meta, write_dataset
     from edgepose.data.synthetic import SynthConfig
     from edgepose.training import datasets as D
     from edgepose.training import validate_whole_frame as V
     from edgepose.training.recipes import get_recipe
     from edgepose.training.tasks import build_task
-    from edgepose.training.trainer import Trainer, seed_everything
+    from edgepose.training.trainer import seed_everything
     from edgepose.zoo import create_model, get_spec
 
     torch.set_num_threads(args.threads)
-    h, w = (int(v) for v in args.input.lower().split("x"))
+    h, w = P.input_size(args.input)
     work = Path(args.work)
     data = work / "data"
     cfg = SynthConfig.preset(args.preset, width=w, height=h, frames=args.frames)
@@ -75,54 +77,14 @@ def main(argv=None) -> int:
     task = build_task(spec, model, **recipe.task_options)
     train_split, val_split = D.load_split(data, "train", spec), D.load_split(data, "val", spec)
     train_set = V.whole_frame_dataset(spec, train_split, train=True, seed=args.seed)
-    steps_per_epoch = len(train_set) // args.batch_size
-    config = recipe.config(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        steps_per_epoch=steps_per_epoch,
-        seed=args.seed,
-        device="cpu",
-        checkpoint_every=20,
-    )
-    trainer = Trainer(
-        model,
-        task,
-        train_set,
-        config,
-        work / "run",
-        progress=False,
-        on_epoch=lambda line: print(line, flush=True),
+    trainer, config, steps_per_epoch = P.make_trainer(
+        model, task, train_set, recipe, work / "run", args, device="cpu", checkpoint_every=20
     )
     losses: list[dict] = []
-    budget = args.minutes * 60
-    t_train = time.perf_counter()
-
-    def on_step(step, parts):
-        losses.append(
-            {
-                "step": step,
-                "s": round(time.perf_counter() - t_train, 1),
-                **{k: round(float(v), 4) for k, v in parts.items()},
-            }
-        )
-        if step % 5 == 0:
-            print(
-                f"step {step}  {losses[-1]['s']:.0f}s  "
-                + "  ".join(f"{k} {v:.3f}" for k, v in parts.items()),
-                flush=True,
-            )
-        if time.perf_counter() - t_train > budget:
-            raise KeyboardInterrupt("time budget spent")
-
-    trainer.on_step = on_step
+    trainer.on_step = budget = P.Budget(args.minutes * 60, losses.append, every=5)
     stopped = "schedule done"
     if args.eval_only:
-        from edgepose.zoo.checkpoints import read_checkpoint
-
-        ck = read_checkpoint(work / "run" / "last.pt")
-        model.load_state_dict(ck["state_dict"])
-        trainer.state.step = int(ck["meta"]["step"])
+        P.load_last(model, trainer, work / "run" / "last.pt")
         prev = (
             json.loads((Path(args.out) / f"{args.name}.json").read_text())
             if (Path(args.out) / f"{args.name}.json").is_file()
@@ -134,11 +96,9 @@ def main(argv=None) -> int:
         )
         train_s = float(prev.get("train_seconds", 0.0))
     else:
-        try:
-            trainer.fit(resume=True)
-        except KeyboardInterrupt:
+        if P.fit(trainer):
             stopped = f"stopped at the {args.minutes:g}-minute budget"
-        train_s = time.perf_counter() - t_train
+        train_s = budget.elapsed()
     steps = trainer.state.step
     model.eval()
 
@@ -146,41 +106,17 @@ def main(argv=None) -> int:
     rows = {}
     window = V.whole_frame_dataset(spec, val_split)
     collapsed = V.whole_frame_dataset(spec, val_split, collapse_window=True)
-    thr = V.DEFAULT_SCORE_THRESHOLD
     for label, ds in (("PAVE-Net window", window), ("collapsed twin", collapsed)):
-        everyone = V.predict(model, ds, batch_size=4, score_threshold=0.0)  # all M people of every frame
-        for cut, preds in (
-            (f"score >= {thr:g}", [p for p in everyone if p.score >= thr]),
-            (f"all {model.max_persons} per frame", everyone),
-        ):
-            name = f"{label} ({cut})"
-            rows[name] = V.metrics(preds, val_split.records, spec.layout, val_split.format)
-            rows[name]["people_per_frame"] = len(preds) / max(len(ds), 1)
-        oracle = V.oracle_assignment(
-            everyone, val_split.records, spec.layout
-        )  # diagnostic: GT picks the queries
-        name = f"{label} (oracle: GT picks one query per person)"
-        rows[name] = V.metrics(oracle, val_split.records, spec.layout, val_split.format)
-        rows[name]["people_per_frame"] = len(oracle) / max(len(ds), 1)
-    mean = V.mean_pose(train_split.records, spec.layout)
-    floor = V.mean_pose_predictions(val_split.records, mean)
-    rows["mean pose at the true boxes"] = V.metrics(floor, val_split.records, spec.layout, val_split.format)
-    rows["mean pose at the true boxes"]["people_per_frame"] = len(floor) / max(len(window), 1)
+        rows.update(P.people_rows(model, ds, val_split, spec, label, batch_size=4)[0])
+    rows["mean pose at the true boxes"] = P.mean_pose_row(train_split, val_split, spec, len(window))
     eval_s = time.perf_counter() - t_eval
 
-    gt_people = sum(len(f.persons) for v in val_split.records for f in v.frames if f.is_labeled)
     result = {
         "model": args.model,
         "input_size": [h, w],
-        "recipe": recipe.name,
-        "lr": config.lr,
-        "batch_size": args.batch_size,
-        "epochs_planned": args.epochs,
-        "steps": steps,
-        "epochs_done": round(steps / max(steps_per_epoch, 1), 2),
-        "train_windows": len(train_set),
+        **P.schedule_fields(recipe, config, args, steps, steps_per_epoch, train_set),
         "val_frames": len(window),
-        "val_people_per_frame": round(gt_people / max(len(window), 1), 2),
+        "val_people_per_frame": round(P.labelled_people(val_split) / max(len(window), 1), 2),
         "stopped": stopped,
         "train_seconds": round(train_s, 1),
         "render_seconds": round(render_s, 1),
@@ -192,9 +128,6 @@ def main(argv=None) -> int:
         "loss_last": losses[-5:],
         "losses": losses,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(result, indent=1, default=float))
     md = [
         f"# {args.model} trained {steps} steps on CPU ({train_s / 60:.1f} min, {stopped}), synthetic `{args.preset}`",
         "",
@@ -205,28 +138,8 @@ def main(argv=None) -> int:
         "",
         "| method | PoseTrack mAP | Head | Sho | Elb | Wri | Hip | Knee | Ank | COCO AP | AP50 | AR | people/frame |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *P.table_lines(rows, COLUMNS),
     ]
-    for name, r in rows.items():
-        cells = [
-            r.get(k, float("nan"))
-            for k in (
-                "mAP",
-                "Head",
-                "Sho",
-                "Elb",
-                "Wri",
-                "Hip",
-                "Knee",
-                "Ank",
-                "AP",
-                "AP50",
-                "AR",
-                "people_per_frame",
-            )
-        ]
-        md.append(
-            f"| {name} | " + " | ".join(f"{c:.1f}" if isinstance(c, float) else str(c) for c in cells) + " |"
-        )
     if losses:
         md += [
             "",
@@ -235,8 +148,7 @@ def main(argv=None) -> int:
             f"{losses[0].get('err_px', float('nan')):.1f} -> {losses[-1].get('err_px', float('nan')):.1f} px "
             f"(input pixels).",
         ]
-    (out / f"{args.name}.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    P.write_result(Path(args.out), args.name, result, md)
     return 0
 
 
