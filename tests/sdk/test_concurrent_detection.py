@@ -31,21 +31,6 @@ def detect_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "edgepose-detect"]
 
 
-def clip(n=10, size=(120, 160)):
-    """Two moving blocks on noise, with their boxes per frame."""
-    rng = np.random.default_rng(1)
-    bg = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
-    frames, boxes = [], []
-    for t in range(n):
-        img = bg.copy()
-        b1, b2 = [20 + 3 * t, 20, 60 + 3 * t, 100], [110 - 2 * t, 15, 150 - 2 * t, 105]
-        for (x1, y1, x2, y2), c in ((b1, (40, 200, 90)), (b2, (200, 60, 60))):
-            img[y1:y2, x1:x2] = c
-        frames.append(img)
-        boxes.append(np.array([b1, b2], np.float32))
-    return frames, boxes
-
-
 class SlowBoxes(GivenBoxes):
     """Given boxes with a sleep, so the detector thread really runs beside the pose stages."""
 
@@ -69,8 +54,8 @@ def run_poses(est, frames, detector, concurrent, **kw):
     return pipe, out
 
 
-def test_concurrent_detection_gives_the_serial_poses(est):
-    frames, boxes = clip(12)
+def test_concurrent_detection_gives_the_serial_poses(est, blocks_clip):
+    frames, boxes = blocks_clip(12)
     _, serial = run_poses(est, frames, SlowBoxes(boxes), False)
     pipe, threaded = run_poses(est, frames, SlowBoxes(boxes), True)
     assert pipe.concurrent_detection
@@ -83,8 +68,8 @@ def test_concurrent_detection_gives_the_serial_poses(est):
     assert not detect_threads()
 
 
-def test_max_frames_reads_no_further(est):
-    frames, boxes = clip(10)
+def test_max_frames_reads_no_further(est, blocks_clip):
+    frames, boxes = blocks_clip(10)
     seen = []
 
     def det(image, index):
@@ -106,8 +91,8 @@ def failing_detector(image, index):
     return Detections.empty()
 
 
-def test_detector_error_reaches_the_caller_with_its_traceback(est):
-    frames, _ = clip(8)
+def test_detector_error_reaches_the_caller_with_its_traceback(est, blocks_clip):
+    frames, _ = blocks_clip(8)
     pipe = VideoPipeline(est, detector=failing_detector, mode="offline", concurrent_detection=True)
     got = []
     with pytest.raises(Boom, match="frame 3") as info:
@@ -118,8 +103,8 @@ def test_detector_error_reaches_the_caller_with_its_traceback(est):
     assert not detect_threads()
 
 
-def test_abandoned_and_interrupted_runs_leave_no_thread(est):
-    frames, boxes = clip(12)
+def test_abandoned_and_interrupted_runs_leave_no_thread(est, blocks_clip):
+    frames, boxes = blocks_clip(12)
     pipe = VideoPipeline(est, detector=SlowBoxes(boxes), mode="online", concurrent_detection=True)
     results = pipe.run(IterableSource(frames, fps=10.0))
     next(results)
@@ -134,8 +119,8 @@ def test_abandoned_and_interrupted_runs_leave_no_thread(est):
     assert not detect_threads()
 
 
-def test_concurrent_detection_refuses_detect_every(est):
-    frames, boxes = clip(2)
+def test_concurrent_detection_refuses_detect_every(est, blocks_clip):
+    frames, boxes = blocks_clip(2)
     with pytest.raises(ValueError, match="detect_every=1"):
         VideoPipeline(est, detector=GivenBoxes(boxes), detect_every=3, concurrent_detection=True)
     # by default it is simply off there: ReusePoses follows the poses of the frame before
@@ -169,7 +154,7 @@ def test_prepare_without_reuse_returns_the_callers_own_array(est):
     assert not np.shares_memory(a, b) and not np.array_equal(a, b)
 
 
-def test_cli_run_same_poses_serial_and_concurrent(tiny_bundle, tmp_path):
+def test_cli_run_same_poses_serial_and_concurrent(tiny_bundle, tmp_path, blocks_clip):
     """``edgepose run --concurrent-detection`` and ``--serial-detection`` write the same JSON lines, and
     the summary says which ran (with one intra-op thread per session when concurrent)."""
     import cv2
@@ -177,7 +162,7 @@ def test_cli_run_same_poses_serial_and_concurrent(tiny_bundle, tmp_path):
 
     from edgepose.cli import app
 
-    frames, boxes = clip(10, size=(120, 160))
+    frames, boxes = blocks_clip(10, size=(120, 160))
     video = tmp_path / "clip.avi"
     w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
     for f in frames:

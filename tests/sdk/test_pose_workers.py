@@ -19,21 +19,6 @@ from edgepose.sdk.sources import IterableSource
 from edgepose.sdk.tracker import Tracker
 
 
-def clip(n=8, size=(120, 160)):
-    """Two moving blocks on noise, with their boxes per frame."""
-    rng = np.random.default_rng(1)
-    bg = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
-    frames, boxes = [], []
-    for t in range(n):
-        img = bg.copy()
-        b1, b2 = [20 + 3 * t, 20, 60 + 3 * t, 100], [110 - 2 * t, 15, 150 - 2 * t, 105]
-        for (x1, y1, x2, y2), c in ((b1, (40, 200, 90)), (b2, (200, 60, 60))):
-            img[y1:y2, x1:x2] = c
-        frames.append(img)
-        boxes.append(np.array([b1, b2], np.float32))
-    return frames, boxes
-
-
 def pose_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("edgepose-pose")]
 
@@ -67,8 +52,8 @@ def test_workers_split_people_and_give_the_same_poses(tiny_bundle):
     assert not [t for t in pose_threads() if t.is_alive()]
 
 
-def test_pipeline_with_workers_matches_one_session(tiny_bundle):
-    frames, boxes = clip(8)
+def test_pipeline_with_workers_matches_one_session(tiny_bundle, blocks_clip):
+    frames, boxes = blocks_clip(8)
     runs = []
     for workers in (1, 2):
         est = PoseEstimator(load(tiny_bundle, device="cpu", threads=1), workers=workers)
