@@ -159,3 +159,28 @@ def test_real_weights_are_the_zoo_size_and_see_real_people():
             assert err < limit, (name, err)
         else:
             assert err > 0.08, (name, err)  # the synthetic weights never saw a real person
+
+
+def test_record_int8_keeps_the_weights_and_drives_auto(tmp_path):
+    """The int8 record goes into the index only (the .pt and its sha256 stay), replaces an older one of
+    the same format, and is what `--precision auto` reads: within 1 AP int8, beyond it fp32."""
+    from edgepose.cli.run import default_precision
+    from edgepose.zoo.checkpoints import file_sha256
+    from edgepose.zoo.pretrained import record_int8
+
+    name, copy = "dsta_mnv2", tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    before = file_sha256(copy / pretrained_info(name, copy)["file"])
+    record_int8(name, "onnx", 70.0, 72.0, "a test build", copy)
+    info = pretrained_info(name, copy)
+    assert info["int8"]["onnx"] == {"ap": 70.0, "fp32_ap": 72.0, "how": "a test build"}
+    assert default_precision(info, "onnx", "cpu") == "fp32"
+    record_int8(name, "onnx", 71.5, 72.0, "a better build", copy)
+    info = pretrained_info(name, copy)
+    assert (
+        info["int8"]["onnx"]["how"] == "a better build" and default_precision(info, "onnx", "cpu") == "int8"
+    )
+    assert info["sha256"] == before == file_sha256(copy / info["file"])
+    load_pretrained(name, copy)  # still passes its sha256 check
+    with pytest.raises(PretrainedError, match="no pretrained weights for 'nope'"):
+        record_int8("nope", "onnx", 1.0, 1.0, "", copy)

@@ -175,6 +175,27 @@ def write_pretrained(
     return path
 
 
+def record_int8(
+    name: str,
+    fmt: str,
+    ap: float,
+    fp32_ap: float,
+    how: str,
+    directory: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Record in the index how the int8 build of ``fmt`` scored against fp32 for the shipped ``name``;
+    ``edgepose run --precision auto`` picks int8 only where this says it is within 1 AP. The record is
+    about the build, not the weights, so it lives in the index (the ``.pt`` and its sha256 stay)."""
+    directory = _dir(directory)
+    index = _index(directory)
+    if name not in index:
+        raise PretrainedError(f"no pretrained weights for {name!r} in {directory}: write them first")
+    index[name].setdefault("int8", {})[fmt] = {"ap": round(ap, 3), "fp32_ap": round(fp32_ap, 3), "how": how}
+    with atomic_file(directory / INDEX, "w") as f:
+        json.dump(dict(sorted(index.items())), f, indent=1)
+    return index[name]
+
+
 def _plain(d: Mapping) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
@@ -186,5 +207,6 @@ __all__ = [
     "load_pretrained",
     "model_spec",
     "pretrained_info",
+    "record_int8",
     "write_pretrained",
 ]
