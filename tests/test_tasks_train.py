@@ -121,6 +121,21 @@ def test_trainer_optimises_and_checkpoints_the_flow(synth, tmp_path):
     Trainer(create_model("dsta_mnv2_tiny"), task2, data, cfg, tmp_path, progress=False).fit()
     for k, v in task2.state_dict().items():
         assert torch.equal(v, saved[k])
+    # --weights CHECKPOINT (a continuation in a new directory) starts from that run's flow too, and a
+    # task whose state does not fit (another model's flow) starts fresh, saying so
+    from edgepose.cli.train import _init_task
+
+    task3 = build_task(spec, create_model("dsta_mnv2_tiny"))
+    assert "from" in _init_task(task3, str(tmp_path / "last.pt"))
+    final = read_checkpoint(tmp_path / "last.pt")["train"]["task"]
+    assert all(torch.equal(v, final[k]) for k, v in task3.state_dict().items())
+    from edgepose.zoo.checkpoints import save_checkpoint
+
+    save_checkpoint(create_model("dsta_mnv2_tiny"), tmp_path / "weights-only.pt")
+    task4 = build_task(spec, create_model("dsta_mnv2_tiny"))
+    fresh = {k: v.clone() for k, v in task4.state_dict().items()}
+    assert "starts fresh" in _init_task(task4, str(tmp_path / "weights-only.pt"))
+    assert all(torch.equal(v, fresh[k]) for k, v in task4.state_dict().items())
 
 
 class _BrightestPixel(torch.nn.Module):

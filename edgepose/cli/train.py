@@ -73,6 +73,29 @@ def _init_weights(model, path: str) -> str:
     return note
 
 
+def _init_task(task, path: str | None) -> str | None:
+    """Carry the training-only state of a task (RLE's flow) over from an edgepose checkpoint given as
+    ``--weights``: a continuation of a run then starts from the flow it learnt, not a random one (whose
+    first steps would otherwise swamp the loss). Only a state of exactly the same keys and shapes."""
+    import torch
+
+    from ..zoo.checkpoints import CheckpointError, read_checkpoint
+
+    if path is None or not isinstance(task, torch.nn.Module) or not Path(path).is_file():
+        return None
+    mine = task.state_dict()
+    if not mine:
+        return None
+    try:
+        saved = (read_checkpoint(path).get("train") or {}).get("task") or {}
+    except CheckpointError:  # _init_weights has read it already; nothing more to say here
+        return None
+    if set(saved) != set(mine) or any(saved[k].shape != v.shape for k, v in mine.items()):
+        return f"{type(task).__name__}'s training state starts fresh ({path} holds none that fits)"
+    task.load_state_dict(saved)
+    return f"{type(task).__name__}'s training state (e.g. RLE's flow) from {path}"
+
+
 def _check_arguments(name: str, lr: float | None, weights: str | None, frames: int | None) -> None:
     """Bounds and the --weights file's model, before any data is made or read."""
     import math
@@ -336,6 +359,9 @@ def register(app: typer.Typer) -> None:
                 notes.append(f"teacher: {desc}")
             task = build_task(spec, model, **options)
             notes += task.notes
+            carried = _init_task(task, weights if weights not in NAMED_STARTS else None)
+            if carried:
+                notes.append(carried)
 
             def training_set(split):
                 return D.topdown_dataset(
