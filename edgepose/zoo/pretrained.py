@@ -1,16 +1,17 @@
-"""Small trained weights shipped with the package, for demos and tests.
+"""Small trained weights shipped with the package: ``load_pretrained(name)`` and ``--weights pretrained``.
 
-**What they are.** Reduced builds of zoo models (64x48 crops, narrower and shallower than the
-papers' sizes; each checkpoint records its exact ``config``) trained from scratch for a few
-minutes on CPU on edgepose's *synthetic* video benchmark only (``edgepose.data.synthetic``:
-rendered articulated figures in generated scenes), by ``benchmarks/train_synthetic.py
---ship-weights edgepose/assets/weights``. They find the joints of synthetic people well
-(the index records each one's held-out PCK) and are meant for demos, examples and tests that
-need a model which really works (SDK loops, export checks, ``edgepose demo``).
+**Real-footage weights** (``dsta_mnv2_coco``): DSTA-MNv2 at the paper's size (256x192, COCO-17
+joints) distilled from MoveNet Thunder + BlazePose labels on real video, with MoveNet Lightning's
+trunk (``benchmarks/distil_real.py``, ``benchmarks/mix_real.py``, shipped by
+``benchmarks/ship_real.py``). The index records what they were trained on, their held-out AP on
+real frames, and how their default int8 build scored (``record_int8``), which ``--precision auto``
+reads.
 
-**What they are not.** They have never seen a real person: on real footage expect poor, often
-wrong poses. They are not the papers' models and carry none of the papers' accuracy; for real
-use, train on real data (``edgepose train``) or load official checkpoints (``load_weights``).
+**Synthetic demo weights** (``dsta_mnv2``, ``distilpose_s``, ``tar_vitpose_s``): reduced builds
+(64x48 crops, narrower and shallower than the papers'; each checkpoint records its ``config``)
+trained for minutes on edgepose's synthetic video benchmark only (``benchmarks/train_synthetic.py
+--ship-weights``). They find synthetic people's joints (the index records their held-out PCK) and
+serve the SDK's loops, export checks and tests; they have never seen a real person.
 
 Storage: tensors in fp16 in our checkpoint format (``edgepose.zoo.checkpoints``), restored to
 fp32 on load; ``index.json`` beside them lists each file's sha256, so a damaged install fails
