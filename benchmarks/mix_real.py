@@ -4,6 +4,7 @@
     python benchmarks/mix_real.py --work runs                  # train both arms, score, write results
     python benchmarks/mix_real.py --work runs --videos 16      # synthetic videos in the mixed arm
     python benchmarks/mix_real.py --work runs --seeds 0,1      # both arms once per seed, and their mean
+    python benchmarks/mix_real.py --work runs --tag flow       # arms in their own directories (-flow)
 
 Two continuations of the shipped ``dsta_mnv2_coco`` run (``WORK/dsta-real2/last.pt``, from
 ``benchmarks/distil_real.py``) with the same command, seed and schedule (the MoveNet trunk frozen as in
@@ -46,8 +47,9 @@ def sh(*args: str) -> None:
     subprocess.run(args, check=True)
 
 
-def arm_dir(work: Path, arm: str, seed: int) -> Path:
-    return work / (f"dsta-real-{arm}" if seed == 0 else f"dsta-real-{arm}-s{seed}")
+def arm_dir(work: Path, arm: str, seed: int, tag: str = "") -> Path:
+    name = f"dsta-real-{arm}" + (f"-{tag}" if tag else "")
+    return work / (name if seed == 0 else f"{name}-s{seed}")
 
 
 def cached_score(entry: Entry, labels: Path, progress) -> dict:
@@ -72,6 +74,11 @@ def main(argv=None) -> int:
     p.add_argument("--videos", type=int, default=16, help="synthetic videos in the mixed arm")
     p.add_argument("--frames", type=int, default=24, help="frames per synthetic video")
     p.add_argument("--seeds", default="0", help="comma-separated seeds: both arms trained once per seed")
+    p.add_argument(
+        "--tag",
+        default="",
+        help="train the arms into WORK/dsta-real-ARM-TAG (e.g. after a training change, beside the old arms)",
+    )
     p.add_argument("--assets", default=".assets", help="where scripts/fetch_assets.sh put the photos")
     p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args(argv)
@@ -97,7 +104,7 @@ def main(argv=None) -> int:
     }
     for seed in seeds:
         for arm, extra in arms.items():
-            out = arm_dir(work, arm, seed)
+            out = arm_dir(work, arm, seed, args.tag)
             if (out / "last.pt").is_file() and (out / "history.json").is_file():
                 continue
             sh(
@@ -110,7 +117,9 @@ def main(argv=None) -> int:
     names = {"control": "real only (control)", "mixed": f"real + {args.videos} synthetic videos"}
     runs = [("shipped weights (start)", start)]
     runs += [
-        (f"+1 epoch, {names[a]}, seed {s}", arm_dir(work, a, s) / "last.pt") for a in arms for s in seeds
+        (f"+1 epoch, {names[a]}, seed {s}", arm_dir(work, a, s, args.tag) / "last.pt")
+        for a in arms
+        for s in seeds
     ]
     rows = []
     for label, weights in runs:
@@ -136,7 +145,13 @@ def main(argv=None) -> int:
         "Synthetic pose variety mixed into real footage: COCO AP (17 joints, label boxes) on the held-out "
         "real videos and on four photos",
         ["weights", "held-out AP", *(f"AP {s}" for s in sources), "photos AP", "messi5 AP"],
-        settings={"work": str(work), "synthetic videos": args.videos, "frames": args.frames, "seeds": seeds},
+        settings={
+            "work": str(work),
+            "synthetic videos": args.videos,
+            "frames": args.frames,
+            "seeds": seeds,
+            "tag": args.tag,
+        },
     )
     table.extra["text_columns"] = ["weights"]
     for label, real, photo in rows:
@@ -147,7 +162,7 @@ def main(argv=None) -> int:
             photo["AP"],
             photo["by_source"]["messi5"],
         )
-    run = (arm_dir(work, "mixed", seeds[0]) / "run.json").read_text()
+    run = (arm_dir(work, "mixed", seeds[0], args.tag) / "run.json").read_text()
     mixed_note = next((n for n in json.loads(run)["notes"] if n.startswith("mixed in")), "")
     table.notes += [
         "both arms: the shipped run continued one warm-up epoch (lr 0 -> 3e-4) with the MoveNet trunk "
