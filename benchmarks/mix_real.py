@@ -141,7 +141,7 @@ def main(argv=None) -> int:
             rows.append((f"+1 epoch, {names[a]}, mean of {len(seeds)} seeds", real, photo))
     sources = list(rows[0][1]["by_source"])
     table = Table(
-        "mix_real",
+        "mix_real" + (f"_{args.tag}" if args.tag else ""),
         "Synthetic pose variety mixed into real footage: COCO AP (17 joints, label boxes) on the held-out "
         "real videos and on four photos",
         ["weights", "held-out AP", *(f"AP {s}" for s in sources), "photos AP", "messi5 AP"],
