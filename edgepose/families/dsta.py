@@ -34,7 +34,7 @@ FAMILY = Family(
             ),
         },
         chosen=("heads", "fuse", "joint_decoder", "attention_scores", "temporal_stage"),
-        # Measured on the previously shipped dsta_mnv2_coco weights (benchmarks/results/int8_real.md; held-out
+        # Measured on the shipped dsta_mnv2_coco weights (benchmarks/results/int8_real.md; held-out
         # real frames, 13-joint COCO AP, fp32 82.4). Keeping a trunk block float did not recover the
         # loss (OpenVINO: conv1, layer1-3 each moved val AP < 0.2; ONNX: conv1 +0.8 held-out AP);
         # avoiding int16 saturation of u8 x s8 pair sums on this AVX2 CPU (no VNNI) did: ONNX 80.1 ->
