@@ -2,8 +2,8 @@
 
 **Real-footage weights** (``dsta_mnv2_coco``): DSTA-MNv2 at the paper's size (256x192, COCO-17
 joints) distilled from MoveNet Thunder + BlazePose labels on real video, with MoveNet Lightning's
-trunk (``benchmarks/distil_real.py``, ``benchmarks/mix_real.py``, shipped by
-``benchmarks/ship_real.py``). The index records what they were trained on, their held-out AP on
+trunk (``benchmarks/distil_real.py``; ``benchmarks/ship_real.py`` ships a new checkpoint, measured as
+it ships). The index records what they were trained on, their held-out AP on
 real frames, and how their default int8 build scored (``record_int8``), which ``--precision auto``
 reads.
 
