@@ -9,30 +9,26 @@ The stills path (``edgepose.sdk.stills``) drops boxes whose pose has a mean keyp
 (e.g. a continuation whose RLE flow restarted at random) keep background boxes as people. For each
 weights: every detector box of the four fetched photos posed as found (no refinement), its
 confidence, how many boxes pass the threshold, and how many people ``poses_on_still`` keeps against
-the clearly visible people (tests/sdk/test_stills.py's counts). Writes
+the clearly visible people (``edgepose.bench.still_people``; ``benchmarks/ship_real.py`` refuses to
+ship weights that miscount). Writes
 benchmarks/results/still_confidence.{md,json}.
 """
 
 import argparse
 import sys
 
-import cv2
-import numpy as np
 from rich.console import Console
 
 from edgepose.bench.report import Table
+from edgepose.bench.still_people import photo_people
 from edgepose.bench.tables import RESULTS_DIR
 
-PEOPLE = {"bus.jpg": 4, "zidane.jpg": 2, "messi5.jpg": 1, "basketball1.png": 2}  # clearly visible
 MODEL = "dsta_mnv2_coco"
 
 
 def main(argv=None) -> int:
     from edgepose.bench.bundles import cached_bundle
-    from edgepose.core.assets import asset_path, missing_reason
-    from edgepose.runtimes.bundle import load
-    from edgepose.sdk.estimator import PoseEstimator
-    from edgepose.sdk.stills import StillRefine, pose_confidence, poses_on_still, still_detector
+    from edgepose.sdk.stills import StillRefine
     from edgepose.zoo.pretrained import load_pretrained
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,9 +38,6 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 160)
-    for name in PEOPLE:
-        if asset_path(name) is None:
-            p.error(missing_reason(name))
     threshold = StillRefine().min_pose_score
     table = Table(
         "still_confidence",
@@ -62,14 +55,13 @@ def main(argv=None) -> int:
     for weights in args.weights or ["pretrained"]:
         model = load_pretrained(MODEL) if weights == "pretrained" else MODEL
         bundle = cached_bundle(model, weights=None if weights == "pretrained" else weights)
-        est, detector = PoseEstimator(load(bundle)), still_detector("auto")
-        for name, people in PEOPLE.items():
-            image = cv2.imread(str(asset_path(name)))
-            found = poses_on_still(est, image, detector, refine=False)
-            conf = sorted(pose_confidence(np.stack([q.scores for q in found])).tolist(), reverse=True)
-            kept = len(poses_on_still(est, image, detector))
-            shown = " ".join(f"{c:.2f}" for c in conf)
-            table.add(weights, name, shown, sum(c >= threshold for c in conf), kept, people)
+        try:
+            rows = photo_people(bundle)
+        except FileNotFoundError as e:
+            p.error(str(e))
+        for r in rows:
+            shown = " ".join(f"{c:.2f}" for c in r["confidences"])
+            table.add(weights, r["photo"], shown, r["passing"], r["kept"], r["people"])
     table.notes.append(
         "boxes: the stills detector ensemble (NanoDet + CenterNet pooled); kept: poses_on_still with its "
         "defaults (split people merged, weak and contained boxes dropped); people: clearly visible ones"
