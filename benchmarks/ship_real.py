@@ -37,19 +37,8 @@ NOTE = (
 )
 
 
-def build(name: str, weights: Path):
-    from edgepose.zoo.checkpoints import load_weights, read_checkpoint
-    from edgepose.zoo.registry import create_model, get_spec
-
-    config, spec = read_checkpoint(weights).get("config") or {}, get_spec(name)
-    model = create_model(
-        name, **{k: v for k, v in config.items() if k in spec.config and v != spec.config[k]}
-    )
-    load_weights(model, weights)
-    return model.eval()
-
-
 def main(argv=None) -> int:
+    from edgepose.cli.evaluate import build_for_weights
     from edgepose.zoo.pretrained import (
         WEIGHTS_DIR,
         load_pretrained,
@@ -81,12 +70,15 @@ def main(argv=None) -> int:
     trained_on = args.trained_on.replace("{shipped}", shipped["trained_on"])
 
     with tempfile.TemporaryDirectory(prefix="ship-") as staging:
-        write_pretrained(build(name, weights), staging, trained_on=trained_on, note=NOTE)
+        write_pretrained(
+            build_for_weights(name, str(weights))[0].eval(), staging, trained_on=trained_on, note=NOTE
+        )
         model = load_pretrained(name, staging)  # fp16 round trip: the weights as users get them
+        current = load_pretrained(name, args.out)
         bundles = {
-            f"{name} (shipped now)": cached_bundle(load_pretrained(name, args.out), progress=say),
+            f"{name} (shipped now)": cached_bundle(current, progress=say),
             f"{name} (shipped now) int8 default build": cached_bundle(
-                load_pretrained(name, args.out), precision="int8", progress=say
+                current, precision="int8", progress=say
             ),
             f"{name} ({weights}, fp16)": cached_bundle(model, progress=say),
             f"{name} ({weights}, fp16) int8 default build": cached_bundle(
