@@ -173,7 +173,10 @@ def test_record_int8_keeps_the_weights_and_drives_auto(tmp_path):
     before = file_sha256(copy / pretrained_info(name, copy)["file"])
     record_int8(name, "onnx", 70.0, 72.0, "a test build", copy)
     info = pretrained_info(name, copy)
-    assert info["int8"]["onnx"] == {"ap": 70.0, "fp32_ap": 72.0, "how": "a test build"}
+    from edgepose.quantization.scopes import settings_digest
+
+    digest = settings_digest("dsta")  # the family's int8 defaults the record was measured with
+    assert info["int8"]["onnx"] == {"ap": 70.0, "fp32_ap": 72.0, "how": "a test build", "settings": digest}
     assert default_precision(info, "onnx", "cpu") == "fp32"
     record_int8(name, "onnx", 71.5, 72.0, "a better build", copy)
     info = pretrained_info(name, copy)

@@ -96,8 +96,21 @@ def test_video_data_strings(tmp_path):
 
 
 def test_int8_by_default_only_where_measured_within_one_ap(monkeypatch):
-    ok = {"int8": {"onnx": {"ap": 81.6, "fp32_ap": 82.4}, "openvino": {"ap": 80.0, "fp32_ap": 82.4}}}
+    from edgepose.quantization.scopes import settings_digest
+
+    now = settings_digest("dsta")
+    ok = {
+        "model": "dsta_mnv2_coco",
+        "int8": {
+            "onnx": {"ap": 81.6, "fp32_ap": 82.4, "settings": now},
+            "openvino": {"ap": 80.0, "fp32_ap": 82.4, "settings": now},
+        },
+    }
     assert default_precision(ok, "onnx", "cpu") == "int8"
+    # measured with other int8 defaults (or before records said which): says nothing about today's build
+    for stale in ("0" * 8, None):
+        old = {**ok, "int8": {"onnx": {"ap": 81.6, "fp32_ap": 82.4, "settings": stale}}}
+        assert default_precision(old, "onnx", "cpu") == "fp32"
     assert default_precision(ok, "openvino", "cpu") == "fp32"  # 2.4 > INT8_MAX_LOSS
     assert default_precision(ok, "tflite", "cpu") == "fp32"  # not measured
     assert default_precision({}, "onnx", "cpu") == "fp32"

@@ -115,8 +115,11 @@ INT8_MAX_LOSS = 1.0
 
 def default_precision(info: dict, fmt: str, device: str) -> str:
     """``int8`` where the shipped weights' int8 build of ``fmt`` was measured within ``INT8_MAX_LOSS``
-    AP of fp32 and the run is on the CPU (``cpu``, or ``auto`` with no CUDA runtime); else ``fp32``."""
-    measured = (info.get("int8") or {}).get(fmt)
+    AP of fp32 and the run is on the CPU (``cpu``, or ``auto`` with no CUDA runtime); else ``fp32``.
+    A record made with other int8 defaults than today's (``int8_record``) counts as none."""
+    from ..zoo.pretrained import int8_record
+
+    measured = int8_record(info, fmt)
     if not measured or measured["fp32_ap"] - measured["ap"] > INT8_MAX_LOSS:
         return "fp32"
     if device == "cpu":

@@ -96,6 +96,17 @@ def options_for(family: str, options: dict | None = None) -> dict:
     return {**choice_for(family).options, **(options or {})}
 
 
+def settings_digest(family: str) -> str:
+    """A short hash of the family's default int8 settings (chosen scopes and knobs): part of a cached
+    int8 build's key, so a re-measured default re-quantises instead of reusing a stale build."""
+    import hashlib
+
+    choice = choice_for(family)
+    scopes = [(s.pattern, s.stages, s.direct) for s in choice.scopes()]
+    text = repr((scopes, sorted(choice.options.items())))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def __getattr__(name: str):
     if name == "FLOAT_SCOPES":  # the old per-family table, now derived from the family objects
         return {n: f.float_scopes for n, f in families().items() if f.float_scopes is not None}

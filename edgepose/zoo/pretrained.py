@@ -173,6 +173,7 @@ def write_pretrained(
     }
     with atomic_file(directory / INDEX, "w") as f:
         json.dump(dict(sorted(index.items())), f, indent=1)
+        f.write("\n")
     return path
 
 
@@ -191,10 +192,32 @@ def record_int8(
     index = _index(directory)
     if name not in index:
         raise PretrainedError(f"no pretrained weights for {name!r} in {directory}: write them first")
-    index[name].setdefault("int8", {})[fmt] = {"ap": round(ap, 3), "fp32_ap": round(fp32_ap, 3), "how": how}
+    index[name].setdefault("int8", {})[fmt] = {
+        "ap": round(ap, 3),
+        "fp32_ap": round(fp32_ap, 3),
+        "how": how,
+        "settings": _int8_settings(index[name]["model"]),
+    }
     with atomic_file(directory / INDEX, "w") as f:
         json.dump(dict(sorted(index.items())), f, indent=1)
+        f.write("\n")
     return index[name]
+
+
+def _int8_settings(model: str) -> str:
+    from ..quantization.scopes import settings_digest
+
+    return settings_digest(get_spec(model).family)
+
+
+def int8_record(info: Mapping, fmt: str) -> dict | None:
+    """The index's int8 measurement of ``fmt`` for these weights, if it measured the build that the
+    family's current int8 defaults make (same ``settings`` digest); a record of other settings says
+    nothing about today's build, so it counts as none."""
+    measured = (info.get("int8") or {}).get(fmt)
+    if not measured or measured.get("settings") != _int8_settings(info["model"]):
+        return None
+    return measured
 
 
 def _plain(d: Mapping) -> dict:
@@ -204,6 +227,7 @@ def _plain(d: Mapping) -> dict:
 __all__ = [
     "PretrainedError",
     "WEIGHTS_DIR",
+    "int8_record",
     "list_pretrained",
     "load_pretrained",
     "model_spec",
