@@ -20,6 +20,7 @@ continuation of the shipped run.
 
 import argparse
 import datetime
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +36,23 @@ NOTE = (
     "AP: COCO AP on 13 joints of the held-out real frames against the teachers' labels; derives from "
     "MoveNet Lightning (Apache-2.0) weights and MoveNet/BlazePose (Apache-2.0) labels"
 )
+
+
+def int8_how(name: str, labels: str) -> str:
+    """How the int8 record was measured: the build's settings spelled out beside their digest."""
+    import onnxruntime
+
+    from edgepose.quantization.scopes import choice_for
+    from edgepose.zoo import get_spec
+
+    choice = choice_for(get_spec(name).family)
+    return (
+        "the cached int8 bundle run/predict build (edgepose.bench.bundles.cached_bundle precision='int8'): "
+        f"ONNX Runtime PTQ with the family's int8 defaults ({json.dumps(choice.options)}; float: "
+        f"{', '.join(choice.chosen)}), calibrated on people NanoDet finds in vtest.avi's training part; COCO "
+        f"AP on 13 joints of the held-out real frames of {labels} (benchmarks/ship_real.py), "
+        f"onnxruntime {onnxruntime.__version__}, {datetime.date.today()}"
+    )
 
 
 def main(argv=None) -> int:
@@ -116,15 +134,7 @@ def main(argv=None) -> int:
         metrics = {"AP": round(fp32, 1), "mean pose AP": round(ap["mean pose"], 1)}
         metrics["MoveNet Lightning AP"] = round(ap["movenet_lightning"], 1)
         path = write_pretrained(model, args.out, trained_on=trained_on, metrics=metrics, note=NOTE)
-    import onnxruntime
-
-    how = (
-        "the cached int8 bundle run/predict build (edgepose.bench.bundles.cached_bundle precision='int8'): "
-        "ONNX Runtime PTQ with the family's measured settings, calibrated on people NanoDet finds in vtest.avi's "
-        f"training part; COCO AP on 13 joints of the held-out real frames of {args.labels} "
-        f"(benchmarks/ship_real.py), onnxruntime {onnxruntime.__version__}, {datetime.date.today()}"
-    )
-    record_int8(name, "onnx", int8, fp32, how, args.out)
+    record_int8(name, "onnx", int8, fp32, int8_how(name, args.labels), args.out)
     console.print(f"shipped {path}: AP {fp32:.1f} fp32, {int8:.1f} int8 (default build)")
     return 0
 
