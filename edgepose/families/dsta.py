@@ -34,6 +34,8 @@ FAMILY = Family(
             ),
         },
         chosen=("heads", "fuse", "joint_decoder", "attention_scores", "temporal_stage"),
+        measured="benchmarks/results/int8_report.md, section 'Float scopes: the measurement'; the "
+        "temporal stage and the weight type on the real-footage weights: benchmarks/results/int8_real.md",
         # Measured on dsta_mnv2_coco's real-footage weights (benchmarks/results/int8_real.md; held-out
         # real frames, 13-joint COCO AP). Keeping a trunk block float did not recover the loss; avoiding
         # int16 saturation of u8 x s8 pair sums on this AVX2 CPU (no VNNI) did. ONNX: 7-bit weights in

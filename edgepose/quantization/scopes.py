@@ -8,7 +8,7 @@ model family keeps some *modules* in float: the ones int8 hurts, found by measur
 (``benchmarks/int8_report.py --measure-scopes`` quantises every candidate on its own
 with the others in float, and records the keypoint error and metric drop; each family's
 ``ScopeChoice`` (``float_scopes`` on its object in ``edgepose.families``) takes ``chosen`` and
-``measured`` from that run, ``benchmarks/results/int8_scopes.md``).
+``measured`` from that run, ``benchmarks/results/int8_report.md``).
 
 A scope is a module path relative to the model (``head_coord``, ``blocks.*.attn``;
 ``fnmatch`` patterns, ``*`` crossing dots) and covers that module's whole subtree, or
@@ -61,7 +61,7 @@ class ScopeChoice:
 
     candidates: dict[str, tuple[Scope, ...]]  # name -> scopes (a candidate can span modules)
     chosen: tuple[str, ...]
-    measured: str = ""
+    measured: str = "benchmarks/results/int8_report.md, section 'Float scopes: the measurement'"
     notes: str = ""
     # quantiser knobs measured for this family (``calibration_method``, NNCF ``preset``, ...):
     # the defaults of a run, under whatever ``options`` the caller passes
@@ -80,7 +80,7 @@ def for_stage(scopes: tuple[Scope, ...], stage: str) -> tuple[Scope, ...]:
 
 
 # Each family's candidates live on its family object (``edgepose.families.<family>``, field
-# ``float_scopes``). ``chosen`` and ``measured`` are filled from benchmarks/results/int8_scopes.md
+# ``float_scopes``). ``chosen`` and ``measured`` are filled from benchmarks/results/int8_report.md
 # (ONNX Runtime PTQ of the trained synthetic-benchmark models; "drop" is the format metric's
 # fp32 - int8 with only that candidate quantised).
 NO_SCOPES = ScopeChoice(candidates={}, chosen=())
@@ -133,6 +133,8 @@ def resolve(family: str, names: tuple[str, ...] | list[str] | None = None) -> Fl
     """The family's chosen scopes, or the named candidates (``()``: quantise everything the quantiser can)."""
     choice = choice_for(family)
     if names is None:
+        if not choice.candidates:
+            return FloatScopes((), (), f"{family} keeps nothing in float")
         return FloatScopes(
             choice.scopes(), choice.chosen, f"chosen for {family} by measurement: {choice.measured}"
         )
