@@ -2,14 +2,14 @@
 
 import dataclasses
 
-from edgepose.bench.bundles import _int8_settings
 from edgepose.quantization import scopes
 from edgepose.quantization.scopes import choice_for, settings_digest
+from edgepose.zoo.pretrained import int8_settings
 
 
 def test_changed_int8_defaults_change_the_digest(monkeypatch):
     before = settings_digest("dsta")
-    assert before == _int8_settings("dsta_mnv2_coco") == _int8_settings("dsta_mnv2")
+    assert before == int8_settings("dsta_mnv2_coco") == int8_settings("dsta_mnv2")
     assert before != settings_digest("distilpose")
     choice = choice_for("dsta")
     for changed in (
@@ -18,4 +18,4 @@ def test_changed_int8_defaults_change_the_digest(monkeypatch):
     ):
         monkeypatch.setattr(scopes, "choice_for", lambda family, c=changed: c)
         assert settings_digest("dsta") != before  # so a cached build made before is not reused
-        assert _int8_settings("dsta_mnv2_coco") == settings_digest("dsta")
+        assert int8_settings("dsta_mnv2_coco") == settings_digest("dsta")

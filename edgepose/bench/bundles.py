@@ -123,8 +123,10 @@ def cached_bundle(
     calibration = None
     if precision == "int8":
         calibration = default_calibration()
+        from ..zoo.pretrained import int8_settings  # re-measured defaults: a new build, not the stale one
+
         key = bundle_key(model, weights, frames, format, precision, batch, init_seed)
-        key += f"-q{_int8_settings(model)}-cal-vtest"
+        key += f"-q{int8_settings(model)}-cal-vtest"
     else:
         key = bundle_key(model, weights, frames, format, precision, batch, init_seed)
     path = Path(root) if root is not None else cache_dir() / "bundles" / key
@@ -183,15 +185,6 @@ def default_calibration() -> str:
     if video is None:
         raise FileNotFoundError(f"an int8 bundle calibrates on vtest.avi: {missing_reason('vtest.avi')}")
     return f"{PREFIX}{video}:0-{VTEST_TRAIN_STOP}"
-
-
-def _int8_settings(model) -> str:
-    """The digest of the int8 defaults of ``model``'s family (``scopes.settings_digest``)."""
-    from ..quantization.scopes import settings_digest
-    from ..zoo import get_spec
-
-    name = model if isinstance(model, str) else model.spec_name
-    return settings_digest(get_spec(name).family)
 
 
 def _int8_bundle(model, weights, frames, format: str, calibration: str, path: Path, say) -> Path:

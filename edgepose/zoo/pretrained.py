@@ -196,7 +196,7 @@ def record_int8(
         "ap": round(ap, 3),
         "fp32_ap": round(fp32_ap, 3),
         "how": how,
-        "settings": _int8_settings(index[name]["model"]),
+        "settings": int8_settings(index[name]["model"]),
     }
     with atomic_file(directory / INDEX, "w") as f:
         json.dump(dict(sorted(index.items())), f, indent=1)
@@ -204,10 +204,12 @@ def record_int8(
     return index[name]
 
 
-def _int8_settings(model: str) -> str:
+def int8_settings(model) -> str:
+    """The digest of the int8 defaults of ``model``'s family (a zoo name or a built model):
+    ``scopes.settings_digest``, which keys cached int8 builds and dates int8 records."""
     from ..quantization.scopes import settings_digest
 
-    return settings_digest(get_spec(model).family)
+    return settings_digest(get_spec(model if isinstance(model, str) else model.spec_name).family)
 
 
 def int8_record(info: Mapping, fmt: str) -> dict | None:
@@ -215,7 +217,7 @@ def int8_record(info: Mapping, fmt: str) -> dict | None:
     family's current int8 defaults make (same ``settings`` digest); a record of other settings says
     nothing about today's build, so it counts as none."""
     measured = (info.get("int8") or {}).get(fmt)
-    if not measured or measured.get("settings") != _int8_settings(info["model"]):
+    if not measured or measured.get("settings") != int8_settings(info["model"]):
         return None
     return measured
 
@@ -228,6 +230,7 @@ __all__ = [
     "PretrainedError",
     "WEIGHTS_DIR",
     "int8_record",
+    "int8_settings",
     "list_pretrained",
     "load_pretrained",
     "model_spec",
