@@ -94,6 +94,18 @@ def test_weak_poses_and_boxes_inside_a_person_are_dropped():
         StillRefine(min_pose_score=1.5)
 
 
+def test_a_box_inside_a_person_goes_whatever_the_order_unless_clearly_more_confident():
+    inner = np.array([150, 100, 250, 300])  # a tie, as confident as the man wearing it
+    scores = {tuple(inner): 0.53, tuple(LEFT): 0.53}
+    est = ScoredByBox(lambda b: scores[tuple(int(v) for v in b)])
+    for order in ([inner, LEFT], [LEFT, inner]):  # equal confidence: the sort leaves them as given
+        assert [
+            tuple(int(v) for v in p.box) for p in drop_weak_and_contained(est(IMAGE, np.array(order)))
+        ] == [tuple(LEFT)]
+    scores[tuple(inner)] = 0.53 + StillRefine().merge_gain + 0.01  # clearly more confident: someone in front
+    assert len(drop_weak_and_contained(est(IMAGE, np.array([LEFT, inner])))) == 2
+
+
 def test_poses_on_still_given_boxes_are_kept_as_they_are():
     boxes = np.array([LEFT, RIGHT, [10, 10, 40, 60]], np.float32)
     est = ScoredByBox(
