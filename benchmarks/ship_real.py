@@ -11,8 +11,10 @@ runs, calibrated on vtest's training part) are scored with the currently shipped
 on the held-out real frames (COCO AP, 13 joints, label boxes; ``edgepose.bench.real_world``). Then
 ``--out`` gets the fp16 checkpoint with that AP in its metadata and the index the int8 record
 (``record_int8``), so ``auto`` picks int8 only if it is within 1 AP of these weights' fp32.
-Weights whose keypoint confidences no longer tell people from background on the fetched photos
-(``edgepose.bench.still_people``: the stills path's person count) are refused.
+The stills path's person threshold is measured for the candidate on the held-out frames
+(``edgepose.bench.person_judge``: what 5% of person-sized background boxes reach) and recorded with
+it; weights with which the stills path, at that threshold, miscounts the people on the fetched photos
+(``edgepose.bench.still_people``) are refused.
 ``--dry-run`` scores and writes benchmarks/results/ship_real.{md,json} but ships nothing.
 ``{shipped}`` in ``--trained-on`` stands for the current index entry's own ``trained_on``: for a
 continuation of the shipped run.
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from edgepose.bench import person_judge
 from edgepose.bench.bundles import cached_bundle
 from edgepose.bench.real_world import run
 from edgepose.bench.still_people import photo_people
@@ -57,11 +60,13 @@ def int8_how(name: str, labels: str) -> str:
 
 def main(argv=None) -> int:
     from edgepose.cli.evaluate import build_for_weights
+    from edgepose.zoo.checkpoints import read_checkpoint
     from edgepose.zoo.pretrained import (
         WEIGHTS_DIR,
         load_pretrained,
         pretrained_info,
         record_int8,
+        record_person_score,
         write_pretrained,
     )
 
@@ -87,9 +92,15 @@ def main(argv=None) -> int:
     shipped = pretrained_info(name, args.out)
     trained_on = args.trained_on.replace("{shipped}", shipped["trained_on"])
 
+    # RLE's flow goes with the weights: a later continuation from the shipped file carries it
+    task_state = (read_checkpoint(weights).get("train") or {}).get("task") or None
     with tempfile.TemporaryDirectory(prefix="ship-") as staging:
         write_pretrained(
-            build_for_weights(name, str(weights))[0].eval(), staging, trained_on=trained_on, note=NOTE
+            build_for_weights(name, str(weights))[0].eval(),
+            staging,
+            trained_on=trained_on,
+            note=NOTE,
+            task_state=task_state,
         )
         model = load_pretrained(name, staging)  # fp16 round trip: the weights as users get them
         current = load_pretrained(name, args.out)
@@ -104,11 +115,14 @@ def main(argv=None) -> int:
             ),
         }
         table = run(args.labels, bundles, threads=args.threads, progress=say)
-        # the keypoint confidence is the stills path's person judge: weights whose confidences drifted
-        # (a restarted RLE flow did it) keep background boxes as people, whatever their AP
+        # the keypoint confidence is the stills path's person judge, on each weights' own scale: the
+        # threshold is measured for them; weights whose confidences no longer separate people from
+        # background (a restarted RLE flow did it) miscount the photos' people at any measured threshold
+        candidate = bundles[f"{name} ({weights}, fp16)"]
+        j = person_judge.measure(candidate, args.labels, threads=args.threads).record()
         miscounted = [
             f"{r['photo']} {r['kept']} kept of {r['people']}"
-            for r in photo_people(bundles[f"{name} ({weights}, fp16)"])
+            for r in photo_people(candidate, j["min_pose_score"])
             if r["kept"] != r["people"]
         ]
         table.name = "ship_real"
@@ -116,6 +130,11 @@ def main(argv=None) -> int:
         ap = {r[0]: r[1] for r in table.rows}
         fp32, int8 = ap[f"{name} ({weights}, fp16)"], ap[f"{name} ({weights}, fp16) int8 default build"]
         table.notes.append(f"candidate trained on: {trained_on}")
+        table.notes.append(
+            f"the candidate's stills person threshold: {j['min_pose_score']} (lets {j['background_kept']:.0%} of "
+            f"{j['background_boxes']} background boxes through, keeps {j['people_kept']:.1%} of {j['people']} "
+            "labelled held-out people; edgepose.bench.person_judge)"
+        )
         if miscounted:
             table.notes.append(
                 "the photos' people miscounted (benchmarks/still_confidence.py): " + ", ".join(miscounted)
@@ -133,9 +152,15 @@ def main(argv=None) -> int:
             return 0
         metrics = {"AP": round(fp32, 1), "mean pose AP": round(ap["mean pose"], 1)}
         metrics["MoveNet Lightning AP"] = round(ap["movenet_lightning"], 1)
-        path = write_pretrained(model, args.out, trained_on=trained_on, metrics=metrics, note=NOTE)
+        path = write_pretrained(
+            model, args.out, trained_on=trained_on, metrics=metrics, note=NOTE, task_state=task_state
+        )
     record_int8(name, "onnx", int8, fp32, int8_how(name, args.labels), args.out)
-    console.print(f"shipped {path}: AP {fp32:.1f} fp32, {int8:.1f} int8 (default build)")
+    record_person_score(name, j, args.out)
+    console.print(
+        f"shipped {path}: AP {fp32:.1f} fp32, {int8:.1f} int8 (default build), person threshold "
+        f"{j['min_pose_score']}"
+    )
     return 0
 
 

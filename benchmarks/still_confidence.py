@@ -5,7 +5,8 @@
     python benchmarks/still_confidence.py --weights runs/dsta-real-mixed/last.pt --weights pretrained
 
 The stills path (``edgepose.sdk.stills``) drops boxes whose pose has a mean keypoint confidence under
-``StillRefine.min_pose_score`` (0.4), measured on the shipped weights. Weights whose confidences drift
+the bundle's person threshold (measured per shipped weights file, ``benchmarks/person_judge.py``;
+``StillRefine``'s 0.4 for a checkpoint without one). Weights whose confidences drift
 (e.g. a continuation whose RLE flow restarted at random) keep background boxes as people. For each
 weights: every detector box of the four fetched photos posed as found (no refinement), its
 confidence, how many boxes pass the threshold, and how many people ``poses_on_still`` keeps against
@@ -28,7 +29,6 @@ MODEL = "dsta_mnv2_coco"
 
 def main(argv=None) -> int:
     from edgepose.bench.bundles import cached_bundle
-    from edgepose.sdk.stills import StillRefine
     from edgepose.zoo.pretrained import load_pretrained
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,14 +38,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 160)
-    threshold = StillRefine().min_pose_score
     table = Table(
         "still_confidence",
-        f"Keypoint confidence as the stills judge of people (threshold {threshold}): boxes of the four photos",
+        "Keypoint confidence as the stills judge of people (each bundle's threshold): boxes of the four photos",
         [
             "weights",
             "photo",
             "box confidences (as found, highest first)",
+            "threshold",
             "boxes >= threshold",
             "kept",
             "people",
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
             p.error(str(e))
         for r in rows:
             shown = " ".join(f"{c:.2f}" for c in r["confidences"])
-            table.add(weights, r["photo"], shown, r["passing"], r["kept"], r["people"])
+            table.add(weights, r["photo"], shown, r["threshold"], r["passing"], r["kept"], r["people"])
     table.notes.append(
         "boxes: the stills detector ensemble (NanoDet + CenterNet pooled); kept: poses_on_still with its "
         "defaults (split people merged, weak and contained boxes dropped); people: clearly visible ones"

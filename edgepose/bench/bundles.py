@@ -59,6 +59,15 @@ def weights_tag(model: str | Any, weights: str | os.PathLike | None, init_seed: 
     return "w-" + file_sha256(weights)[:16]
 
 
+def judge_tag(model) -> str:
+    """The measured person threshold that shipped weights write into their bundle's manifest, for the
+    key: re-measured, they get a new bundle rather than the stale number."""
+    from ..zoo.pretrained import person_score
+
+    judge = None if isinstance(model, str) else person_score(getattr(model, "pretrained", None))
+    return "" if judge is None else f"j{judge:.3f}"
+
+
 def bundle_key(
     model: str | Any,
     weights=None,
@@ -84,6 +93,7 @@ def bundle_key(
         precision,
         f"b{batch}",
         weights_tag(model, weights, init_seed),
+        judge_tag(model),
         f"v{__version__}",
     ]
     return _safe("-".join(p for p in parts if p))

@@ -33,6 +33,7 @@ from ..core.manifest import MANIFEST_NAME, KeypointInfo, Manifest, StageEntry, V
 from ..families import find_family
 from ..runtimes.bundle import IMAGE_INPUTS, bundle_root_formats, is_bundle
 from ..zoo import get_spec
+from ..zoo.pretrained import person_score
 from . import source as source_mod
 from .formats import (
     PRECISIONS,
@@ -230,6 +231,9 @@ def _manifest(
     if static:
         extra["stage_batch"] = static  # stages whose converter had to fix the batch (see notes)
     extra.update(_family_extras(spec.family, src.config, artifacts))
+    judge = person_score(getattr(model, "pretrained", None))
+    if judge is not None:  # the shipped weights' measured person threshold travels with the bundle
+        extra["min_pose_score"] = judge
     return Manifest(
         model=src.name,
         family=spec.family,

@@ -145,7 +145,9 @@ class PoseEstimator:
     ``PoseEstimator(bundle, ...)`` returns a ``TopDownEstimator`` or a ``WholeFrameEstimator`` by the
     manifest's ``input_kind``. ``bundle``: a bundle directory (opened with ``edgepose.load``) or an
     open ``Bundle``. Top-down options: ``refine`` (heatmap refinement: ``dark``, ``shift``, ``none``),
-    ``quality_threshold`` (overrides the manifest's SHaRPose gate), ``detector`` (what finds the people
+    ``quality_threshold`` (overrides the manifest's SHaRPose gate), ``min_pose_score`` (the mean
+    keypoint confidence a box's pose needs to count as a person on a photo; default the manifest's
+    ``extra["min_pose_score"]``, measured for the shipped weights, else ``StillRefine``'s), ``detector`` (what finds the people
     when ``est(image)`` is called without boxes: ``KIND[:ARG]`` of ``edgepose.sdk.DETECTORS`` or a
     callable; made on first use). Whole-frame option: ``score_threshold`` (people kept; default the
     manifest's ``extra["score_threshold"]``, else 0.5); a whole-frame estimator ignores ``detector``.
@@ -357,8 +359,11 @@ class TopDownEstimator(PoseEstimator):
         quality_threshold: float | None = None,
         max_batch: int | None = None,
         detector="auto",
+        min_pose_score: float | None = None,
         **load_options,
     ):
+        from .stills import StillRefine
+
         super().__init__(bundle, device, max_batch, **load_options)
         m = self.manifest
         plan = STAGE_PLANS.get(tuple(m.stage_names))
@@ -372,6 +377,8 @@ class TopDownEstimator(PoseEstimator):
         self.quality_threshold = float(
             quality_threshold if quality_threshold is not None else m.extra.get("quality_threshold", 1.0)
         )
+        judge = min_pose_score if min_pose_score is not None else m.extra.get("min_pose_score")
+        self.still_refine = StillRefine() if judge is None else StillRefine(min_pose_score=float(judge))
         self.detector_spec = detector
         self._detector = None
         self._still_detector = None  # detector "auto" on a photo: every fetched detector pooled
@@ -401,8 +408,8 @@ class TopDownEstimator(PoseEstimator):
         if isinstance(self.detector_spec, str) and self.detector_spec == "auto":
             if self._still_detector is None:
                 self._still_detector = still_detector("auto")
-            return poses_on_still(self, image, self._still_detector)
-        return poses_on_still(self, image)
+            return poses_on_still(self, image, self._still_detector, self.still_refine)
+        return poses_on_still(self, image, refine=self.still_refine)
 
     # -- pre-processing --------------------------------------------------------------------------
     def prepare(
@@ -585,6 +592,7 @@ class WholeFrameEstimator(PoseEstimator):
     ):
         load_options.pop("refine", None)  # top-down options a generic caller may pass: not used here
         load_options.pop("quality_threshold", None)
+        load_options.pop("min_pose_score", None)
         super().__init__(bundle, device, max_batch, **load_options)
         m = self.manifest
         if tuple(m.stage_names) != ("frame", "temporal"):

@@ -124,8 +124,12 @@ def write_pretrained(
     trained_on: str,
     metrics: Mapping[str, Any] | None = None,
     note: str = "",
+    task_state: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write ``model`` as ``<name>.pt`` with fp16 tensors and add it to the directory's index."""
+    """Write ``model`` as ``<name>.pt`` with fp16 tensors and add it to the directory's index.
+    ``task_state``: the training run's training-only parameters (RLE's flow; a few KB, kept in fp32
+    under ``train.task`` as a run's checkpoint has them), so ``edgepose train --weights`` on the shipped
+    file continues with the flow it was trained with (``edgepose.training.task_state``)."""
     from .. import __version__
 
     name = getattr(model, "spec_name", None)
@@ -152,6 +156,8 @@ def write_pretrained(
         "state_dict": state,
         "meta": meta,
     }
+    if task_state:
+        obj["train"] = {"task": {k: v.detach().cpu() for k, v in task_state.items()}}
     path = directory / f"{name}.pt"
     with atomic_file(path) as f:
         torch.save(obj, f)
@@ -177,6 +183,26 @@ def write_pretrained(
     return path
 
 
+def _shipped(name: str, directory: str | os.PathLike | None) -> dict[str, dict]:
+    """The index, which must hold ``name``: a measurement needs the weights it measured."""
+    index = _index(directory)
+    if name not in index:
+        raise PretrainedError(f"no pretrained weights for {name!r} in {_dir(directory)}: write them first")
+    return index
+
+
+def _record(name: str, key: str, value: Any, directory: str | os.PathLike | None) -> dict[str, Any]:
+    """Write ``value`` under ``key`` of ``name``'s index entry (a measurement about the shipped file:
+    the ``.pt`` and its sha256 stay as they are)."""
+    directory = _dir(directory)
+    index = _shipped(name, directory)
+    index[name][key] = value
+    with atomic_file(directory / INDEX, "w") as f:
+        json.dump(dict(sorted(index.items())), f, indent=1)
+        f.write("\n")
+    return index[name]
+
+
 def record_int8(
     name: str,
     fmt: str,
@@ -188,20 +214,33 @@ def record_int8(
     """Record in the index how the int8 build of ``fmt`` scored against fp32 for the shipped ``name``;
     ``edgepose run --precision auto`` picks int8 only where this says it is within 1 AP. The record is
     about the build, not the weights, so it lives in the index (the ``.pt`` and its sha256 stay)."""
-    directory = _dir(directory)
-    index = _index(directory)
-    if name not in index:
-        raise PretrainedError(f"no pretrained weights for {name!r} in {directory}: write them first")
-    index[name].setdefault("int8", {})[fmt] = {
+    entry = _shipped(name, directory)[name]
+    builds = dict(entry.get("int8") or {})
+    builds[fmt] = {
         "ap": round(ap, 3),
         "fp32_ap": round(fp32_ap, 3),
         "how": how,
-        "settings": int8_settings(index[name]["model"]),
+        "settings": int8_settings(entry["model"]),
     }
-    with atomic_file(directory / INDEX, "w") as f:
-        json.dump(dict(sorted(index.items())), f, indent=1)
-        f.write("\n")
-    return index[name]
+    return _record(name, "int8", builds, directory)
+
+
+def record_person_score(
+    name: str, measured: Mapping[str, Any], directory: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """Record the stills path's person judge for the shipped ``name``: ``measured["min_pose_score"]``,
+    the mean keypoint confidence a box's pose needs to count as a person, measured on these weights
+    (``edgepose.bench.person_judge``: each file has its own confidence scale). Exports of the weights
+    carry it in the bundle manifest (``extra["min_pose_score"]``)."""
+    if not 0.0 < float(measured.get("min_pose_score", -1)) < 1.0:
+        raise ValueError(f"min_pose_score must be in (0, 1), got {measured.get('min_pose_score')!r}")
+    return _record(name, "person_score", dict(measured), directory)
+
+
+def person_score(info: Mapping | None) -> float | None:
+    """The measured person threshold of an index entry (``model.pretrained``), if it has one."""
+    rec = (info or {}).get("person_score") or {}
+    return float(rec["min_pose_score"]) if "min_pose_score" in rec else None
 
 
 def int8_settings(model) -> str:
@@ -234,7 +273,9 @@ __all__ = [
     "list_pretrained",
     "load_pretrained",
     "model_spec",
+    "person_score",
     "pretrained_info",
     "record_int8",
+    "record_person_score",
     "write_pretrained",
 ]
