@@ -126,7 +126,8 @@ def test_trainer_optimises_and_checkpoints_the_flow(synth, tmp_path):
     from edgepose.cli.train import _init_task
 
     task3 = build_task(spec, create_model("dsta_mnv2_tiny"))
-    assert "from" in _init_task(task3, str(tmp_path / "last.pt"))
+    note, fit = _init_task(task3, str(tmp_path / "last.pt"))
+    assert "from" in note and not fit
     final = read_checkpoint(tmp_path / "last.pt")["train"]["task"]
     assert all(torch.equal(v, final[k]) for k, v in task3.state_dict().items())
     from edgepose.zoo.checkpoints import save_checkpoint
@@ -134,8 +135,27 @@ def test_trainer_optimises_and_checkpoints_the_flow(synth, tmp_path):
     save_checkpoint(create_model("dsta_mnv2_tiny"), tmp_path / "weights-only.pt")
     task4 = build_task(spec, create_model("dsta_mnv2_tiny"))
     fresh = {k: v.clone() for k, v in task4.state_dict().items()}
-    assert "starts fresh" in _init_task(task4, str(tmp_path / "weights-only.pt"))
+    note, fit = _init_task(task4, str(tmp_path / "weights-only.pt"))
+    assert "starts fresh" in note and fit  # ... and is to be fitted to the weights first
     assert all(torch.equal(v, fresh[k]) for k, v in task4.state_dict().items())
+
+
+def test_a_fresh_flow_is_fitted_to_the_weights_without_touching_them(synth):
+    from edgepose.training.task_state import fit_task_state
+
+    torch.manual_seed(0)
+    spec, model = get_spec("dsta_mnv2_tiny"), create_model("dsta_mnv2_tiny")
+    model.train()
+    task = build_task(spec, model)
+    data = D.topdown_dataset(spec, D.load_split(synth, "train", spec), train=True)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}  # BN running statistics included
+    flow = {k: v.clone() for k, v in task.flow.state_dict().items()}
+    note = fit_task_state(model, task, data, batches=2, steps=60, batch_size=4)
+    before, after = (float(x) for x in note.rsplit("loss ", 1)[1].split(" -> "))
+    assert after < before  # the flow learnt the density of this model's residuals
+    assert any(not torch.equal(v, flow[k]) for k, v in task.flow.state_dict().items())
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())  # the model untouched
+    assert model.training and all(p.grad is None for p in model.parameters())
 
 
 class _BrightestPixel(torch.nn.Module):

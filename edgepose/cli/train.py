@@ -73,27 +73,29 @@ def _init_weights(model, path: str) -> str:
     return note
 
 
-def _init_task(task, path: str | None) -> str | None:
+def _init_task(task, path: str | None) -> tuple[str | None, bool]:
     """Carry the training-only state of a task (RLE's flow) over from an edgepose checkpoint given as
-    ``--weights``: a continuation of a run then starts from the flow it learnt, not a random one (whose
-    first steps would otherwise swamp the loss). Only a state of exactly the same keys and shapes."""
+    ``--weights`` (a run's, or shipped weights that keep it): a continuation of a run then starts from
+    the flow it learnt, not a random one (whose first steps would otherwise swamp the loss). Only a
+    state of exactly the same keys and shapes. Returns the note and whether the state must be fitted
+    to the weights first (``edgepose.training.task_state``: they hold none that fits)."""
     import torch
 
     from ..zoo.checkpoints import CheckpointError, read_checkpoint
 
     if path is None or not isinstance(task, torch.nn.Module) or not Path(path).is_file():
-        return None
+        return None, False
     mine = task.state_dict()
     if not mine:
-        return None
+        return None, False
     try:
         saved = (read_checkpoint(path).get("train") or {}).get("task") or {}
     except CheckpointError:  # _init_weights has read it already; nothing more to say here
-        return None
+        return None, False
     if set(saved) != set(mine) or any(saved[k].shape != v.shape for k, v in mine.items()):
-        return f"{type(task).__name__}'s training state starts fresh ({path} holds none that fits)"
+        return f"{type(task).__name__}'s training state starts fresh ({path} holds none that fits)", True
     task.load_state_dict(saved)
-    return f"{type(task).__name__}'s training state (e.g. RLE's flow) from {path}"
+    return f"{type(task).__name__}'s training state (e.g. RLE's flow) from {path}", False
 
 
 def _check_arguments(name: str, lr: float | None, weights: str | None, frames: int | None) -> None:
@@ -359,7 +361,7 @@ def register(app: typer.Typer) -> None:
                 notes.append(f"teacher: {desc}")
             task = build_task(spec, model, **options)
             notes += task.notes
-            carried = _init_task(task, weights if weights not in NAMED_STARTS else None)
+            carried, fit_state = _init_task(task, weights if weights not in NAMED_STARTS else None)
             if carried:
                 notes.append(carried)
 
@@ -387,6 +389,10 @@ def register(app: typer.Typer) -> None:
             calibrated = _calibrate(model, weights, train_set)
             if calibrated:
                 notes.append(calibrated)
+            if fit_state and not (resume and (out / "last.pt").is_file()):  # a resumed run has its own
+                from ..training.task_state import fit_task_state
+
+                notes.append(fit_task_state(model, task, train_set, seed=seed))
             val_split = val_set = None
             if val_every:
                 try:
