@@ -185,13 +185,15 @@ def poses_on_still(
 ) -> Results:
     """The people in one BGR photo: detect (``detector``, default ``est.detector``), merge people split
     in two, pose each, drop non-people and duplicates. ``refine=False`` poses every box as found
-    (boxes a user gave are people by their word); a :class:`StillRefine` sets the thresholds.
+    (boxes a user gave are people by their word); a :class:`StillRefine` sets the thresholds (default:
+    the estimator's ``still_refine``, which holds its bundle's measured person threshold).
     Whole-frame models find people themselves and are returned as they answer."""
     if not getattr(est, "needs_detector", True):
         return est(image)
     det = (detector or est.detector)(image, 0)
     if refine is False:
         return est(image, det.boxes, det.scores)
-    refine = refine if isinstance(refine, StillRefine) else StillRefine()
+    if not isinstance(refine, StillRefine):  # the estimator's own (its weights' measured threshold)
+        refine = getattr(est, "still_refine", None) or StillRefine()
     boxes, scores = merge_split_people(est, image, det.boxes, det.scores, refine)
     return drop_weak_and_contained(est(image, boxes, scores), refine)

@@ -114,6 +114,10 @@ def test_poses_on_still_given_boxes_are_kept_as_they_are():
     )
     assert len(poses_on_still(est, IMAGE, refine=False)) == 3
     assert len(poses_on_still(est, IMAGE)) == 1  # split person merged, the weak one dropped
+    est.still_refine = StillRefine(
+        min_pose_score=0.15
+    )  # the estimator's own (its weights' measured) threshold
+    assert len(poses_on_still(est, IMAGE)) == 2
 
 
 def test_the_ensemble_pools_detectors_and_removes_duplicates():
