@@ -527,8 +527,8 @@ def test_gather_kernel_gives_the_same_model_outputs():
     x = torch.randn(1, 3, 3, *a.input_size)
     with torch.no_grad():
         oa, ob = a(x), b(x)
-    for k in ("poses", "scores"):
-        torch.testing.assert_close(oa[k], ob[k], rtol=0, atol=1e-5)
+    for k in ("poses", "scores"):  # two summation orders of float32: a few ulp apart (poses reach ~55)
+        torch.testing.assert_close(oa[k], ob[k], rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["pave_r50_tiny", "pave_mnv2_tiny"])
