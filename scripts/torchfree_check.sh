@@ -58,7 +58,9 @@ echo "torchfree: venv $TFV: $("$TFV/bin/python" -m pip list --format=freeze 2>/d
 CHECK=$(mktemp -d)
 trap 'rm -rf "$CHECK"' EXIT
 cat >"$CHECK/check.py" <<'PY'
-"""check.py BUNDLE OUT.json FRAMES [--torch-free]: run the device side on real frames, write the poses."""
+"""check.py BUNDLE OUT.json FRAMES [--torch-free] [--boxes FROM.json]: run the device side on real
+frames, write the poses and the boxes they were given (FROM.json: another run's, so both pose the
+same boxes: the detector runs in each venv, and a box that moves by a pixel moves its pose)."""
 
 import importlib
 import json
@@ -69,6 +71,7 @@ import traceback
 
 BUNDLE, OUT, N = sys.argv[1], sys.argv[2], int(sys.argv[3])
 TORCH_FREE = "--torch-free" in sys.argv
+GIVEN = sys.argv[sys.argv.index("--boxes") + 1] if "--boxes" in sys.argv else None
 
 
 class NoTorch:
@@ -123,10 +126,13 @@ if video is not None:
     cap.release()
     # Boxes from the device side's own detector (NanoDet ONNX where fetched, else OpenCV HOG: no torch),
     # found once and then given to both the estimator and the pipeline.
-    det = make_detector("auto")
-    for i, img in enumerate(frames):
-        d = det(img, i)
-        boxes[i] = np.concatenate([d.boxes, d.scores[:, None]], 1)[d.scores >= 0.3][:4]
+    if GIVEN:
+        boxes = {int(i): np.array(b, np.float32).reshape(-1, 5) for i, b in json.load(open(GIVEN))["boxes"].items()}
+    else:
+        det = make_detector("auto")
+        for i, img in enumerate(frames):
+            d = det(img, i)
+            boxes[i] = np.concatenate([d.boxes, d.scores[:, None]], 1)[d.scores >= 0.3][:4]
     where = f"{video.name}, frames 0-{len(frames) - 1}"
 else:
     from edgepose.data.synthetic import SynthConfig, SyntheticVideo
@@ -163,7 +169,7 @@ assert video_poses and all(np.isfinite(p["keypoints"]).all() for p in video_pose
 assert len({p["track"] for p in video_poses}) >= 1
 est.close()
 seconds = time.perf_counter() - t
-json.dump({"single": single, "video": video_poses}, open(OUT, "w"))
+json.dump({"single": single, "video": video_poses, "boxes": {i: b.tolist() for i, b in boxes.items()}}, open(OUT, "w"))
 print(
     f"{'torch-free' if TORCH_FREE else 'with torch'}: {est.manifest.model} bundle on {where}: "
     f"PoseEstimator {len(single)} poses on {len(range(0, len(frames), max(1, len(frames) // 4)))} frames, "
@@ -175,7 +181,7 @@ if TORCH_FREE:
     assert "torch" not in sys.modules
 PY
 (cd "$CHECK" && "$TFV/bin/python" check.py "$BUNDLE" "$CHECK/free.json" "$FRAMES" --torch-free)
-(cd "$CHECK" && "$MAIN/bin/python" check.py "$BUNDLE" "$CHECK/torch.json" "$FRAMES")
+(cd "$CHECK" && "$MAIN/bin/python" check.py "$BUNDLE" "$CHECK/torch.json" "$FRAMES" --boxes "$CHECK/free.json")
 "$TFV/bin/python" - "$CHECK/free.json" "$CHECK/torch.json" <<'PY'
 import json
 import sys
