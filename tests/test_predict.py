@@ -120,6 +120,13 @@ def test_cli_predict_one_image_with_out_jpg(tiny_bundle, photos, tmp_path):
     assert len(img["poses"]) == 2 and img["width"] == 320
     assert cv2.imread(str(tmp_path / "x.jpg")).shape == (240, 320, 3)
     assert json.loads((tmp_path / "x.json").read_text())["poses"] == img["poses"]
+    assert doc["min_pose_score"] == 0.4  # a bundle without a measured person threshold: the default
+    res = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "y.jpg"), "--json", "--min-pose-score", "0.25"]
+    )
+    assert res.exit_code == 0 and json.loads(res.stdout)["min_pose_score"] == 0.25
+    res = CliRunner().invoke(app, [*args, "--min-pose-score", "1.5"])
+    assert res.exit_code != 0 and "min-pose-score" in res.output
 
 
 def test_cli_predict_folder_and_bad_outputs(tiny_bundle, photos, tmp_path):

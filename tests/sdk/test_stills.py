@@ -173,3 +173,25 @@ def shipped_estimator():
     est = open_estimator(path, "onnx", "cpu", None)
     yield est
     est.close()
+
+
+@pytest.mark.slow  # the shipped weights' fp32 bundle (cached by shipped_estimator)
+def test_cli_predict_poses_a_photo_in_fp32_with_the_measured_threshold(shipped_estimator, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgepose.cli import app
+    from edgepose.zoo.pretrained import person_score, pretrained_info
+
+    for need in ("messi5.jpg", "nanodet.onnx", "centernet.onnx"):
+        if asset_path(need) is None:
+            pytest.skip(missing_reason(need))
+    res = CliRunner().invoke(
+        app, ["predict", str(asset_path("messi5.jpg")), "--out", str(tmp_path / "m.jpg"), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    # --precision auto is fp32 on photos: in int8 the kick's two half-boxes stay two people
+    assert "onnx fp32 bundle" in doc["how"] and len(doc["images"][0]["poses"]) == 1
+    assert doc["min_pose_score"] == person_score(pretrained_info("dsta_mnv2_coco"))
