@@ -2,10 +2,11 @@
 
 The stills path (``edgepose.sdk.stills``) keeps a box as a person when its pose's mean keypoint
 confidence reaches the bundle's person threshold (``min_pose_score``: measured per shipped weights
-file by ``edgepose.bench.person_judge``, else ``StillRefine``'s); weights whose confidences drift (a continuation
-whose RLE flow restarted at random did) keep background boxes as people. ``photo_people`` poses every
-box the stills detectors find on the four photos and counts what ``poses_on_still`` keeps against the
-people clearly visible there (the counts of tests/sdk/test_stills.py)."""
+file by ``edgepose.bench.person_judge``, else ``StillRefine``'s); weights whose confidences drift (a
+continuation whose RLE flow restarted at random did) keep background boxes as people.
+``photo_people`` poses every box the stills detectors find on the four photos and counts what
+``poses_on_still`` keeps against the people clearly visible there (the counts of
+tests/sdk/test_stills.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def photo_people(bundle: str | Path, min_pose_score: float | None = None) -> lis
                 "confidences": conf,
                 "threshold": threshold,
                 "passing": sum(c >= threshold for c in conf),
-                "kept": len(poses_on_still(est, image, detector, est.still_refine)),
+                "kept": len(poses_on_still(est, image, detector)),  # at est.still_refine's threshold
                 "people": people,
             }
         )

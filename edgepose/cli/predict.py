@@ -199,13 +199,12 @@ def register(app: typer.Typer) -> None:
                 if min_pose_score is not None:
                     est.still_refine = StillRefine(min_pose_score=min_pose_score)
                 judge = est.still_refine.min_pose_score
-                origin = (
-                    "given"
-                    if min_pose_score is not None
-                    else "measured for these weights"
-                    if "min_pose_score" in est.manifest.extra
-                    else "the default: none measured for these weights"
-                )
+                if min_pose_score is not None:
+                    origin = "given"
+                elif "min_pose_score" in est.manifest.extra:
+                    origin = "measured for these weights"
+                else:
+                    origin = "the default: none measured for these weights"
                 say(f"person threshold: mean keypoint confidence {judge:g} ({origin})")
             try:
                 if est.needs_detector:

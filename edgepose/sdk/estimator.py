@@ -147,8 +147,8 @@ class PoseEstimator:
     open ``Bundle``. Top-down options: ``refine`` (heatmap refinement: ``dark``, ``shift``, ``none``),
     ``quality_threshold`` (overrides the manifest's SHaRPose gate), ``min_pose_score`` (the mean
     keypoint confidence a box's pose needs to count as a person on a photo; default the manifest's
-    ``extra["min_pose_score"]``, measured for the shipped weights, else ``StillRefine``'s), ``detector`` (what finds the people
-    when ``est(image)`` is called without boxes: ``KIND[:ARG]`` of ``edgepose.sdk.DETECTORS`` or a
+    ``extra["min_pose_score"]``, measured for the shipped weights, else ``StillRefine``'s),
+    ``detector`` (what finds the people when ``est(image)`` is called without boxes: ``KIND[:ARG]`` of ``edgepose.sdk.DETECTORS`` or a
     callable; made on first use). Whole-frame option: ``score_threshold`` (people kept; default the
     manifest's ``extra["score_threshold"]``, else 0.5); a whole-frame estimator ignores ``detector``.
     ``workers``: CPU sessions a stage call's rows are split over (the bundle's own plus ``workers - 1``
