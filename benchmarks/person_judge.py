@@ -31,7 +31,7 @@ MODEL = "dsta_mnv2_coco"
 def main(argv=None) -> int:
     from edgepose.bench.bundles import cached_bundle
     from edgepose.sdk.stills import StillRefine
-    from edgepose.zoo.pretrained import load_pretrained, record_person_score
+    from edgepose.zoo.pretrained import record_person_score
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -62,8 +62,7 @@ def main(argv=None) -> int:
     )
     table.extra["text_columns"] = ["weights", "threshold"]
     for weights in args.weights or ["pretrained"]:
-        model = load_pretrained(MODEL) if weights == "pretrained" else MODEL
-        bundle = cached_bundle(model, weights=None if weights == "pretrained" else weights)
+        bundle = cached_bundle(MODEL, weights=weights)  # "pretrained": the shipped weights
         try:
             m = measure(bundle, args.labels, args.background_kept)
             rows = {t: photo_people(bundle, t) for t in (m.threshold, default)}

@@ -29,7 +29,6 @@ MODEL = "dsta_mnv2_coco"
 
 def main(argv=None) -> int:
     from edgepose.bench.bundles import cached_bundle
-    from edgepose.zoo.pretrained import load_pretrained
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -53,8 +52,7 @@ def main(argv=None) -> int:
     )
     table.extra["text_columns"] = ["weights", "photo", "box confidences (as found, highest first)"]
     for weights in args.weights or ["pretrained"]:
-        model = load_pretrained(MODEL) if weights == "pretrained" else MODEL
-        bundle = cached_bundle(model, weights=None if weights == "pretrained" else weights)
+        bundle = cached_bundle(MODEL, weights=weights)  # "pretrained": the shipped weights
         try:
             rows = photo_people(bundle)
         except FileNotFoundError as e:
