@@ -121,9 +121,9 @@ def main(argv=None) -> int:
         candidate = bundles[f"{name} ({weights}, fp16)"]
         j = person_judge.measure(candidate, args.labels, threads=args.threads).record()
         miscounted = [
-            f"{r['photo']} {r['kept']} kept of {r['people']}"
+            f"{r['photo']} {r['shown']}"
             for r in photo_people(candidate, j["min_pose_score"])
-            if r["kept"] != r["people"]
+            if not r["right"]
         ]
         table.name = "ship_real"
         table.title = f"Shipping {weights} as {name}: " + table.title

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from ..sdk.tracker import inside_matrix
 from ..sdk.types import Detections
 
 
@@ -60,14 +61,6 @@ def _nms(boxes: np.ndarray, rank: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, np.int64).reshape(-1)
 
 
-def _inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)): the share of each box of ``a`` that lies inside each box of ``b``."""
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    area = np.clip((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), 1.0, None)
-    return ix * iy / area[:, None]
-
-
 def detect_tiled(
     detect: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     image: np.ndarray,
@@ -97,7 +90,7 @@ def detect_tiled(
     if len(passes) > 1:
         (fb, fs, fc), tile_boxes = per_pass[0], np.concatenate([p[0] for p in per_pass[1:]])
         if len(fb) and len(tile_boxes):
-            within = _inside(tile_boxes, fb) >= 0.8  # (tile boxes, frame boxes)
+            within = inside_matrix(tile_boxes, fb) >= 0.8  # (tile boxes, frame boxes)
             tall = (tile_boxes[:, 3] - tile_boxes[:, 1])[:, None] >= 0.5 * (fb[:, 3] - fb[:, 1])[None]
             merged = np.zeros(len(fb), bool)
             for j in range(len(fb)):
@@ -116,7 +109,7 @@ def detect_tiled(
     whole = keep[~cut[keep]]
     if len(whole):
         part = keep[cut[keep]]
-        inside = _inside(boxes[part], boxes[whole]).max(1) > 0.6 if len(part) else np.zeros(0, bool)
+        inside = inside_matrix(boxes[part], boxes[whole]).max(1) > 0.6 if len(part) else np.zeros(0, bool)
         keep = np.concatenate([whole, part[~inside]])
     keep = keep[np.argsort(-scores[keep], kind="stable")]
     return Detections(boxes[keep], scores[keep])

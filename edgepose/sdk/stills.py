@@ -34,7 +34,7 @@ import numpy as np
 
 from .detectors import DEFAULT_DETECTOR, make_detector, nms
 from .results import Results
-from .tracker import iou_matrix
+from .tracker import inside_matrix, iou_matrix
 from .types import Detections
 
 #: the real detectors pooled by ``still_detector("auto")``, where fetched (first: the video default)
@@ -103,14 +103,6 @@ def pose_confidence(scores: np.ndarray) -> np.ndarray:
     return s.mean(axis=-1) if s.size else np.zeros(len(s))
 
 
-def _inside(a: np.ndarray, b: np.ndarray) -> float:
-    """The share of box ``a``'s area that lies inside box ``b``."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    area = (a[2] - a[0]) * (a[3] - a[1])
-    return max(w, 0.0) * max(h, 0.0) / area if area > 0 else 0.0
-
-
 def merge_split_people(
     est, image: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray, refine: StillRefine = StillRefine()
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -161,15 +153,16 @@ def drop_weak_and_contained(results: Results, refine: StillRefine = StillRefine(
     (by ``merge_gain``): the same person again, or a part of them. Judged against every confident box,
     not only those kept so far, so a tie as confident as its wearer goes whichever comes first."""
     conf = pose_confidence(np.stack([p.scores for p in results])) if len(results) else np.zeros(0)
-    boxes = [np.asarray(p.box, np.float64) for p in results]
-    area = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]
+    boxes = np.array([p.box for p in results], np.float64).reshape(-1, 4)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    inside = inside_matrix(boxes, boxes)
     confident = [i for i in np.argsort(-conf, kind="stable") if conf[i] >= refine.min_pose_score]
     kept = [
         results[i]
         for i in confident
         if not any(
             area[j] > area[i]  # the larger of two that overlap almost wholly is the person
-            and _inside(boxes[i], boxes[j]) >= refine.contained
+            and inside[i, j] >= refine.contained
             and conf[i] < conf[j] + refine.merge_gain
             for j in confident
         )

@@ -51,6 +51,17 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def inside_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The share of each box of ``a`` that lies inside each box of ``b``: (N, 4) x (M, 4) -> (N, M);
+    0 for a box of no area. Not symmetric: a part inside a whole is 1, the whole inside its part less."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    area = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    return np.where(area[:, None] > 0, iw * ih / np.maximum(area[:, None], 1e-12), 0.0)
+
+
 def oks_matrix(
     a: np.ndarray,
     b: np.ndarray,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgepose.bench.still_people import PHOTOS, Photo, describe, judge_boxes
 from edgepose.core.assets import asset_path, missing_reason
 from edgepose.sdk.results import Results
 from edgepose.sdk.stills import (
@@ -135,12 +136,20 @@ def test_the_ensemble_pools_detectors_and_removes_duplicates():
         DetectorEnsemble([])
 
 
-PHOTOS = {  # file: (people clearly visible, a point inside each of them, x y)
-    "bus.jpg": (4, [(140, 600), (280, 600), (750, 600), (40, 700)]),
-    "zidane.jpg": (2, [(400, 500), (900, 400)]),
-    "messi5.jpg": (1, [(280, 200)]),
-    "basketball1.png": (2, [(90, 300), (560, 300)]),
-}
+def test_photo_ground_truth_wants_each_person_once_and_ignores_crowds():
+    photo = Photo(((10, 10), (50, 10)), crowd=((0, 100, 200, 200),))
+    a, b, in_crowd = [0, 0, 20, 20], [40, 0, 60, 20], [5, 120, 25, 160]
+    judged = judge_boxes(photo, [a, b, in_crowd])
+    assert judged == {"people": 2, "found": 2, "extra": 0, "crowd": 1, "right": True}
+    assert describe(judged) == "2 of 2 + 1 in the crowd"
+    both = judge_boxes(photo, [[0, 0, 60, 20]])  # one box over two people finds one
+    assert (both["found"], both["extra"], both["right"]) == (1, 0, False)
+    twice = judge_boxes(photo, [a, a, b])  # a duplicate is one too many
+    assert (twice["found"], twice["extra"], twice["right"]) == (2, 1, False)
+    assert describe(twice) == "2 of 2 + 1 extra"
+    for stray in ([100, 0, 120, 40], [5, 80, 25, 120]):  # out of the crowd, or only half in it
+        assert judge_boxes(photo, [a, b, stray])["extra"] == 1
+    assert judge_boxes(Photo(((10, 10),)), [])["found"] == 0
 
 
 @pytest.mark.slow  # exports the shipped weights once (about a minute on two cores)
@@ -149,14 +158,13 @@ def test_every_clearly_visible_person_on_the_fetched_photos_is_found_once(photo,
     for need in (photo, "nanodet.onnx", "centernet.onnx"):
         if asset_path(need) is None:
             pytest.skip(missing_reason(need))
-    count, points = PHOTOS[photo]
     (res,) = shipped_estimator.predict(asset_path(photo))  # detector "auto": stills pool them
-    assert len(res) == count, [p.box.round().tolist() for p in res]
-    for x, y in points:  # each person holds exactly one box
-        inside = [p for p in res if p.box[0] <= x <= p.box[2] and p.box[1] <= y <= p.box[3]]
-        assert len(inside) >= 1, (x, y, [p.box.round().tolist() for p in res])
+    judged = judge_boxes(PHOTOS[photo], [p.box for p in res])
+    assert judged["right"], (judged, [p.box.round().tolist() for p in res])
     if photo == "messi5.jpg":  # one box over the whole kick, not a half
-        assert res[0].box[2] - res[0].box[0] > 300
+        (x, y) = PHOTOS[photo].people[0]
+        (kick,) = [p.box for p in res if p.box[0] <= x <= p.box[2] and p.box[1] <= y <= p.box[3]]
+        assert kick[2] - kick[0] > 300
 
 
 @pytest.fixture(scope="module")
@@ -193,5 +201,7 @@ def test_cli_predict_poses_a_photo_in_fp32_with_the_measured_threshold(shipped_e
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     # --precision auto is fp32 on photos: in int8 the kick's two half-boxes stay two people
-    assert "onnx fp32 bundle" in doc["how"] and len(doc["images"][0]["poses"]) == 1
+    assert "onnx fp32 bundle" in doc["how"]
+    judged = judge_boxes(PHOTOS["messi5.jpg"], [q["box"] for q in doc["images"][0]["poses"]])
+    assert judged["right"], judged
     assert doc["min_pose_score"] == person_score(pretrained_info("dsta_mnv2_coco"))
