@@ -10,18 +10,19 @@ and one pose per box, and each has a cheap fix once the pose model is in the loo
 * **split people**: every detector here cuts the player in a wide kick in ``messi5.jpg`` into two
   overlapping half-boxes; a top-down pose on a half-box is poor. Two overlapping boxes are tried as
   one: when the pose in their union is clearly more confident than both halves' (shipped
-  ``dsta_mnv2_coco``: 0.81 against 0.72 and 0.59 there; for two real people side by side the union
-  loses: 0.54 against 0.63/0.55 in ``zidane.jpg``, 0.62 against 0.79/0.78 in ``bus.jpg``), the
+  ``dsta_mnv2_coco``: 0.78 against 0.69 and 0.46 there; for two real people side by side the union
+  loses: 0.44 against 0.60/0.50 in ``zidane.jpg``, 0.56 against 0.77/0.76 in ``bus.jpg``), the
   union replaces them (:func:`merge_split_people`);
-* **non-people**: boxes on a ball and hands, on a tie, on distant heads in a stadium crowd give
-  poses of low mean confidence (0.17-0.35, against 0.46-0.86 for the eleven people of the four
-  photos), and a box mostly inside a more confident person's is that person again (the tie in
-  ``zidane.jpg``, 0.54); both are dropped (:func:`drop_weak_and_contained`).
+* **non-people**: boxes on a ball and hands, on a tie, on heads and shoulders in a stadium crowd
+  give poses of low mean confidence (0.10-0.27 and 0.17, against 0.31-0.84 for the eleven people of
+  the four photos; one blurred spectator in the stands, 0.30, passes), and a box mostly inside a
+  more confident person's is that person again (the tie in ``zidane.jpg``, 0.53); both are dropped
+  (:func:`drop_weak_and_contained`).
 
 The thresholds are the defaults of :class:`StillRefine`, except the person threshold of shipped
 weights: confidence is each weights file's own scale, so ``min_pose_score`` is measured per file
 (``edgepose.bench.person_judge``: what 5% of person-sized background boxes reach on held-out
-frames; 0.396 for the shipped ``dsta_mnv2_coco``), recorded in the weights index and carried by
+frames; 0.29 for the shipped ``dsta_mnv2_coco``), recorded in the weights index and carried by
 their bundles (``extra["min_pose_score"]``), which the estimator reads.
 """
 
