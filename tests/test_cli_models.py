@@ -95,6 +95,19 @@ def test_table_fits_80_columns_and_is_plain_in_a_pipe(fake_measure):
     assert "1.00 [1.1]" in row and "0.400 [0.45]" in row and "64x48 synthetic" in row
 
 
+def test_shipped_column_says_what_data_the_weights_saw_not_what_a_recipe_is_called():
+    from edgepose.cli.models import _shipped
+    from edgepose.zoo.pretrained import pretrained_info
+
+    for name, shown in (("dsta_mnv2_coco", "256x192 real"), ("dsta_mnv2", "64x48 synthetic")):
+        info = pretrained_info(
+            name
+        )  # the shipped index: the real run's commands name --recipe dsta_synthetic
+        assert _shipped({"pretrained": info}) == shown
+    assert _shipped({"pretrained": {"input_size": [8, 6], "trained_on": "unrecorded"}}) == "8x6"
+    assert _shipped({}) == "-"
+
+
 def test_measured_row_of_a_tiny_model_has_costs():
     row = _catalog.measure_row("dsta_mnv2_tiny")
     assert row["params_m"] > 0 and set(row["gflops"]) == {"frame", "temporal"}

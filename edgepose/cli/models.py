@@ -25,7 +25,10 @@ def _shipped(r: dict) -> str:
     if not p:
         return "-"
     size = "x".join(map(str, p.get("input_size") or []))
-    return size + (" synthetic" if "synthetic" in (p.get("trained_on") or "").lower() else "")
+    # trained_on names the data first ("real footage pseudo-labelled ...", "edgepose synthetic benchmark
+    # only ..."); later clauses name commands, whose recipes (--recipe dsta_synthetic) say nothing of it
+    data = (p.get("trained_on") or "").split(";")[0].split("(")[0].lower()
+    return size + (" synthetic" if "synthetic" in data else " real" if "real" in data else "")
 
 
 def _params(r: dict) -> str:
