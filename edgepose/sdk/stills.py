@@ -14,7 +14,7 @@ and one pose per box, and each has a cheap fix once the pose model is in the loo
   loses: 0.44 against 0.60/0.50 in ``zidane.jpg``, 0.56 against 0.77/0.76 in ``bus.jpg``), the
   union replaces them (:func:`merge_split_people`);
 * **non-people**: boxes on a ball and hands (0.17) and on heads and shoulders in a stadium crowd
-  (0.10-0.27) give poses of low mean confidence, against 0.31-0.84 for the eleven people of the
+  (0.10-0.27) give poses of low mean confidence, against 0.31-0.84 for the nine people of the
   four photos (one blurred spectator in the stands, 0.30, passes: a real person), and a box mostly
   inside a more confident person's is that person again (the tie in ``zidane.jpg``, 0.53); both are
   dropped (:func:`drop_weak_and_contained`).
